@@ -1,0 +1,19 @@
+"""liecheck: modified-backpropagation attributions and tests of their faithfulness.
+
+Implements, and goes beyond, Sixt, Granz & Landgraf (ICML 2020), "When Explanations
+Lie: Why Many Modified BP Attributions Fail".
+"""
+
+from .attribution import Attribution, Explainer, attribute
+from .graph import Graph, UnsupportedOperation, register_op, trace
+from .heatmap import heatmap
+from .methods import DEFAULTS, Method, get_method, method_names, methods, register_method
+from .walk import NonFiniteRelevance, propagate
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Attribution", "Explainer", "attribute", "Graph", "UnsupportedOperation", "register_op",
+    "trace", "heatmap", "DEFAULTS", "Method", "get_method", "method_names", "methods",
+    "register_method", "NonFiniteRelevance", "propagate",
+]

@@ -1,0 +1,136 @@
+"""Public attribution API: ``attribute(model, x, method)`` and the reusable
+:class:`Attribution` (Captum-shaped: ``Attribution(model, method).attribute(x, target=...)``).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+import torch.nn as nn
+
+from .graph import Graph, trace
+from .methods import Method, get_method, start_relevance
+from .walk import propagate
+
+
+def _targets(target, logits: torch.Tensor) -> torch.Tensor:
+    n = logits.shape[0]
+    if target is None:
+        return logits.argmax(1)
+    t = torch.as_tensor(target, device=logits.device).long().view(-1)
+    if t.numel() == 1 and n > 1:
+        t = t.expand(n)
+    if t.numel() != n:
+        raise ValueError(f"target has {t.numel()} entries for a batch of {n}")
+    if (t < 0).any() or (t >= logits.shape[1]).any():
+        raise ValueError(f"target out of range [0, {logits.shape[1]})")
+    return t
+
+
+class Explainer:
+    """A traced model ready for walks. Trace once, explain many batches.
+
+    Parameters
+    ----------
+    model : ``nn.Module`` (left untouched) or an already traced :class:`Graph`.
+    device : where to run (default: the model's device).
+    """
+
+    def __init__(self, model: nn.Module | Graph, device: str | torch.device | None = None):
+        self.graph = model if isinstance(model, Graph) else trace(model)
+        if device is None:
+            p = next(self.graph.module.parameters(), None)
+            device = p.device if p is not None else torch.device("cpu")
+        self.device = torch.device(device)
+        self.graph.to(self.device)
+        self._rules: dict = {}
+
+    def rules(self, method: Method, params: dict):
+        key = (method.name, id(method), tuple(sorted((k, repr(v)) for k, v in params.items())))
+        if key not in self._rules:
+            self._rules[key] = method.rules(self.graph, **params)
+        return self._rules[key]
+
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.graph.forward(x.to(self.device), keep=lambda n: False)[self.graph.output]
+
+    def walk(self, x: torch.Tensor, method: str | Method, inject=None, record: Iterable[str] = (),
+             target=None, **params) -> dict[str, torch.Tensor]:
+        """One forward + reverse walk; see :func:`liecheck.walk.propagate`.
+
+        Without ``inject``, relevance starts at the logits as the method says
+        (explaining ``target``, default: the predicted class).
+        """
+        m = get_method(method)
+        p = {**m.params, **params}
+        x = x.to(self.device)
+        if m.attribute_fn is not None and not m.walkable:
+            raise ValueError(f"method '{m.name}' is not a single backward walk")
+        start_fn = None
+        if inject is None:
+            def start_fn(acts):
+                logits = acts[self.graph.output]
+                t = _targets(target, logits)
+                return {self.graph.output: start_relevance(m, logits, t, p)}
+        state = {"params": p, "target": target, "method": m}
+        prepare = getattr(m, "prepare", None)
+        with torch.no_grad():
+            return propagate(self.graph, x, self.rules(m, p), inject=inject, record=record,
+                             start_fn=start_fn, state=state)
+
+    def attribute(self, x: torch.Tensor, method: str | Method, target=None, **params
+                  ) -> torch.Tensor:
+        """Attribution map of the input's shape ``(N, C, H, W)``."""
+        m = get_method(method)
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"inputs must be a tensor, not {type(x).__name__}")
+        x = x.to(self.device)
+        p = {**m.params, **params}
+        if m.attribute_fn is not None:
+            return m.attribute_fn(self, x, target, p)
+        out = self.walk(x, m, record=[self.graph.input], target=target, **params)
+        r = out.get(self.graph.input)
+        if r is None:
+            r = torch.zeros_like(x)
+        if m.post == "x_input":
+            r = r * x
+        return r
+
+
+class Attribution:
+    """Captum-style wrapper: trace once in the constructor, reuse across calls.
+
+    >>> attr = Attribution(model, "lrp_a1b0")
+    >>> maps = attr.attribute(images, target=labels)
+    """
+
+    def __init__(self, model: nn.Module, method: str | Method, device=None, **params):
+        self.method = get_method(method)
+        self.params = params
+        self.explainer = Explainer(model, device=device)
+
+    def attribute(self, inputs: torch.Tensor, target=None, **params) -> torch.Tensor:
+        return self.explainer.attribute(inputs, self.method, target=target,
+                                        **{**self.params, **params})
+
+
+def attribute(model: nn.Module, inputs: torch.Tensor, method: str | Method, target=None,
+              device=None, **params) -> torch.Tensor:
+    """Explain ``model`` on ``inputs`` with ``method``.
+
+    Parameters
+    ----------
+    model : any torch.fx-traceable CNN. It is deep-copied; the original keeps its
+        weights, hooks and training flag.
+    inputs : ``(N, C, H, W)`` batch in the model's input space.
+    method : a registry name (see :func:`liecheck.methods`) or a :class:`Method`.
+    target : class indices (int or ``(N,)``); default: the predicted classes.
+    **params : method parameters (e.g. ``epsilon=1e-3``).
+
+    Returns
+    -------
+    Tensor ``(N, C, H, W)``: the relevance at the input.
+    """
+    return Attribution(model, method, device=device, **params).attribute(inputs, target=target)

@@ -1,0 +1,99 @@
+"""Gradient-family rules: plain gradient, Deconv, Guided BP, RectGrad, max-pool switches."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .base import Rule
+
+
+class GradientLinear(Rule):
+    """Multiply by the transposed weight: ``W^T r``."""
+
+    needs_inputs = False
+
+    def backward(self, ctx, node, r):
+        return [node.op.transpose(r, ctx.shape(node.inputs[0]))]
+
+
+class GradientReLU(Rule):
+    """ReLU derivative: ``r * 1[h > 0]`` (mask read from the ReLU's output)."""
+
+    needs_inputs = False
+    needs_output = True
+
+    def backward(self, ctx, node, r):
+        return [r * (ctx.output(node) > 0)]
+
+
+class DeconvReLU(Rule):
+    """Deconv (Zeiler & Fergus 2014): ReLU on the backward signal, forward mask dropped."""
+
+    needs_inputs = False
+
+    def backward(self, ctx, node, r):
+        return [r.clamp(min=0)]
+
+
+class GuidedReLU(Rule):
+    """Guided BP (Springenberg et al. 2014, paper eq. 14): ``[M r]^+``."""
+
+    needs_inputs = False
+    needs_output = True
+
+    def backward(self, ctx, node, r):
+        return [r.clamp(min=0) * (ctx.output(node) > 0)]
+
+
+def per_sample_percentile(t: torch.Tensor, q: float) -> torch.Tensor:
+    """numpy-style (linear interpolation) ``q``-th percentile of each sample of ``t``.
+
+    Returns shape ``(N, 1, ..., 1)`` broadcastable against ``t``. Uses ``kthvalue``
+    so that it has no size limit (``torch.quantile`` refuses > 2**24 elements).
+    """
+    flat = t.reshape(t.shape[0], -1)
+    n = flat.shape[1]
+    pos = (n - 1) * q / 100.0
+    lo, frac = int(math.floor(pos)), pos - math.floor(pos)
+    v_lo = flat.kthvalue(lo + 1, dim=1).values
+    if frac > 0 and lo + 2 <= n:
+        v_hi = flat.kthvalue(lo + 2, dim=1).values
+        v_lo = v_lo + frac * (v_hi - v_lo)
+    return v_lo.view(-1, *([1] * (t.dim() - 1)))
+
+
+class RectGradReLU(Rule):
+    """RectGrad (Kim et al. 2019): at each ReLU output keep the gradient only where
+    ``a * g`` is strictly above its per-sample ``q``-th percentile (default 98)."""
+
+    needs_inputs = False
+    needs_output = True
+
+    def __init__(self, q: float = 98.0):
+        self.q = q
+
+    def backward(self, ctx, node, r):
+        a = ctx.output(node)
+        ag = a * r
+        tau = per_sample_percentile(ag, self.q)
+        return [r * ((ag > tau) & (a > 0))]
+
+
+class MaxPoolSwitch(Rule):
+    """Max pooling, winner-take-all: relevance goes to the arg-max of each window
+    (the max-pool gradient; overlapping windows add up)."""
+
+    def backward(self, ctx, node, r):
+        x = ctx.inputs(node)[0]
+        p = node.op
+        _, idx = torch.nn.functional.max_pool2d(x, return_indices=True, **p)
+        g = torch.ops.aten.max_pool2d_with_indices_backward(
+            r, x, _pair(p["kernel_size"]), _pair(p["stride"] or p["kernel_size"]),
+            _pair(p["padding"]), _pair(p["dilation"]), p["ceil_mode"], idx)
+        return [g]
+
+
+def _pair(v):
+    return list(v) if isinstance(v, (tuple, list)) else [v, v]

@@ -1,0 +1,147 @@
+"""The reverse walk: one recorded forward pass, then each node's rule in reverse order.
+
+``propagate(graph, x, rules, inject, record)`` is the engine every method and
+metric uses. Relevance can be injected at any node (any tensor of that node's
+output shape) and read at any set of nodes in the same pass; where a tensor feeds
+several nodes, the relevances add. Activations are released as soon as the walk
+has passed them, and only those some rule needs are kept at all.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+import torch
+
+from .graph import INPUT, Graph, Node
+from .rules.base import Rule
+
+
+class NonFiniteRelevance(FloatingPointError):
+    """Relevance became NaN or infinite during the walk."""
+
+
+class Walk:
+    """The context a rule sees: activations, shapes and per-walk state."""
+
+    def __init__(self, graph: Graph, acts: dict[str, torch.Tensor], shapes: dict[str, tuple],
+                 state: dict | None = None):
+        self.graph = graph
+        self.acts = acts
+        self.shapes = shapes
+        self.state = state if state is not None else {}
+
+    def output(self, node: Node) -> torch.Tensor:
+        return self.acts[node.name]
+
+    def inputs(self, node: Node) -> list[torch.Tensor]:
+        return [self.acts[i] for i in node.inputs]
+
+    def act(self, name: str) -> torch.Tensor:
+        return self.acts[name]
+
+    def shape(self, name: str) -> tuple:
+        return self.shapes[name]
+
+
+def forward(graph: Graph, x: torch.Tensor, rules: Mapping[str, Rule] | None = None,
+            extra_keep: Iterable[str] = ()) -> tuple[dict, dict]:
+    """Run the graph once; keep the activations the rules need.
+
+    Returns ``(acts, shapes)``. With ``rules=None`` every activation is kept.
+    """
+    keep_names: set[str] | None = None
+    if rules is not None:
+        keep_names = set(extra_keep)
+        for n in graph.nodes:
+            rule = rules.get(n.name)
+            if rule is None:
+                continue
+            if rule.needs_output:
+                keep_names.add(n.name)
+            if rule.needs_inputs:
+                keep_names.update(n.inputs)
+    shapes: dict[str, tuple] = {}
+
+    def keep(node: Node) -> bool:
+        return keep_names is None or node.name in keep_names
+
+    acts = graph.forward(x, keep=keep, shapes=shapes)
+    return acts, shapes
+
+
+def propagate(graph: Graph, x: torch.Tensor, rules: Mapping[str, Rule],
+              inject: Mapping[str, torch.Tensor] | None = None,
+              record: Iterable[str] = (), start_fn=None, state: dict | None = None,
+              check_finite: bool = True) -> dict[str, torch.Tensor]:
+    """Forward ``x`` through ``graph``, then walk back with ``rules``.
+
+    Parameters
+    ----------
+    graph : a traced :class:`~liecheck.graph.Graph`.
+    x : input batch ``(N, C, H, W)``.
+    rules : node name -> :class:`~liecheck.rules.base.Rule` (see ``methods``).
+    inject : node name -> relevance at that node's output (shape of the output).
+    record : node names whose relevance (at their output) is returned.
+    start_fn : ``start_fn(acts) -> {node: relevance}`` computed after the forward
+        pass (e.g. one-hot times the logits); merged with ``inject``.
+    state : per-walk dictionary handed to the rules (``ctx.state``).
+
+    Returns
+    -------
+    dict node name -> relevance for every recorded node the walk reached
+    (``"output"`` -> the logits is added).
+    """
+    record = [graph.resolve(r) for r in record]
+    inject = {graph.resolve(k): v for k, v in (inject or {}).items()}
+    acts, shapes = forward(graph, x, rules, extra_keep=[graph.output])
+    logits = acts[graph.output]
+    if start_fn is not None:
+        for k, v in start_fn(acts).items():
+            k = graph.resolve(k)
+            inject[k] = inject[k] + v if k in inject else v
+    ctx = Walk(graph, acts, shapes, state)
+    return _walk(graph, ctx, rules, inject, record, logits, check_finite)
+
+
+def _walk(graph, ctx, rules, inject, record, logits, check_finite):
+    rel: dict[str, torch.Tensor] = {}
+    pending = dict(inject)
+    start_index = max(graph.by_name[k].index for k in pending) if pending else -1
+    for k, v in pending.items():
+        if tuple(v.shape) != tuple(ctx.shapes[k]):
+            raise ValueError(f"relevance injected at '{k}' has shape {tuple(v.shape)}, the "
+                             f"node's output has shape {tuple(ctx.shapes[k])}")
+    recorded: dict[str, torch.Tensor] = {}
+    record_set = set(record)
+    for node in reversed(graph.nodes[: start_index + 1]):
+        r = rel.pop(node.name, None)
+        if node.name in pending:
+            r = pending.pop(node.name) if r is None else r + pending.pop(node.name)
+        if r is None:
+            _release(ctx, node)
+            continue
+        if check_finite and not torch.isfinite(r).all():
+            raise NonFiniteRelevance(
+                f"relevance at node '{node.name}' is not finite (NaN or inf); the rule "
+                f"above it divided by a near-zero denominator. Try an epsilon rule there.")
+        if node.name in record_set:
+            recorded[node.name] = r
+        if node.kind == INPUT:
+            continue
+        rule = rules.get(node.name)
+        if rule is None:
+            raise KeyError(f"no rule for node '{node.name}' ({node.kind})")
+        outs = rule.backward(ctx, node, r)
+        for name, ri in zip(node.inputs, outs):
+            if ri is None:
+                continue
+            rel[name] = rel[name] + ri if name in rel else ri
+        _release(ctx, node)
+    recorded["output"] = logits
+    return recorded
+
+
+def _release(ctx: Walk, node: Node) -> None:
+    """Free the node's output: every consumer has already been visited."""
+    ctx.acts.pop(node.name, None)
