@@ -1,0 +1,6 @@
+"""Models: the paper's CIFAR network and loaders for VGG-16 / ResNet-50."""
+
+from .cifar_net import cifar_net
+from .zoo import MODEL_NAMES, ModelSource, load
+
+__all__ = ["cifar_net", "load", "MODEL_NAMES", "ModelSource"]
