@@ -10,6 +10,11 @@ from .heatmap import heatmap
 from .methods import DEFAULTS, Method, get_method, method_names, methods, register_method
 from .walk import NonFiniteRelevance, propagate
 
+# --- method catalogues beyond the core (each registers its methods on import) ---
+# (one import line per module, e.g. `from . import deeplift as _deeplift  # noqa: F401`)
+
+# --- faithfulness metrics and theory (public functions) ---
+
 __version__ = "0.1.0"
 
 __all__ = [
