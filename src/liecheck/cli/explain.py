@@ -1,0 +1,91 @@
+"""``liecheck explain`` and ``liecheck methods``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("explain", help="explain images with one or more methods, save a heatmap grid",
+                       description="Explain images with one or more methods. IMAGE is a file "
+                       "path or the name of a scikit-image sample photo (e.g. astronaut).")
+    p.add_argument("images", nargs="*", metavar="IMAGE", default=["astronaut"])
+    p.add_argument("--model", default="vgg16", help="cifar_net | vgg16 | resnet50")
+    p.add_argument("--weights", default=None,
+                   help="torchvision weights name (IMAGENET1K_V1), a checkpoint path, or omit "
+                        "for a seeded random initialisation")
+    p.add_argument("--method", "--methods", dest="methods", default="lrp_a1b0",
+                   help="comma-separated method names (see `liecheck methods`)")
+    p.add_argument("--target", type=int, default=None, help="class index (default: predicted)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("-o", "--out", default="explanation.png", help="output PNG/SVG/PDF")
+    p.set_defaults(func=run_explain)
+
+    m = sub.add_parser("methods", help="list the attribution methods")
+    m.set_defaults(func=run_methods)
+
+
+def run_methods(args) -> int:
+    import pandas as pd
+
+    from .. import methods
+
+    with pd.option_context("display.max_colwidth", 80, "display.width", 200):
+        print(methods().to_string(index=False))
+    return 0
+
+
+def _load_images(specs: list[str], size: int):
+    import numpy as np
+    from PIL import Image
+
+    from ..data.images import ImageSet, preprocess, sample_photos
+
+    raws, names = [], []
+    for s in specs:
+        path = Path(s)
+        if path.exists():
+            with Image.open(path) as im:
+                raws.append(np.asarray(im.convert("RGB")))
+            names.append(path.name)
+        elif path.suffix:  # looks like a path
+            raise FileNotFoundError(f"image not found: {path}")
+        else:
+            one = sample_photos([s], size=size)
+            raws.append(one.raw[0])
+            names.append(s)
+    import torch
+
+    imgs = torch.stack([preprocess(r, size=size, resize=int(round(size * 256 / 224)))
+                        for r in raws])
+    return ImageSet(imgs, names, [None] * len(names), raws)
+
+
+def run_explain(args) -> int:
+    import torch
+
+    from .. import Explainer, get_method
+    from ..models import load
+    from ..plots.grid import heatmap_grid
+
+    methods = [get_method(m.strip()) for m in args.methods.split(",") if m.strip()]
+    size = 32 if args.model == "cifar_net" else 224
+    data = _load_images(args.images, size)  # bad paths fail before the model loads
+    x = data.images
+    model, src = load(args.model, weights=args.weights)
+    if src.kind == "random":
+        print("note: random weights: the heatmaps test the rules, not a trained model "
+              "(pass --weights for a trained one)")
+    ex = Explainer(model, device=args.device)
+    with torch.no_grad():
+        logits = ex.logits(x)
+    target = (torch.full((len(x),), args.target) if args.target is not None
+              else logits.argmax(1))
+    maps = {m.name: ex.attribute(x, m, target=target).cpu() for m in methods}
+    fig = heatmap_grid(data.raw, data.names, maps, methods, target=target.tolist())
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100, bbox_inches="tight")
+    print(f"wrote {out}")
+    return 0
