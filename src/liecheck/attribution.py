@@ -68,17 +68,23 @@ class Explainer:
         x = x.to(self.device)
         if m.attribute_fn is not None and not m.walkable:
             raise ValueError(f"method '{m.name}' is not a single backward walk")
+        n = x.shape[0]
         start_fn = None
         if inject is None:
             def start_fn(acts):
-                logits = acts[self.graph.output]
+                logits = acts[self.graph.output][:n]
                 t = _targets(target, logits)
                 return {self.graph.output: start_relevance(m, logits, t, p)}
         state = {"params": p, "target": target, "method": m}
-        prepare = getattr(m, "prepare", None)
+        # optional hooks: prepare(x, params) -> forward batch (e.g. DeepLIFT's [x; x0]);
+        # finish(explainer, x, x_forward, recorded, params) -> recorded
+        prepare, finish = getattr(m, "prepare", None), getattr(m, "finish", None)
         with torch.no_grad():
-            return propagate(self.graph, x, self.rules(m, p), inject=inject, record=record,
-                             start_fn=start_fn, state=state)
+            xf = prepare(x, p) if prepare is not None else x
+            out = propagate(self.graph, xf, self.rules(m, p), inject=inject, record=record,
+                            start_fn=start_fn, state=state,
+                            batch=n if xf.shape[0] != n else None)
+            return finish(self, x, xf, out, p) if finish is not None else out
 
     def attribute(self, x: torch.Tensor, method: str | Method, target=None, **params
                   ) -> torch.Tensor:

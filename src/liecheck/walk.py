@@ -73,7 +73,7 @@ def forward(graph: Graph, x: torch.Tensor, rules: Mapping[str, Rule] | None = No
 def propagate(graph: Graph, x: torch.Tensor, rules: Mapping[str, Rule],
               inject: Mapping[str, torch.Tensor] | None = None,
               record: Iterable[str] = (), start_fn=None, state: dict | None = None,
-              check_finite: bool = True) -> dict[str, torch.Tensor]:
+              check_finite: bool = True, batch: int | None = None) -> dict[str, torch.Tensor]:
     """Forward ``x`` through ``graph``, then walk back with ``rules``.
 
     Parameters
@@ -86,6 +86,10 @@ def propagate(graph: Graph, x: torch.Tensor, rules: Mapping[str, Rule],
     start_fn : ``start_fn(acts) -> {node: relevance}`` computed after the forward
         pass (e.g. one-hot times the logits); merged with ``inject``.
     state : per-walk dictionary handed to the rules (``ctx.state``).
+    batch : relevance batch size when the forward batch stacks several streams
+        (DeepLIFT runs ``[x; reference]``, ``2N`` samples, with ``N``-sample
+        relevance): ``ctx.shape``, the injection check and the returned logits
+        then use the first ``batch`` samples; rules still see all activations.
 
     Returns
     -------
@@ -96,6 +100,9 @@ def propagate(graph: Graph, x: torch.Tensor, rules: Mapping[str, Rule],
     inject = {graph.resolve(k): v for k, v in (inject or {}).items()}
     acts, shapes = forward(graph, x, rules, extra_keep=[graph.output])
     logits = acts[graph.output]
+    if batch is not None:
+        shapes = {k: (batch,) + tuple(s[1:]) for k, s in shapes.items()}
+        logits = logits[:batch]
     if start_fn is not None:
         for k, v in start_fn(acts).items():
             k = graph.resolve(k)
