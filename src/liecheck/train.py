@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 DIGITS_EPOCHS = 2          # >= 95% test accuracy on the digits (measured: 96.7%, seed 0)
 CIFAR10_EPOCHS = 100       # the paper's setting
@@ -102,8 +102,8 @@ def train_cifar_net(data: str = "digits", data_dir: str | Path | None = None,
 
     t0 = time.perf_counter()
     model = cifar_net(10, seed=seed)
-    settings = dict(data=data, epochs=epochs, seed=seed, lr=lr, batch_size=batch_size,
-                    optimizer="Adam", torch=torch.__version__)
+    settings = {"data": data, "epochs": epochs, "seed": seed, "lr": lr, "batch_size": batch_size,
+                    "optimizer": "Adam", "torch": torch.__version__}
     if data == "digits":
         from .data.digits import load_digits_split
 
@@ -131,9 +131,9 @@ def train_cifar_net(data: str = "digits", data_dir: str | Path | None = None,
         acc = accuracy(model, torch.stack(xs), torch.as_tensor(ys))
     else:
         raise ValueError(f"unknown training data '{data}'; use 'digits' or 'cifar10'")
-    info = dict(model="cifar_net", test_accuracy=acc,
-                train_seconds=round(time.perf_counter() - t0, 2),
-                threads=torch.get_num_threads(), settings=settings)
+    info = {"model": "cifar_net", "test_accuracy": acc,
+                "train_seconds": round(time.perf_counter() - t0, 2),
+                "threads": torch.get_num_threads(), "settings": settings}
     if out is not None:
         save(model, info, out)
     return model, info
