@@ -22,13 +22,13 @@ from __future__ import annotations
 import copy
 import operator
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
-import torch.fx as fx
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import fx, nn
 
 from .ops import AdaptiveAvgPoolOp, AffineOp, AvgPoolOp, ConvOp, DenseOp, LinearOp
 
@@ -171,11 +171,13 @@ class Graph:
             args = [a for a in _flat_nodes(fxn.args) + _flat_nodes(fxn.kwargs)]
             inputs = [a.name for a in args if a.name in tensor_nodes]
             if kind == META:
-                if fxn.op == "call_method" and fxn.target in _META_METHODS:
-                    continue
-                if inputs and fxn.target not in (getattr,):
-                    # arithmetic on tensors is not a shape computation
-                    pass
+                if inputs and not _is_shape_query(fxn):
+                    # arithmetic / indexing on tensors is not a shape computation
+                    name = getattr(fxn.target, "__name__", fxn.target)
+                    raise UnsupportedOperation(
+                        f"node '{fxn.name}': {fxn.op} '{name}' on the tensor(s) "
+                        f"{', '.join(inputs)} has no rule (only shape queries such as "
+                        f"x.size(0) are allowed on tensors). {_HOW_TO}")
                 continue
             if kind in (RESHAPE, IDENTITY, RELU, MAXPOOL) or (kind == LINEAR):
                 inputs = inputs[:1]
@@ -310,10 +312,14 @@ class Graph:
             ins = [nonneg.get(i, False) for i in n.inputs]
             n.nonneg_input = bool(ins) and all(ins)
             if n.kind == RELU:
-                nonneg[n.name] = True
-            elif n.kind in (MAXPOOL, RESHAPE, IDENTITY, ADD, CAT):
-                nonneg[n.name] = n.nonneg_input
-            elif n.kind == LINEAR and n.layer == "pool":
+                # a module / function registered as "relu" (e.g. LeakyReLU) may go negative
+                nonneg[n.name] = not _is_registered(n.fx_node, self.module)
+            elif n.kind == ADD:
+                # `x + c` with a negative constant c can go negative
+                consts = [a for a in n.fx_node.args if not isinstance(a, fx.Node)]
+                nonneg[n.name] = n.nonneg_input and all(
+                    isinstance(c, (int, float)) and c >= 0 for c in consts)
+            elif n.kind in (MAXPOOL, RESHAPE, IDENTITY, CAT) or n.kind == LINEAR and n.layer == "pool":
                 nonneg[n.name] = n.nonneg_input
             else:
                 nonneg[n.name] = False
@@ -323,6 +329,8 @@ class Graph:
         last: dict[str, str] = {}
         for fxn in self.gm.graph.nodes:
             for a in _flat_nodes(fxn.args) + _flat_nodes(fxn.kwargs):
+                # a folded BatchNorm's value is its conv's tensor: release both names
+                last[a.name] = fxn.name
                 last[self.aliases.get(a.name, a.name)] = fxn.name
         out: dict[str, list[str]] = {}
         for value, user in last.items():
@@ -367,7 +375,7 @@ class Graph:
         ls = self.linear_nodes((layer,))
         return ls[-1] if ls else None
 
-    def to(self, device: torch.device | str) -> "Graph":
+    def to(self, device: torch.device | str) -> Graph:
         for n in self.nodes:
             if isinstance(n.op, LinearOp):
                 n.op = n.op.to(device)
@@ -401,7 +409,8 @@ class Graph:
                 val = env[self.aliases[fxn.name]]
             elif node is not None and node.kind == MAXPOOL:
                 val = F.max_pool2d(env[node.inputs[0]], **node.op)
-            elif node is not None and node.kind == RELU and fxn.op == "call_module":
+            elif (node is not None and node.kind == RELU and fxn.op == "call_module"
+                  and not _is_registered(fxn, self.module)):
                 val = torch.relu(env[node.inputs[0]])
             else:
                 args = fx.node.map_arg(fxn.args, lambda a: env[a.name])
@@ -413,10 +422,9 @@ class Graph:
                 else:
                     self_obj, *rest = args
                     val = getattr(self_obj, fxn.target)(*rest, **kwargs)
-            if node is None or node.kind != META:
-                if node is not None and not isinstance(val, torch.Tensor):
-                    raise UnsupportedOperation(
-                        f"node '{fxn.name}' returned {type(val).__name__}, not a tensor")
+            if node is not None and not isinstance(val, torch.Tensor):  # meta nodes: no Node
+                raise UnsupportedOperation(
+                    f"node '{fxn.name}' returned {type(val).__name__}, not a tensor")
             if node is None and isinstance(val, torch.Tensor) and fxn.name not in self.aliases:
                 raise UnsupportedOperation(
                     f"node '{fxn.name}' ({fxn.op} {getattr(fxn.target, '__name__', fxn.target)}) "
@@ -441,6 +449,25 @@ class _LeafTracer(fx.Tracer):
         return super().is_leaf_module(m, qualname)
 
 
+def _is_registered(fxn: fx.Node, root: nn.Module) -> bool:
+    """True if the fx node's module type or function was declared with :func:`register_op`."""
+    if fxn.op == "call_module":
+        return type(root.get_submodule(fxn.target)) in _REGISTERED
+    return fxn.op == "call_function" and fxn.target in _REGISTERED
+
+
+_SHAPE_ATTRS = {"shape", "dtype", "device", "ndim", "is_cuda"}
+
+
+def _is_shape_query(fxn: fx.Node) -> bool:
+    """True for meta nodes that read only a tensor's shape (``x.size(0)``, ``x.shape``)."""
+    if fxn.op == "call_method":
+        return fxn.target in _META_METHODS
+    if fxn.target is getattr:
+        return len(fxn.args) > 1 and fxn.args[1] in _SHAPE_ATTRS
+    return fxn.target is len
+
+
 def _flat_nodes(a: Any) -> list[fx.Node]:
     out: list[fx.Node] = []
     fx.node.map_arg(a, lambda n: out.append(n) or n)
@@ -450,8 +477,8 @@ def _flat_nodes(a: Any) -> list[fx.Node]:
 def _maxpool_params(m: nn.MaxPool2d) -> dict:
     if m.return_indices:
         raise UnsupportedOperation("MaxPool2d(return_indices=True) is not supported")
-    return dict(kernel_size=m.kernel_size, stride=m.stride, padding=m.padding,
-                dilation=m.dilation, ceil_mode=m.ceil_mode)
+    return {"kernel_size": m.kernel_size, "stride": m.stride, "padding": m.padding,
+                "dilation": m.dilation, "ceil_mode": m.ceil_mode}
 
 
 def trace(model: nn.Module) -> Graph:

@@ -56,7 +56,7 @@ def per_sample_percentile(t: torch.Tensor, q: float) -> torch.Tensor:
     flat = t.reshape(t.shape[0], -1)
     n = flat.shape[1]
     pos = (n - 1) * q / 100.0
-    lo, frac = int(math.floor(pos)), pos - math.floor(pos)
+    lo, frac = math.floor(pos), pos - math.floor(pos)
     v_lo = flat.kthvalue(lo + 1, dim=1).values
     if frac > 0 and lo + 2 <= n:
         v_hi = flat.kthvalue(lo + 2, dim=1).values

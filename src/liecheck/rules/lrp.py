@@ -181,6 +181,9 @@ class ZBox(Rule):
         op = node.op
         lo = self._bound(self.low, x, torch.min)
         hi = self._bound(self.high, x, torch.max)
+        if op.weight is None:  # pooling: implicit non-negative weights, W+ = W, W- = 0
+            z = op(x - lo, None, None)
+            return [(x - lo) * op.transpose(safe_divide(r, z), x.shape)]
         wp, wn = op.pos(), op.neg()
         z = op(x, None, None) - op(lo, wp, None) - op(hi, wn, None)
         s = safe_divide(r, z)
