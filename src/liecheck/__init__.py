@@ -12,6 +12,7 @@ from .walk import NonFiniteRelevance, propagate
 
 # --- method catalogues beyond the core (each registers its methods on import) ---
 # (one import line per module, e.g. `from . import deeplift as _deeplift  # noqa: F401`)
+from . import deeplift as _deeplift  # noqa: F401
 
 # --- faithfulness metrics and theory (public functions) ---
 
