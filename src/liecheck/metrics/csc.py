@@ -1,0 +1,253 @@
+"""Cosine similarity convergence (CSC), Sixt et al. (2020), section 5.
+
+Instead of the explained logit, random vectors ``v ~ N(0, I)`` of the start
+node's output shape enter the method's backward walk. If the method's chain of
+relevance matrices converges to rank 1, the relevance vectors of different ``v``
+align layer by layer. CSC measures this alignment: at every recorded layer below
+the start, for each pair of the ``n_vectors`` walks of one image, the absolute
+cosine similarity between the channel vectors at each spatial position (one value
+per position for conv outputs and the input, one per pair for dense outputs).
+Values are pooled over images; zero vectors (NaN cosines) are dropped.
+
+The reference is the median |cos| of two independent ``N(0, I_c)`` vectors,
+:func:`baseline` (exact: ``cos^2 ~ Beta(1/2, (c - 1)/2)``).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+from torch import nn
+
+from ..attribution import Explainer
+from ..graph import INPUT, LINEAR, Graph
+from ..methods import Method, get_method
+
+PAPER_BINS = (0.9, 0.99, 0.999, 0.9999)
+PERCENTILES = (1, 5, 25, 75, 95, 99)
+HIST_COLUMNS = ("h_0_0.9", "h_0.9_0.99", "h_0.99_0.999", "h_0.999_0.9999", "h_0.9999_1")
+
+
+def baseline(channels: int) -> float:
+    """Median |cos| of two independent ``N(0, I_c)`` vectors.
+
+    For isotropic vectors in ``c`` dimensions ``cos^2 ~ Beta(1/2, (c - 1)/2)``, so the
+    median is ``sqrt(Beta.ppf(0.5; 1/2, (c - 1)/2))``: 0.5 for c = 3, 0.085 for 64,
+    0.030 for 512, 0.0105 for 4096 (about 0.674 / sqrt(c) for large c).
+    """
+    if channels <= 1:
+        return 1.0
+    return float(np.sqrt(stats.beta.ppf(0.5, 0.5, (channels - 1) / 2)))
+
+
+def pair_indices(n: int) -> list[tuple[int, int]]:
+    """All pairs ``i < j`` of ``n`` vectors (10 for 5)."""
+    return [(i, j) for i in range(n) for j in range(i + 1, n)]
+
+
+def abs_cos(r: torch.Tensor) -> torch.Tensor:
+    """Per-position absolute cosine over channels for every pair of vectors.
+
+    Parameters
+    ----------
+    r : ``(V, C, P)``: the relevance of ``V`` walks of one image, ``C`` channels,
+        ``P`` positions.
+
+    Returns
+    -------
+    ``(n_pairs, P)`` float64; NaN where a vector is zero.
+    """
+    u = r.double()
+    u = u / u.norm(dim=1, keepdim=True)  # 0 / 0 -> NaN for zero vectors
+    u = u.permute(2, 0, 1)  # (P, V, C)
+    gram = torch.bmm(u, u.transpose(1, 2))  # (P, V, V)
+    i, j = torch.triu_indices(u.shape[1], u.shape[1], offset=1)
+    return gram[:, i, j].T.abs().clamp(max=1.0)
+
+
+def _as_channels(r: torch.Tensor, n_vectors: int) -> torch.Tensor:
+    """``(N * V, C, ...)`` -> ``(N, V, C, P)`` with channels on dim 2."""
+    nv = r.shape[0]
+    r = r.reshape(nv // n_vectors, n_vectors, r.shape[1] if r.dim() > 1 else 1, -1)
+    return r
+
+
+def _kind(node) -> str:
+    if node.kind == INPUT:
+        return "input"
+    if node.kind == LINEAR:
+        return {"dense": "linear"}.get(node.layer, node.layer)
+    return node.kind
+
+
+def default_record(graph: Graph) -> list[str]:
+    """The input and every conv and dense output, in execution order."""
+    return [graph.input] + [n.name for n in graph.linear_nodes(("conv", "dense"))]
+
+
+def _vector_seed(seed: int, start: str, image: int) -> int:
+    return int(np.random.SeedSequence([seed, image, zlib.crc32(start.encode())])
+               .generate_state(1)[0])
+
+
+def random_vectors(seed: int, start: str, image: int, n_vectors: int,
+                   shape: Sequence[int]) -> torch.Tensor:
+    """The ``n_vectors`` N(0, I) vectors for one image and start node, ``(V, *shape)``.
+
+    They depend only on ``seed``, the start node's name and the image's position in
+    the inputs, so every method and every batch size sees the same vectors.
+    """
+    g = torch.Generator().manual_seed(_vector_seed(seed, start, image))
+    return torch.randn((n_vectors, *shape), generator=g)
+
+
+def csc(model: nn.Module | Explainer, inputs, method: str | Method,
+        start: str | Iterable[str] = "output", layers: Iterable[str] | None = None,
+        n_vectors: int = 5, seed: int = 0, raw: bool = False, batch_size: int | None = None):
+    """Cosine similarity convergence of ``method`` on ``model``.
+
+    Parameters
+    ----------
+    model : the network (deep-copied, never modified) or an :class:`~liecheck.Explainer`
+        to reuse one trace across methods.
+    inputs : ``(N, C, H, W)`` tensor (or an object with ``.images``, e.g.
+        :class:`liecheck.data.ImageSet`).
+    method : registry name or :class:`~liecheck.Method`; must be a single backward
+        walk (SmoothGrad is excluded, as in the paper).
+    start : node or module name (``"output"`` / ``"logits"`` = the logits), or a list
+        of them; all starts share one traced model.
+    layers : node or module names to record (default: the input and every conv and
+        dense output); only those below each start are measured.
+    n_vectors : random vectors per image (5 in the paper, giving 10 pairs).
+    seed : seed of the random vectors (independent of the method).
+    raw : also return the pooled |cos| values.
+    batch_size : images per walk (each walk carries ``batch_size * n_vectors``
+        samples); default 8.
+
+    Notes
+    -----
+    Every image's ``n_vectors`` walks run as one batch through
+    :meth:`Explainer.walk` (one walk per start; the trace is shared). Methods that
+    post-process the walk do so there: DeepLIFT returns *contributions*
+    (multiplier x delta) at the recorded nodes, as the paper measures it; a
+    ``post="x_input"`` method is multiplied by the input at the input node.
+
+    Returns
+    -------
+    ``DataFrame`` with one row per (start, recorded layer): ``method, start,
+    start_node, layer, module, kind, depth`` (0 = input, counting the recorded layers
+    upward), ``channels, n_values, median, p1 ... p99, baseline`` (see
+    :func:`baseline`) and the counts ``h_0_0.9 ... h_0.9999_1`` of |cos| in the
+    paper's bins. With ``raw=True`` a tuple ``(df, values)`` where ``values[(start,
+    layer)]`` is the float64 array of pooled |cos| values (large: about
+    ``N x 10 x H x W`` per conv layer).
+    """
+    m = get_method(method)
+    if not m.walkable:
+        raise ValueError(f"CSC needs a method that is a single backward walk; '{m.name}' is "
+                         "not (SmoothGrad averages walks over noisy inputs, so random "
+                         "relevance vectors cannot be injected; the paper excludes it).")
+    if n_vectors < 2:
+        raise ValueError(f"n_vectors must be at least 2 (pairs are compared), got {n_vectors}")
+    explainer = model if isinstance(model, Explainer) else Explainer(model)
+    graph = explainer.graph
+    x_all = getattr(inputs, "images", inputs)
+    if not isinstance(x_all, torch.Tensor) or x_all.dim() < 2:
+        raise TypeError("inputs must be an (N, C, H, W) tensor or an ImageSet")
+    starts = [start] if isinstance(start, str) else list(start)
+    start_nodes = [graph.resolve(s) for s in starts]
+    record = default_record(graph) if layers is None else [graph.resolve(r) for r in layers]
+    record = sorted(dict.fromkeys(record), key=lambda n: graph.by_name[n].index)
+    depth = {n: i for i, n in enumerate(record)}
+    shapes: dict[str, tuple] = {}
+    with torch.no_grad():
+        graph.forward(x_all[:1].to(explainer.device), keep=lambda n: False, shapes=shapes)
+    bs = batch_size or 8
+    pooled: dict[tuple[str, str], list[np.ndarray]] = {}
+    for b0 in range(0, x_all.shape[0], bs):
+        xb = x_all[b0:b0 + bs].to(explainer.device)
+        x_rep = xb.repeat_interleave(n_vectors, 0)
+        for s_name, s_node in zip(starts, start_nodes):
+            rec = [r for r in record if graph.by_name[r].index < graph.by_name[s_node].index]
+            v = torch.cat([random_vectors(seed, s_node, b0 + i, n_vectors, shapes[s_node][1:])
+                           for i in range(xb.shape[0])]).to(explainer.device, x_rep.dtype)
+            out = explainer.walk(x_rep, m, inject={s_node: v}, record=rec)
+            if m.post == "x_input" and graph.input in out:
+                out[graph.input] = out[graph.input] * x_rep
+            for r in rec:
+                vals = pooled.setdefault((s_name, r), [])
+                if r not in out:
+                    continue
+                rr = _as_channels(out[r], n_vectors)
+                for i in range(rr.shape[0]):
+                    d = 1.0 - abs_cos(rr[i]).flatten()
+                    vals.append(d[~torch.isnan(d)].cpu().numpy().astype(np.float32))
+    rows, raw_values = [], {}
+    for (s_name, s_node) in zip(starts, start_nodes):
+        for r in record:
+            if (s_name, r) not in pooled:
+                continue
+            node = graph.by_name[r]
+            d = (np.concatenate(pooled.pop((s_name, r))) if pooled[(s_name, r)]
+                 else np.zeros(0, np.float32))
+            c = shapes[r][1] if len(shapes[r]) > 1 else 1
+            rows.append(_row(m.name, s_name, s_node, node, _kind(node), depth[r], c, d))
+            if raw:
+                raw_values[(s_name, r)] = 1.0 - d.astype(np.float64)
+    df = pd.DataFrame(rows)
+    return (df, raw_values) if raw else df
+
+
+def _row(method, start, start_node, node, kind, depth, channels, d: np.ndarray) -> dict:
+    """Summary of the pooled values ``d = 1 - |cos|`` (quantiles of |cos| = 1 - those of d)."""
+    row = {"method": method, "start": start, "start_node": start_node, "layer": node.name,
+           "module": node.module, "kind": kind, "depth": depth, "channels": channels,
+           "n_values": int(d.size)}
+    dd = d.astype(np.float64)
+    if dd.size:
+        row["median"] = 1.0 - float(np.median(dd))
+        for p in PERCENTILES:
+            row[f"p{p}"] = 1.0 - float(np.percentile(dd, 100 - p))
+    else:
+        row["median"] = np.nan
+        row.update({f"p{p}": np.nan for p in PERCENTILES})
+    row["baseline"] = baseline(channels)
+    edges = np.concatenate([[0.0], PAPER_BINS, [np.inf]])
+    counts = np.histogram(1.0 - dd, bins=edges)[0] if dd.size else np.zeros(len(HIST_COLUMNS))
+    row.update({k: int(v) for k, v in zip(HIST_COLUMNS, counts)})
+    return row
+
+
+def paper_starts(graph: Graph, model_name: str) -> list[str]:
+    """The start nodes of PROTOCOL.md for the paper's networks (node names).
+
+    The paper's Keras layers include their ReLU, so "the output of conv4_3" is the
+    ReLU after it. VGG-16 (torchvision): fc3 (logits), fc1, conv4_3, conv3_3, conv2_2;
+    CIFAR net: fc6, fc5, conv4, conv3, conv2; ResNet-50: the logits and the outputs of
+    the residual stages layer4 ... layer1.
+    """
+    def after(module: str) -> str:
+        node = graph.by_name[graph.resolve(module)]
+        nxt = graph.consumers[node.name]
+        relu = [c for c in nxt if graph.by_name[c].kind == "relu"]
+        return relu[0] if relu else node.name
+
+    if model_name == "vgg16":
+        return [graph.output] + [after(m) for m in ("classifier.0", "features.21",
+                                                    "features.14", "features.7")]
+    if model_name == "cifar_net":
+        return [graph.output] + [after(m) for m in ("fc5", "conv4", "conv3", "conv2")]
+    if model_name == "resnet50":
+        out = [graph.output]
+        for stage in ("layer4", "layer3", "layer2", "layer1"):
+            names = [n.name for n in graph.nodes if (n.module or "").startswith(stage + ".")
+                     or n.name.startswith(stage + "_")]
+            if names:
+                out.append(names[-1])
+        return out
+    raise ValueError(f"no paper start layers for '{model_name}'; pass start=[...] yourself")
