@@ -15,7 +15,7 @@ from .walk import NonFiniteRelevance, propagate
 from . import deeplift as _deeplift  # noqa: F401
 
 # --- faithfulness metrics and theory (public functions) ---
-from .metrics import csc, random_logit, sanity  # noqa: E402
+from .metrics import csc, random_logit, sanity  # noqa: F401
 
 __version__ = "0.1.0"
 
