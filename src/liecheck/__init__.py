@@ -13,6 +13,7 @@ from .walk import NonFiniteRelevance, propagate
 # --- method catalogues beyond the core (each registers its methods on import) ---
 # (one import line per module, e.g. `from . import deeplift as _deeplift  # noqa: F401`)
 from . import deeplift as _deeplift  # noqa: F401
+from . import patterns as _patterns  # noqa: F401
 
 # --- faithfulness metrics and theory (public functions) ---
 from .metrics import csc, random_logit, sanity  # noqa: F401
