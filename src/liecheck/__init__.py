@@ -14,6 +14,7 @@ from .walk import NonFiniteRelevance, propagate
 # (one import line per module, e.g. `from . import deeplift as _deeplift  # noqa: F401`)
 from . import deeplift as _deeplift  # noqa: F401
 from . import patterns as _patterns  # noqa: F401
+from . import contrastive as _contrastive  # noqa: F401
 
 # --- faithfulness metrics and theory (public functions) ---
 from .metrics import csc, random_logit, sanity  # noqa: F401

@@ -1,0 +1,89 @@
+"""Contrastive variants of z+ methods (paper section 2.5, eqs. 15 and 16).
+
+* ``contrastive_lrp`` (CLRP, Gu, Yang & Tresp 2018), on the z+ rule::
+
+      max(0, n(R(x | r_logits := y_k))) - n(R(x | r_logits := y_not_k))
+
+  with ``y_k = y (*) m_k`` (the explained logit), ``y_not_k = y (*) (1 - m_k)`` (all
+  other logits) and ``n(.)`` the division of a map by its sum (per sample). Both
+  walks run as one batch of ``2N``. Written as the paper's eq. 15 (the max applies
+  to the first term only).
+* ``contrastive_ebp`` (cEBP, Zhang et al. 2018): Excitation BP whose final dense
+  layer uses ``(Z+ - N+) m_k`` (eq. 16): ``Z+`` is the excitation transition with
+  ``W``, ``N+`` the one with ``-W`` (the "dual" neuron), both normalised as in EBP.
+  Every other layer is plain Excitation BP.
+
+A CSC walk (injected relevance below the logits) of either method is the walk of
+its underlying rule (z+ / Excitation), as in the paper.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import graph as g
+from .attribution import _targets
+from .methods import Method, composite, register_method
+from .rules import lrp as rl
+from .rules.base import Rule, safe_divide
+
+
+def normalise_by_sum(r: torch.Tensor) -> torch.Tensor:
+    """``n(r)``: each sample divided by its sum (zero maps stay zero)."""
+    s = r.reshape(r.shape[0], -1).sum(1).view(-1, *[1] * (r.dim() - 1))
+    return safe_divide(r, s)
+
+
+def _contrastive_lrp(explainer, x, target, params):
+    m = params["_method"]
+    logits = explainer.logits(x)
+    t = _targets(target, logits)
+    onehot = torch.zeros_like(logits).scatter_(1, t.view(-1, 1), 1.0)
+    start = torch.cat([onehot * logits, (1 - onehot) * logits])
+    out = explainer.walk(torch.cat([x, x]), m, inject={explainer.graph.output: start},
+                         record=[explainer.graph.input])
+    r = out[explainer.graph.input]
+    n = x.shape[0]
+    return normalise_by_sum(r[:n]).clamp(min=0) - normalise_by_sum(r[n:])
+
+
+class ContrastiveExcitation(Rule):
+    """Eq. 16 at one layer: ``x (*) W+^T (r / W+ x) - x (*) (-W)+^T (r / (-W)+ x)``."""
+
+    def backward(self, ctx, node, r):
+        x = ctx.inputs(node)[0]
+        op = node.op
+        wp, wd = op.pos(), -op.neg()            # W+ and (-W)+
+        zp, zd = op.forward_many(x, [wp, wd], [None, None])
+        return [x * op.transpose_many([safe_divide(r, zp), -safe_divide(r, zd)], x.shape,
+                                      [wp, wd])]
+
+
+def _cebp_linear(node, graph, params):
+    final = graph.by_name[graph.output]
+    last = final if (final.kind == g.LINEAR and final.layer in ("conv", "dense")) \
+        else graph.last("dense")
+    return ContrastiveExcitation() if node is last else rl.Excitation()
+
+
+def _clrp_method() -> Method:
+    m = Method("contrastive_lrp", "contrastive LRP (CLRP)",
+               "max(0, n(R(y_k))) - n(R(y_not_k)) with the z+ rule, n = divide by the sum "
+               "(eq. 15)", composite(lambda node, graph, p: rl.ZPlus()),
+               family="contrastive", citation="Gu, Yang & Tresp 2018 (ACCV)")
+    m.attribute_fn = lambda ex, x, target, p: _contrastive_lrp(ex, x, target,
+                                                              {**p, "_method": m})
+    return m
+
+
+METHODS = [
+    _clrp_method(),
+    Method("contrastive_ebp", "contrastive EBP (cEBP)",
+           "Excitation BP; the final dense layer uses (Z+ - N+) m_k, N+ from -W (eq. 16)",
+           composite(_cebp_linear), start="onehot", family="contrastive",
+           citation="Zhang et al. 2018, Top-down neural attention by excitation "
+                    "backprop (IJCV)"),
+]
+
+for _m in METHODS:
+    register_method(_m, overwrite=True)
