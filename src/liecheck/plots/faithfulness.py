@@ -1,0 +1,157 @@
+"""Figures of the faithfulness tests (Sixt et al. 2020, Figures 4, 5, 8, 9).
+
+Each function takes the tidy table of a metric (:func:`liecheck.csc`,
+:func:`liecheck.sanity`, :func:`liecheck.random_logit`) and returns a matplotlib
+``Figure`` (Agg backend); :func:`save` writes it as PNG and SVG.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..metrics.csc import HIST_COLUMNS, PAPER_BINS
+from ..metrics.stats import summarize
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _label(method: str) -> str:
+    from ..methods import get_method
+
+    try:
+        return get_method(method).paper_name
+    except ValueError:
+        return method
+
+
+def save(fig, path: str | Path, formats=("png", "svg")) -> list[Path]:
+    """Write ``fig`` as ``path.png`` and ``path.svg`` (suffix of ``path`` ignored)."""
+    base = Path(path).with_suffix("")
+    base.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    for fmt in formats:
+        p = base.with_suffix("." + fmt)
+        fig.savefig(p, dpi=150, bbox_inches="tight")
+        out.append(p)
+    return out
+
+
+def random_logit_boxplot(df: pd.DataFrame, title: str = "random logit"):
+    """Figure 4a: one box per method of the SSIM between the target-class map and a
+    random other class's map (1 = the explanation ignores the explained class)."""
+    plt = _plt()
+    methods = list(dict.fromkeys(df["method"]))
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * len(methods), 3.2))
+    ax.boxplot([df.loc[df.method == m, "score"].dropna() for m in methods], vert=True,
+               showfliers=True, flierprops={"markersize": 2})
+    ax.set_xticks(range(1, len(methods) + 1), [_label(m) for m in methods], rotation=60,
+                  ha="right", fontsize=8)
+    measure = df["measure"].iloc[0] if "measure" in df and len(df) else "score"
+    ax.set_ylabel(measure.upper() if measure == "ssim" else measure)
+    ax.set_ylim(min(0.0, float(df["score"].min())) if len(df) else 0, 1.02)
+    ax.set_title(title, fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def sanity_curve(df: pd.DataFrame, confidence: float = 0.99, n_resamples: int = 10_000,
+                 seed: int = 0, title: str = "cascading parameter randomisation"):
+    """Figures 4b / 8b: median score per randomisation step (last layer first) with
+    a bootstrap band per method. The trained model is not a step."""
+    plt = _plt()
+    s = summarize(df, ["method", "step", "layer"], "score", confidence, n_resamples, seed)
+    steps = s.drop_duplicates("step").sort_values("step")
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * len(steps) + 2), 3.4))
+    for m, g in s.groupby("method", sort=False):
+        g = g.sort_values("step")
+        ax.plot(g["step"], g["median"], marker="o", ms=3, label=_label(m))
+        ax.fill_between(g["step"], g["ci_low"], g["ci_high"], alpha=0.2)
+    ax.set_xticks(steps["step"], steps["layer"], rotation=60, ha="right", fontsize=7)
+    ax.set_xlabel("randomised up to (from the top)")
+    ax.set_ylabel(f"median {df['measure'].iloc[0] if len(df) else 'score'}")
+    ax.set_ylim(min(0.0, float(s["ci_low"].min())), 1.02)
+    ax.set_title(f"{title} ({int(confidence * 100)}% bootstrap bands)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def csc_curve(df: pd.DataFrame, start: str | None = None, log: bool = False,
+              title: str | None = None):
+    """Figures 5a-d / 9: median CSC per recorded layer (input left) per method, or per
+    start layer when the table holds one method and several starts; the random
+    baseline dashed. ``log=True`` plots ``1 - median`` on a log axis."""
+    plt = _plt()
+    d = df if start is None else df[df["start"] == start]
+    hue = "start" if d["method"].nunique() == 1 and d["start"].nunique() > 1 else "method"
+    if hue == "method" and d["start"].nunique() > 1:
+        d = d[d["start"] == d["start"].iloc[0]]
+    layers = d.drop_duplicates("depth").sort_values("depth")
+    fig, ax = plt.subplots(figsize=(max(4.5, 0.32 * len(layers) + 2), 3.4))
+    tiny = 1e-16
+    for key, g in d.groupby(hue, sort=False):
+        g = g.sort_values("depth")
+        y = (1 - g["median"]).clip(lower=tiny) if log else g["median"]
+        ax.plot(g["depth"], y, marker="o", ms=3,
+                label=_label(key) if hue == "method" else f"start {key}")
+    base = layers["baseline"]
+    ax.plot(layers["depth"], (1 - base) if log else base, "k--", lw=1, label="random baseline")
+    ticks = [m if isinstance(m, str) else ("input" if k == "input" else n)
+             for m, n, k in zip(layers["module"], layers["layer"], layers["kind"])]
+    ax.set_xticks(layers["depth"], ticks, rotation=60, ha="right", fontsize=7)
+    if log:
+        ax.set_yscale("log")
+        ax.invert_yaxis()
+        ax.set_ylabel("1 - median |cos|")
+    else:
+        ax.set_ylim(0, 1.02)
+        ax.set_ylabel("median |cos|")
+    st = d["start"].iloc[0] if hue == "method" and len(d) else "several"
+    ax.set_title(title or f"CSC from {st}", fontsize=9)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def csc_histogram(df: pd.DataFrame, layer: str | None = None, start: str | None = None):
+    """Figures 5e-g: share of |cos| values per paper bin (0.9, 0.99, 0.999, 0.9999) at
+    one layer (default: the first conv), one bar group per method."""
+    plt = _plt()
+    d = df if start is None else df[df["start"] == start]
+    if start is None and d["start"].nunique() > 1:
+        d = d[d["start"] == d["start"].iloc[0]]
+    if layer is None:
+        convs = d[d["kind"] == "conv"]
+        layer = convs.sort_values("depth")["layer"].iloc[0] if len(convs) else d["layer"].iloc[0]
+    d = d[(d["layer"] == layer) | (d["module"] == layer)]
+    edges = ["0"] + [str(b) for b in PAPER_BINS] + ["1"]
+    names = [f"[{a}, {b})" for a, b in pairwise(edges)]
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    k = len(d)
+    width = 0.8 / max(k, 1)
+    for i, (_, row) in enumerate(d.iterrows()):
+        counts = np.array([row[c] for c in HIST_COLUMNS], dtype=float)
+        frac = counts / max(counts.sum(), 1)
+        ax.bar(np.arange(len(names)) + (i - (k - 1) / 2) * width, frac, width,
+               label=_label(row["method"]))
+    ax.set_xticks(range(len(names)), names, fontsize=7)
+    ax.set_xlabel("|cos| bin")
+    ax.set_ylabel("share of positions x pairs")
+    ax.set_title(f"CSC histogram at {layer}", fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
