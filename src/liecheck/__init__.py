@@ -15,6 +15,7 @@ from .walk import NonFiniteRelevance, propagate
 from . import deeplift as _deeplift  # noqa: F401
 from . import patterns as _patterns  # noqa: F401
 from . import contrastive as _contrastive  # noqa: F401
+from . import baselines as _baselines  # noqa: F401
 
 # --- faithfulness metrics and theory (public functions) ---
 from .metrics import csc, random_logit, sanity  # noqa: F401

@@ -1,0 +1,156 @@
+"""Gradient-based baselines that are not one backward walk: SmoothGrad, Integrated
+Gradients and Grad-CAM. Each runs the engine's gradient walk in bounded batches.
+
+* ``smoothgrad`` (Smilkov et al. 2017): mean gradient over ``n_samples`` (50) noisy
+  copies ``x + N(0, sigma^2)``, ``sigma = noise_level * (max(x) - min(x))`` per input
+  (0.15, PROTOCOL.md). Seeded (``seed=0``); the noise of sample ``s`` does not depend
+  on ``batch_size``. Excluded from CSC (``walkable=False``).
+* ``integrated_gradients`` (Sundararajan et al. 2017): ``(x - x0) * sum_k w_k
+  grad f(x0 + alpha_k (x - x0))`` with Captum's quadrature rules
+  (``integration="gausslegendre"`` default, ``"riemann_left|right|middle|trapezoid"``),
+  ``steps=50``; ``baseline=`` as DeepLIFT's ``reference=`` (zeros, ``"blur"``, a
+  number or a tensor). ``"riemann_trapezoid"`` is the true trapezoid rule (weights
+  ``1/(n-1)``, halved at the ends); Captum's weights are ``1/n`` halved at the ends
+  (they sum to ``(n-1)/n``), so the two differ there.
+* ``gradcam`` (Selvaraju et al. 2017), Captum's ``LayerGradCam`` semantics:
+  ``relu(sum_c mean_hw(dy_k/dA_c) A_c)`` at ``layer=`` (default: the last conv
+  node; any node or module name, a container name picks its last node), upsampled
+  to the input size (``interpolate="bilinear"``; ``None`` keeps the layer's size).
+  Returns ``(N, 1, H, W)``.
+
+Targets default to the class predicted on the clean input ``x``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .attribution import _targets
+from .deeplift import make_reference
+from .methods import Method, register_method
+
+
+def _gradient(explainer, x: torch.Tensor, t: torch.Tensor, node: str | None = None):
+    node = node or explainer.graph.input
+    return explainer.walk(x, "gradient", record=[node], target=t)[node]
+
+
+def _rows(explainer, inputs: list[torch.Tensor], t: torch.Tensor, batch_size: int):
+    """Gradients of ``len(inputs)`` copies of an ``N``-batch, ``batch_size`` rows at a time."""
+    n = t.shape[0]
+    k = max(1, batch_size // max(n, 1))
+    out = []
+    for i in range(0, len(inputs), k):
+        chunk = inputs[i : i + k]
+        g = _gradient(explainer, torch.cat(chunk), t.repeat(len(chunk)))
+        out.extend(g.split(n))
+    return out
+
+
+def smoothgrad(explainer, x, target, p):
+    t = _targets(target, explainer.logits(x))
+    flat = x.reshape(x.shape[0], -1)
+    sigma = (p["noise_level"] * (flat.max(1).values - flat.min(1).values)).view(
+        -1, *[1] * (x.dim() - 1))
+    gen = torch.Generator(device=x.device).manual_seed(int(p["seed"]))
+    n = int(p["n_samples"])
+    total = torch.zeros_like(x)
+    k = max(1, int(p["batch_size"]) // x.shape[0])
+    for s in range(0, n, k):
+        noisy = [x + sigma * torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
+                 for _ in range(min(k, n - s))]
+        for g in _rows(explainer, noisy, t, int(p["batch_size"])):
+            total += g
+    return total / n
+
+
+def quadrature(steps: int, method: str = "gausslegendre") -> tuple[np.ndarray, np.ndarray]:
+    """``(alphas, weights)`` on [0, 1], as Captum's ``approximation_methods``."""
+    if steps < 1:
+        raise ValueError("steps must be >= 1")
+    if method == "gausslegendre":
+        nodes, w = np.polynomial.legendre.leggauss(steps)
+        return 0.5 * nodes + 0.5, 0.5 * w
+    if method == "riemann_trapezoid":
+        if steps < 2:
+            raise ValueError("riemann_trapezoid needs steps >= 2")
+        w = np.full(steps, 1.0 / (steps - 1))
+        w[[0, -1]] *= 0.5
+        return np.linspace(0, 1, steps), w
+    off = {"riemann_left": 0.0, "riemann_right": 1.0, "riemann_middle": 0.5}
+    if method not in off:
+        raise ValueError(f"unknown integration method {method!r}: use gausslegendre, "
+                         "riemann_left, riemann_right, riemann_middle or riemann_trapezoid")
+    return (np.arange(steps) + off[method]) / steps, np.full(steps, 1.0 / steps)
+
+
+def integrated_gradients(explainer, x, target, p):
+    x0 = make_reference(x, p.get("baseline"), p.get("blur_sigma", 10.0))
+    t = _targets(target, explainer.logits(x))
+    alphas, weights = quadrature(int(p["steps"]), p["integration"])
+    d = x - x0
+    total = torch.zeros_like(x)
+    bs = int(p["batch_size"])
+    k = max(1, bs // x.shape[0])
+    for s in range(0, len(alphas), k):
+        a = alphas[s : s + k]
+        grads = _rows(explainer, [x0 + float(al) * d for al in a], t, bs)
+        for g, w in zip(grads, weights[s : s + k]):
+            total += float(w) * g
+    return d * total
+
+
+def _layer(graph, name):
+    if name is None:
+        node = graph.last("conv")
+        if node is None:
+            raise ValueError("gradcam: the model has no conv layer; pass layer=<node name>")
+        return node.name
+    try:
+        return graph.resolve(name)
+    except KeyError:
+        inside = [n.name for n in graph.nodes if n.module and n.module.startswith(name + ".")]
+        if inside:
+            return inside[-1]
+        raise
+
+
+def gradcam(explainer, x, target, p):
+    node = _layer(explainer.graph, p.get("layer"))
+    t = _targets(target, explainer.logits(x))
+    grad = _gradient(explainer, x, t, node)
+    with torch.no_grad():
+        act = explainer.graph.forward(x, keep=lambda n: n.name == node)[node]
+    if act.dim() != 4:
+        raise ValueError(f"gradcam: layer '{node}' has output shape {tuple(act.shape)}; "
+                         "it needs a (N, C, h, w) feature map")
+    cam = (grad.mean(dim=(2, 3), keepdim=True) * act).sum(1, keepdim=True)
+    if p.get("relu", True):
+        cam = cam.clamp(min=0)
+    mode = p.get("interpolate", "bilinear")
+    if mode is not None and x.dim() == 4:
+        cam = F.interpolate(cam, size=x.shape[2:], mode=mode)
+    return cam
+
+
+_GRAD = {"family": "gradient", "start": "onehot", "walkable": False}
+METHODS = [
+    Method("smoothgrad", "SmoothGrad", "mean gradient over 50 noisy copies, "
+           "sigma = 0.15 (max - min) of each input", None, reduce="maxabs",
+           params={"n_samples": 50, "noise_level": 0.15, "seed": 0, "batch_size": 64},
+           attribute_fn=smoothgrad, citation="Smilkov et al. 2017", **_GRAD),
+    Method("integrated_gradients", "Integrated Gradients",
+           "path integral of the gradient from a baseline (default zeros), times x - x0",
+           None, reduce="sum", attribute_fn=integrated_gradients,
+           params={"steps": 50, "integration": "gausslegendre", "baseline": None,
+                   "batch_size": 64}, citation="Sundararajan et al. 2017", **_GRAD),
+    Method("gradcam", "Grad-CAM", "relu(sum_c mean(dy/dA_c) A_c) at the last conv layer, "
+           "upsampled to the input", None, reduce="sum", attribute_fn=gradcam,
+           params={"layer": None, "relu": True, "interpolate": "bilinear"},
+           citation="Selvaraju et al. 2017", **_GRAD),
+]
+
+for _m in METHODS:
+    register_method(_m, overwrite=True)
