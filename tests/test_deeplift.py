@@ -90,10 +90,12 @@ def test_contributions_at_a_cut_sum_to_delta(resnet, method):
     ex = liecheck.Explainer(resnet)
     first_add = next(n.name for n in ex.graph.nodes if n.kind == "add")
     cut = next(n.name for n in ex.graph.nodes if n.inputs == [first_add])
-    out = ex.walk(x, method, record=[cut, "input"], target=1)
+    first_conv = ex.graph.resolve("conv")  # feeds a ReLU: holds a (m+, m-) pair
+    out = ex.walk(x, method, record=[cut, first_conv, "input"], target=1)
     with torch.no_grad():
         d = (resnet(x) - resnet(torch.zeros_like(x)))[:, 1]
     torch.testing.assert_close(out[cut].flatten(1).sum(1), d, atol=1e-10, rtol=0)
+    torch.testing.assert_close(out[first_conv].flatten(1).sum(1), d, atol=1e-10, rtol=0)
     torch.testing.assert_close(out["x"].flatten(1).sum(1), d, atol=1e-10, rtol=0)
 
 
