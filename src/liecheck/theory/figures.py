@@ -1,0 +1,145 @@
+"""Figures of the theory toolkit (matplotlib, Agg backend).
+
+* :func:`plot_chain`: Figure 7a/7b, 1 - median |cos| on a log axis against the
+  number of matrix products, quartile band per family;
+* :func:`plot_singular_ratios`: Figure 3, sigma1/sigma2 bars per layer;
+* :func:`plot_spectrum`: sigma1/sigma2 of derivation matrices against depth,
+  with CSC next to it.
+
+Each returns the :class:`~matplotlib.figure.Figure` and, given ``path`` (without
+or with a suffix), saves it as PNG and SVG.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+FLOOR = 1e-16  # 1 - cos below this is drawn at the floor (float64 resolution)
+
+
+def save(fig: Figure, path: str | Path | None) -> list[Path]:
+    """Save ``fig`` as ``<path>.png`` and ``<path>.svg``; returns the files written."""
+    if path is None:
+        return []
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    stem = p.with_suffix("") if p.suffix in (".png", ".svg", ".pdf") else p
+    out = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    fig.savefig(out[0], dpi=150, bbox_inches="tight")
+    fig.savefig(out[1], bbox_inches="tight")
+    return out
+
+
+def plot_chain(df: pd.DataFrame, families=None, title: str | None = None,
+               path: str | Path | None = None, ax=None) -> Figure:
+    """1 - |cos| (median, band p25-p75) per step on a log axis (paper Figure 7).
+
+    ``df`` is :func:`~liecheck.theory.simulate_chain`'s table.
+    """
+    fams = list(dict.fromkeys(df["family"])) if families is None else list(families)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.0, 3.6))
+    else:
+        fig = ax.figure
+    for f in fams:
+        d = df[df["family"] == f].sort_values("step")
+        if d.empty:
+            raise ValueError(f"family '{f}' is not in the table")
+        y = np.clip(1 - d["median"].to_numpy(), FLOOR, None)
+        line, = ax.semilogy(d["step"], y, marker="o", ms=3, label=f)
+        lo = np.clip(1 - d["p75"].to_numpy(), FLOOR, None)
+        hi = np.clip(1 - d["p25"].to_numpy(), FLOOR, None)
+        ax.fill_between(d["step"], lo, hi, color=line.get_color(), alpha=0.2, lw=0)
+    ax.set_xlabel("matrix products")
+    ax.set_ylabel("1 - median |cos|")
+    ax.grid(True, which="major", alpha=0.4)
+    ax.legend(fontsize=7, loc="lower left")
+    if title:
+        ax.set_title(title)
+    save(fig, path)
+    return fig
+
+
+def plot_chain_figure7(df: pd.DataFrame, path: str | Path | None = None) -> Figure:
+    """Both panels: (a) the base families and learned weights, (b) alpha-beta."""
+    fams = list(dict.fromkeys(df["family"]))
+    ab = [f for f in fams if f.startswith("alpha")]
+    base = [f for f in fams if f not in ab]
+    n = int(bool(base)) + int(bool(ab))
+    fig, axes = plt.subplots(1, max(n, 1), figsize=(5.0 * max(n, 1), 3.6), squeeze=False)
+    i = 0
+    if base:
+        plot_chain(df, base, "(a) matrix families", ax=axes[0, i])
+        i += 1
+    if ab:
+        plot_chain(df, ab, r"(b) $\alpha W^+ + \beta W^-$", ax=axes[0, i])
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+def plot_singular_ratios(df: pd.DataFrame, path: str | Path | None = None) -> Figure:
+    """Figure 3: sigma1/sigma2 per layer for W, A, W*A (layer and inter-layer panels).
+
+    ``df`` is :func:`~liecheck.theory.singular_ratios`'s table.
+    """
+    parts = [p for p in ("layer", "inter") if (df["part"] == p).any()]
+    fig, axes = plt.subplots(1, len(parts), figsize=(6.0 * len(parts), 3.6), squeeze=False)
+    kinds = [k for k in ("A", "W", "W*A") if (df["kind"] == k).any()]
+    for ax, part in zip(axes[0], parts):
+        d = df[df["part"] == part]
+        layers = list(dict.fromkeys(d["layer"]))
+        width = 0.8 / max(len(kinds), 1)
+        for j, kind in enumerate(kinds):
+            dk = d[d["kind"] == kind].set_index("layer").reindex(layers)
+            ax.bar(np.arange(len(layers)) + (j - (len(kinds) - 1) / 2) * width,
+                   dk["ratio"].to_numpy(dtype=float), width, label=kind)
+        ax.set_xticks(np.arange(len(layers)))
+        ax.set_xticklabels(layers, rotation=70, fontsize=6)
+        ax.set_yscale("log")
+        ax.set_ylabel(r"$\sigma_1 / \sigma_2$")
+        ax.set_title("per layer (centre taps)" if part == "layer"
+                     else r"inter-layer $T_l = \sqrt{S_l} V_l U_{l+1} \sqrt{S_{l+1}}$")
+        ax.legend(fontsize=7)
+        ax.grid(True, axis="y", alpha=0.4)
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+def plot_spectrum(df: pd.DataFrame, path: str | Path | None = None) -> Figure:
+    """sigma1/sigma2 of the derivation matrix (left) and CSC (right) against depth.
+
+    ``df`` is :func:`~liecheck.theory.spectrum_table`'s table (several methods
+    may be concatenated).
+    """
+    has_csc = "csc_median" in df and df["csc_median"].notna().any()
+    fig, axes = plt.subplots(1, 2 if has_csc else 1, figsize=(10 if has_csc else 5, 3.6),
+                             squeeze=False)
+    for method, d in df.groupby("method", sort=False):
+        g = d.groupby(["depth", "layer"], sort=True).median(numeric_only=True).reset_index()
+        axes[0, 0].semilogy(g["depth"], g["ratio"], marker="o", label=method)
+        if has_csc:
+            axes[0, 1].semilogy(g["depth"], np.clip(1 - g["csc_median"], FLOOR, None),
+                                marker="o", label=method)
+    layers = df.drop_duplicates("depth").sort_values("depth")
+    for ax in axes[0]:
+        ax.set_xticks(layers["depth"])
+        ax.set_xticklabels(layers["layer"], rotation=60, fontsize=6)
+        ax.set_xlabel("start layer (node)")
+        ax.grid(True, alpha=0.4)
+        ax.legend(fontsize=7)
+    axes[0, 0].set_ylabel(r"$\sigma_1 / \sigma_2$ of $J$ (median over images)")
+    if has_csc:
+        axes[0, 1].set_ylabel("1 - CSC median |cos| at the input")
+    fig.tight_layout()
+    save(fig, path)
+    return fig
