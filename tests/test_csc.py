@@ -1,0 +1,134 @@
+"""CSC: exact baseline, per-position cosines, convergence of non-negative chains,
+the gradient staying near the baseline, z+ on VGG-16, seeding and batching."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import liecheck
+from liecheck.methods import Method
+from liecheck.metrics.csc import abs_cos, baseline, pair_indices, random_vectors
+from liecheck.models import cifar_net
+
+
+def test_baseline_exact_and_monte_carlo():
+    # the values quoted by the paper / PROTOCOL.md
+    for c, v in [(3, 0.5), (64, 0.085), (512, 0.030), (4096, 0.0105)]:
+        assert abs(baseline(c) - v) < 0.0015
+    rng = np.random.default_rng(0)
+    for c in (3, 16, 64):
+        a, b = rng.normal(size=(2, 100_000, c))
+        cos = np.abs((a * b).sum(1)) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+        assert abs(np.median(cos) - baseline(c)) < 0.01 * baseline(c) + 2e-3
+    assert baseline(1) == 1.0
+
+
+def test_abs_cos_equals_loop(gen):
+    r = torch.randn(5, 7, 11, generator=gen(0))
+    r[:, :, 3] = 0  # zero vectors give NaN (dropped by csc)
+    got = abs_cos(r).numpy()
+    a = r.double().numpy()
+    assert len(pair_indices(5)) == 10 and got.shape == (10, 11)
+    for k, (i, j) in enumerate(pair_indices(5)):
+        for p in range(11):
+            u, v = a[i, :, p], a[j, :, p]
+            if p == 3:
+                assert np.isnan(got[k, p])
+            else:
+                ref = abs(u @ v) / np.linalg.norm(u) / np.linalg.norm(v)
+                assert abs(got[k, p] - ref) < 1e-12
+
+
+def _dense_net(positive: bool, seed: int = 0) -> nn.Sequential:
+    torch.manual_seed(seed)
+    layers, d = [], 16
+    for _ in range(5):
+        lin = nn.Linear(d, 64)
+        with torch.no_grad():
+            if positive:
+                lin.weight.abs_()
+            lin.bias.zero_()
+        layers += [lin, nn.ReLU()]
+        d = 64
+    return nn.Sequential(*layers[:-1]).eval()
+
+
+def test_nonnegative_chain_converges_to_rank_one():
+    """Gradient through ReLU (0/1 diagonal) and |W|: every backward factor is a
+    non-negative matrix, so the chain converges to rank 1 (paper theorem 1)."""
+    x = torch.rand(4, 16, generator=torch.Generator().manual_seed(0))
+    df = liecheck.csc(_dense_net(True), x, "gradient", n_vectors=5).sort_values("depth")
+    med = df["median"].to_numpy()
+    assert med[0] > 1 - 1e-6  # the input, 4 non-negative factors below the logits
+    assert np.all(np.diff(med) <= 1e-9)  # monotone: more factors, more aligned
+    assert (df["n_values"] == 4 * 10).all()  # dense layers: one value per pair per image
+    signed = liecheck.csc(_dense_net(False), x, "gradient", n_vectors=5)
+    assert signed["median"].max() < 0.5
+
+
+def test_gradient_stays_near_baseline_and_zplus_converges():
+    """Random CIFAR net, start at conv4's ReLU (8192 values): the gradient of random
+    vectors stays within 2x the random baseline at the convs just below, z+ does not."""
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    model = cifar_net()
+    grad = liecheck.csc(model, x, "gradient", start="relu4", n_vectors=4)
+    near = grad[grad.layer.isin(["conv3", "conv4"])]
+    assert len(near) == 2 and (near["median"] < 2 * near["baseline"]).all()
+    assert set(grad["layer"]) == {"input_1", "conv1", "conv2", "conv3", "conv4"}
+    zp = liecheck.csc(model, x, "lrp_a1b0", start="output", layers=["input"], n_vectors=3)
+    assert zp.set_index("layer").loc["input_1", "median"] > 0.999
+
+
+@pytest.mark.slow
+def test_vgg16_zplus_converges_gradient_and_lrp_z_do_not():
+    """Random-init VGG-16 on a real photo (64 px to keep the test fast): from the
+    logits, LRP a1b0 reaches median |cos| >= 0.99 at the first conv (paper Fig. 5)."""
+    from liecheck.data import sample_photos
+    from liecheck.models import load
+
+    model, _ = load("vgg16", verbose=False)
+    ex = liecheck.Explainer(model)
+    x = sample_photos(["astronaut"], size=64).images
+    med = {m: liecheck.csc(ex, x, m, layers=["features.0"], n_vectors=2)["median"].item()
+           for m in ("lrp_a1b0", "gradient", "lrp_z")}
+    assert med["lrp_a1b0"] >= 0.99
+    assert med["gradient"] < 0.5 and med["lrp_z"] < 0.5
+
+
+def test_seeded_vectors_batches_and_multiple_starts():
+    model = cifar_net()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    a = liecheck.csc(model, x, "lrp_z", start=["output", "relu4"], n_vectors=3)
+    b = liecheck.csc(model, x, "lrp_z", start=["output", "relu4"], n_vectors=3, batch_size=1)
+    c = liecheck.csc(model, x, "lrp_z", start="relu4", n_vectors=3)
+    cols = ["median", "p5", "p95", "n_values"]
+    # float32 convolutions vary slightly with the batch size
+    np.testing.assert_allclose(a[cols].to_numpy(float), b[cols].to_numpy(float), rtol=1e-3)
+    np.testing.assert_allclose(a[a.start == "relu4"][cols].to_numpy(float),
+                               c[cols].to_numpy(float), rtol=1e-5)
+    assert list(a["depth"][a.start == "output"]) == [0, 1, 2, 3, 4, 5]
+    v1 = random_vectors(0, "fc6", 1, 3, (10,))
+    assert torch.equal(v1, random_vectors(0, "fc6", 1, 3, (10,)))
+    assert not torch.equal(v1, random_vectors(1, "fc6", 1, 3, (10,)))
+    d = liecheck.csc(model, x, "lrp_z", start="relu4", n_vectors=3, seed=1)
+    assert not np.allclose(d["median"], c["median"])
+
+
+def test_raw_values_histogram_and_errors():
+    model = cifar_net()
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    df, raw = liecheck.csc(model, x, "gradient", start="relu3", n_vectors=3, raw=True)
+    for _, row in df.iterrows():
+        v = raw[(row["start"], row["layer"])]
+        assert len(v) == row["n_values"]
+        assert abs(np.median(v) - row["median"]) < 1e-6
+        hist = row[["h_0_0.9", "h_0.9_0.99", "h_0.99_0.999", "h_0.999_0.9999", "h_0.9999_1"]]
+        assert hist.sum() == row["n_values"]
+        assert hist.iloc[0] == (v < 0.9).sum()
+    smooth = Method("smooth", "SmoothGrad", "noisy average", walkable=False,
+                    attribute_fn=lambda ex, x, t, p: x)
+    with pytest.raises(ValueError, match="single backward walk"):
+        liecheck.csc(model, x, smooth)
+    with pytest.raises(ValueError, match="at least 2"):
+        liecheck.csc(model, x, "gradient", n_vectors=1)
