@@ -12,9 +12,9 @@ is tiny, ``J`` is numerically rank 1 and every ``v`` gives the same map.
 injected, gives ``out = J v0``; then ``J^T u`` is one backward pass of ``out``
 (``torch.autograd.grad(out, v0, u)``), and ``J v`` one backward pass of the
 double-vjp graph ``h(u0) = J^T u0`` (``torch.autograd.grad(h, u0, v)``). Both graphs
-are kept, so each product costs one backward pass and no forward pass. SciPy's
-ARPACK (``scipy.sparse.linalg.svds`` on a ``LinearOperator``) finds the top ``k``
-singular values.
+are kept, so each product costs one backward pass and no forward pass.
+Golub-Kahan-Lanczos bidiagonalisation (:mod:`.lanczos`) finds the top ``k``
+singular values from these products; SciPy's ARPACK is available as well.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from torch import nn
 from ..attribution import Explainer
 from ..methods import Method, get_method
 from ..walk import propagate
+from .lanczos import golub_kahan_svd
 
 
 class NotLinearInRelevance(ValueError):
@@ -161,8 +162,9 @@ def _explainer(model, dtype) -> Explainer:
 
 
 def spectrum(model: nn.Module | Explainer, inputs: torch.Tensor, method: str | Method,
-             layer: str, k: int = 2, dtype: torch.dtype | None = None, tol: float | None = None,
-             seed: int = 0, **params) -> np.ndarray:
+             layer: str, k: int = 2, dtype: torch.dtype | None = None, tol: float = 1e-6,
+             floor: float | None = None, solver: str = "lanczos", seed: int = 0,
+             **params) -> np.ndarray:
     """Top-``k`` singular values of the derivation matrix from the input to ``layer``.
 
     Parameters
@@ -175,10 +177,16 @@ def spectrum(model: nn.Module | Explainer, inputs: torch.Tensor, method: str | M
     layer : node or module name whose output receives the relevance.
     k : number of singular values (``k < min(d_input, d_layer)``).
     dtype : compute in this dtype (e.g. ``torch.float64`` on a copy of the model);
-        default: the model's. In float32 the walk's rounding (about 1e-7 of sigma1)
-        limits how small a resolved ``sigma2 / sigma1`` can be.
-    tol : ARPACK's relative tolerance (default 1e-10 in float64, 1e-6 otherwise).
-    seed : seed of ARPACK's start vector.
+        default: the model's.
+    tol, floor : relative accuracy of each value, and the resolution limit relative
+        to sigma1 (default: 1e-13 in float64, 1e-6 in float32, the rounding of one
+        walk). A ``sigma2 / sigma1`` at or below ``floor`` means "rank 1 as far as
+        this precision can tell".
+    solver : ``"lanczos"`` (:func:`~liecheck.theory.lanczos.golub_kahan_svd`,
+        resolves ``sigma2`` down to ``floor * sigma1``) or ``"arpack"``
+        (``scipy.sparse.linalg.svds``; works on ``J^T J`` and so cannot resolve
+        ``sigma2 / sigma1`` below about the square root of the rounding).
+    seed : seed of the start vector.
     **params : method parameters.
 
     Returns
@@ -190,15 +198,23 @@ def spectrum(model: nn.Module | Explainer, inputs: torch.Tensor, method: str | M
     p0 = next(explainer.graph.module.parameters(), None)
     if p0 is not None:
         x_all = x_all.to(p0.dtype)
+    if floor is None:
+        floor = 1e-13 if x_all.dtype == torch.float64 else 1e-6
     out = []
     for i in range(x_all.shape[0]):
         op = DerivationOperator(explainer, x_all[i:i + 1], method, layer, **params)
         if not 0 < k < min(op.shape):
             raise ValueError(f"k={k} must be between 1 and min(d_input, d_layer) - 1 = "
                              f"{min(op.shape) - 1}")
-        t = tol if tol is not None else (1e-10 if x_all.dtype == torch.float64 else 1e-6)
-        v0 = np.random.default_rng([seed, i]).standard_normal(min(op.shape))
-        s = svds(op.linear_operator(), k=k, tol=t, v0=v0, return_singular_vectors=False)
+        lin = op.linear_operator()
+        if solver == "lanczos":
+            s = golub_kahan_svd(lin.matvec, lin.rmatvec, lin.shape, k=k, tol=tol, floor=floor,
+                                seed=np.random.SeedSequence([seed, i]))
+        elif solver == "arpack":
+            v0 = np.random.default_rng([seed, i]).standard_normal(min(op.shape))
+            s = svds(lin, k=k, tol=tol, v0=v0, return_singular_vectors=False)
+        else:
+            raise ValueError(f"solver must be 'lanczos' or 'arpack', not '{solver}'")
         out.append(np.sort(s)[::-1])
         del op
     return np.asarray(out, dtype=np.float64)
