@@ -290,3 +290,20 @@ def test_folded_batchnorm_values_are_released():
     graph = liecheck.trace(Messy(0).eval())
     released = {v for vs in graph._last_use.values() for v in vs}
     assert {"bn1", "bn2", "conv1", "conv2"} <= released
+
+
+def test_batchnorm1d_after_linear_is_folded():
+    torch.manual_seed(0)
+    bn = nn.BatchNorm1d(6)
+    bn.running_mean, bn.running_var = torch.randn(6), 0.5 + torch.rand(6)
+    bn.weight.data, bn.bias.data = torch.randn(6), torch.randn(6)
+    model = nn.Sequential(nn.Linear(4, 6), bn, nn.ReLU(), nn.Linear(6, 3)).double().eval()
+    graph = liecheck.trace(model)
+    assert [n.layer for n in graph.nodes if n.kind == "linear"] == ["dense", "dense"]
+    x = torch.randn(5, 4, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(graph.forward(x)[graph.output], model(x))
+    # and the folded layer explains like the original: LRP-z = gradient x input
+    xr = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(model(xr)[:, 1].sum(), xr)
+    torch.testing.assert_close(liecheck.attribute(model, x, "lrp_z", target=1), g * x)
