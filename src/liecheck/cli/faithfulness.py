@@ -77,6 +77,25 @@ def _setup(args):
     return model, source, imgs, methods, target, out
 
 
+def _run(m, fn):
+    """Run one method; a method that cannot run here (e.g. PatternNet without
+    patterns) is skipped with its error message instead of ending the whole run."""
+    try:
+        return fn(m)
+    except ValueError as exc:
+        print(f"skipping {m.name}: {exc}")
+        return None
+
+
+def _concat(frames):
+    import pandas as pd
+
+    frames = [f for f in frames if f is not None]
+    if not frames:
+        raise ValueError("no method could be run (see the messages above)")
+    return pd.concat(frames, ignore_index=True)
+
+
 def _write(df, out: Path, name: str, source) -> Path:
     path = out / f"{name}.csv"
     df.assign(model=source.name, weights=source.weights).to_csv(path, index=False)
@@ -85,7 +104,6 @@ def _write(df, out: Path, name: str, source) -> Path:
 
 
 def run_csc(args) -> int:
-    import pandas as pd
     from tqdm import tqdm
 
     from ..attribution import Explainer
@@ -105,11 +123,11 @@ def run_csc(args) -> int:
     if skipped:
         print(f"skipping {', '.join(skipped)}: not a single backward walk (no CSC, as in the "
               "paper)")
-    frames = []
-    for m in tqdm([m for m in methods if m.walkable], desc="csc", unit="method"):
-        frames.append(csc(ex, imgs.images, m, start=starts, n_vectors=args.n_vectors,
-                          seed=args.seed, batch_size=args.batch_size))
-    df = pd.concat(frames, ignore_index=True)
+    frames = [_run(m, lambda m: csc(ex, imgs.images, m, start=starts,
+                                    n_vectors=args.n_vectors, seed=args.seed,
+                                    batch_size=args.batch_size))
+              for m in tqdm([m for m in methods if m.walkable], desc="csc", unit="method")]
+    df = _concat(frames)
     _write(df, out, "csc", source)
     for st in starts:
         tag = st.replace(".", "_")
@@ -124,7 +142,6 @@ def run_csc(args) -> int:
 
 
 def run_sanity(args) -> int:
-    import pandas as pd
     from tqdm import tqdm
 
     from ..metrics.sanity import cascade_maps, sanity
@@ -132,11 +149,12 @@ def run_sanity(args) -> int:
     from ..plots.saliency import cascade_grid
 
     model, source, imgs, methods, target, out = _setup(args)
-    frames = []
-    for m in tqdm(methods, desc="sanity", unit="method"):
-        frames.append(sanity(model, imgs.images, m, target, seed=args.seed, mode=args.mode,
-                             similarity=args.similarity, batch_size=args.batch_size))
-    df = pd.concat(frames, ignore_index=True)
+    frames = [_run(m, lambda m: sanity(model, imgs.images, m, target, seed=args.seed,
+                                       mode=args.mode, similarity=args.similarity,
+                                       batch_size=args.batch_size))
+              for m in tqdm(methods, desc="sanity", unit="method")]
+    df = _concat(frames)
+    methods = [m for m in methods if m.name in set(df["method"])]
     _write(df, out, "sanity", source)
     save(sanity_curve(df, seed=args.seed), out / "sanity")
     i = args.grid_image
@@ -155,7 +173,6 @@ def run_sanity(args) -> int:
 
 
 def run_random_logit(args) -> int:
-    import pandas as pd
     from tqdm import tqdm
 
     from ..attribution import Explainer
@@ -164,10 +181,11 @@ def run_random_logit(args) -> int:
 
     model, source, imgs, methods, target, out = _setup(args)
     ex = Explainer(model, device=args.device)
-    frames = [random_logit(ex, imgs.images, m, target, seed=args.seed,
-                           similarity=args.similarity, batch_size=args.batch_size)
+    frames = [_run(m, lambda m: random_logit(ex, imgs.images, m, target, seed=args.seed,
+                                             similarity=args.similarity,
+                                             batch_size=args.batch_size))
               for m in tqdm(methods, desc="random logit", unit="method")]
-    df = pd.concat(frames, ignore_index=True)
+    df = _concat(frames)
     _write(df, out, "random_logit", source)
     save(random_logit_boxplot(df), out / "random_logit")
     return 0
