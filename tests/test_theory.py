@@ -79,7 +79,7 @@ def test_simulation_matches_explicit_numpy_chain(family):
     for r in range(repeats):
         gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, r])
                                                 .generate_state(1)[0]))
-        x = torch.randn(n, shapes[0][0], generator=gen, dtype=torch.float64).numpy()
+        x = torch.randn(n, shapes[0][0], generator=gen).double().numpy()
         per_rep[r, 0] = _mean_cos(x)
         for k, s in enumerate(shapes):
             w = torch.randn(*s, generator=gen).double().numpy()
@@ -383,3 +383,20 @@ def test_golub_kahan_svd_against_numpy():
                               tol=1e-8, floor=1e-15)
         # sigma2 of the near-rank-1 matrix is ~1e-9 * sigma1: resolved to 1e-6
         np.testing.assert_allclose(got, np.linalg.svd(a, compute_uv=False)[:k], rtol=1e-6)
+
+
+def test_cli_spectrum_on_cifar_net(tmp_path, capsys):
+    import pandas as pd
+
+    from liecheck.cli import main
+
+    rc = main(["spectrum", "--model", "cifar_net", "--method", "lrp_a1b0,gradient",
+               "--layer", "fc6", "--tol", "1e-3", "--out", str(tmp_path)])
+    assert rc == 0
+    df = pd.read_csv(tmp_path / "spectrum.csv")
+    assert list(df["method"]) == ["lrp_a1b0", "gradient"]
+    assert (df["sigma1"] >= df["sigma2"]).all() and df["csc_median"].between(0, 1).all()
+    assert (tmp_path / "spectrum.png").exists()
+    assert main(["spectrum", "--model", "cifar_net", "--method", "guided_bp", "--layer", "fc6",
+                 "--out", str(tmp_path)]) == 2
+    assert "not linear in the relevance" in capsys.readouterr().err

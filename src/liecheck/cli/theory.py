@@ -53,6 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "models, 32 for cifar_net)")
     p.add_argument("-k", type=int, default=2, help="number of singular values")
     p.add_argument("--float64", action="store_true", help="compute in float64 (slower)")
+    p.add_argument("--tol", type=float, default=1e-4,
+                   help="relative accuracy of each singular value (default 1e-4)")
     p.add_argument("--no-csc", action="store_true", help="skip the CSC column")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output directory")
@@ -118,9 +120,12 @@ def run_simulate(args) -> int:
     figures.plot_chain_figure7(df, out / "figure7")
     steps = [s for s in SUMMARY_STEPS if s <= df["step"].max()]
     table = df[df["step"].isin(steps)].pivot(index="family", columns="step", values="median")
-    with pd.option_context("display.float_format", "{:.6f}".format, "display.width", 160):
+    table = table.reindex(list(dict.fromkeys(df["family"])))
+    with pd.option_context("display.width", 160):
         print("median |cos| after k products:")
-        print(table.reindex(list(dict.fromkeys(df["family"]))).to_string())
+        print(table.map("{:.6f}".format).to_string())
+        print("1 - median |cos| (0: the vectors became identical in this precision):")
+        print((1 - table).map("{:.2e}".format).to_string())
     print(f"wrote {out / 'chain.csv'}, {out / 'figure7.png'}, {out / 'figure7.svg'}")
     return 0
 
@@ -162,7 +167,7 @@ def run_spectrum(args) -> int:
     tables = []
     for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
         t = spectrum_table(explainer, x, method, layers, k=args.k, with_csc=not args.no_csc,
-                           seed=args.seed)
+                           seed=args.seed, tol=args.tol)
         t.insert(0, "model", str(src))
         tables.append(t)
         with pd.option_context("display.width", 200, "display.float_format", "{:.4g}".format):

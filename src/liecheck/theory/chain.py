@@ -76,10 +76,10 @@ def mean_abs_cosine(x: torch.Tensor, include_diagonal: bool = False) -> torch.Te
     ``(...)``: mean over the ``n (n - 1) / 2`` distinct pairs (``n (n + 1) / 2`` with
     the diagonal); zero vectors give NaN cosines, which are left out.
     """
+    x = x.double()  # cosines in double precision, also for float32 vectors
     norm = x.norm(dim=-1, keepdim=True)
     u = x / norm
-    u = u.double()  # cosines in double precision: 1 - cos resolves ~1e-12 for float32 x
-    c = (u @ u.transpose(-1, -2)).abs()
+    c = (u @ u.transpose(-1, -2)).abs().clamp(max=1.0)
     n = x.shape[-2]
     i, j = torch.tril_indices(n, n, offset=0 if include_diagonal else -1, device=x.device)
     pairs = c[..., i, j]
@@ -157,9 +157,10 @@ def simulate_chain(family: str | Sequence[str], shapes="vgg16", n_vectors: int =
     include_diagonal : see above.
     model : the model for the ``learned`` families.
     dtype : dtype of the matrices and vectors. The cosines are always computed in
-        float64; with float32 vectors 1 - cosine bottoms out near 1e-12 to 1e-10
-        (rounding in the products), with float64 near 1e-15 (the reference code's
-        NumPy default), at about twice the run time.
+        float64. With float32 products, once 1 - cosine reaches about 1e-7 the
+        rounded vectors typically become identical, so 1 - cosine drops to 0 (drawn
+        at 1e-16); with float64 (the reference code's NumPy default, about twice
+        the run time) the exponential decay stays visible down to about 1e-15.
     max_chunk_bytes : memory for the batched random matrices of one step.
 
     Returns
@@ -203,7 +204,8 @@ def simulate_chain(family: str | Sequence[str], shapes="vgg16", n_vectors: int =
 
     for start in range(0, repeats, chunk):
         rs = range(start, min(repeats, start + chunk))
-        x0 = torch.stack([torch.randn(n, d0, generator=gens[r], dtype=dtype) for r in rs])
+        # float32 draws for every dtype, so float32 and float64 runs share them
+        x0 = torch.stack([torch.randn(n, d0, generator=gens[r]) for r in rs]).to(dtype)
         for f in families:
             results[f][rs.start:rs.stop, 0] = mean_abs_cosine(x0, include_diagonal).numpy()
         # all random families in one batch: rows [i * n, (i + 1) * n) belong to family i

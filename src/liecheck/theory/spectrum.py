@@ -222,13 +222,15 @@ def spectrum(model: nn.Module | Explainer, inputs: torch.Tensor, method: str | M
 
 def spectrum_table(model: nn.Module | Explainer, inputs: torch.Tensor, method: str | Method,
                    layers: Iterable[str], k: int = 2, dtype: torch.dtype | None = None,
-                   with_csc: bool = True, n_vectors: int = 5, seed: int = 0, **params
-                   ) -> pd.DataFrame:
+                   with_csc: bool = True, n_vectors: int = 5, seed: int = 0,
+                   tol: float = 1e-6, floor: float | None = None, solver: str = "lanczos",
+                   **params) -> pd.DataFrame:
     """Singular values per (image, layer) next to CSC at the input.
 
     CSC comes from :func:`liecheck.metrics.csc.csc` with ``start=layer`` and the
     input recorded: the median |cos| of the input relevance of ``n_vectors`` random
-    vectors injected at the layer (per image).
+    vectors injected at the layer (per image). ``tol``, ``floor``, ``solver``: see
+    :func:`spectrum`.
 
     Returns
     -------
@@ -246,7 +248,8 @@ def spectrum_table(model: nn.Module | Explainer, inputs: torch.Tensor, method: s
     rows = []
     for layer in layers:
         node = graph.resolve(layer)
-        s = spectrum(explainer, x_all, m, node, k=k, seed=seed, **params)
+        s = spectrum(explainer, x_all, m, node, k=k, seed=seed, tol=tol, floor=floor,
+                     solver=solver, **params)
         csc_by_image = [np.nan] * x_all.shape[0]
         base = np.nan
         if with_csc:
