@@ -15,11 +15,12 @@ Pooling ops have no weight tensor: their implicit weights are non-negative
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, replace
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 _USE_OWN = object()
 
@@ -56,16 +57,59 @@ class LinearOp:
             out = t if out is None else out + t
         return out
 
-    # weight splits (cached: rules ask for them on every call)
+    # weight splits, cached: rules ask for them on every call. The cache belongs to
+    # one weight tensor at one version: replacing ``op.weight`` or modifying it in
+    # place (e.g. parameter randomisation) recomputes the splits.
+    def _weight_cache(self) -> dict:
+        w = self.weight
+        try:
+            version = w._version
+        except RuntimeError:  # inference tensors have no version counter
+            version = None
+        c = self.__dict__.get("_wcache")
+        if c is None or c["w"] is not w or c["version"] != version:
+            c = {"w": w, "version": version, "retired": []}
+            self.__dict__["_wcache"] = c
+        return c
+
     def pos(self) -> torch.Tensor:
-        if getattr(self, "_pos", None) is None:
-            self._pos = self.weight.clamp(min=0)
-        return self._pos
+        """``W+ = max(0, W)`` (cached)."""
+        c = self._weight_cache()
+        if "pos" not in c:
+            c["pos"] = self.weight.clamp(min=0)
+        return c["pos"]
 
     def neg(self) -> torch.Tensor:
-        if getattr(self, "_neg", None) is None:
-            self._neg = self.weight.clamp(max=0)
-        return self._neg
+        """``W- = min(0, W)`` (cached)."""
+        c = self._weight_cache()
+        if "neg" not in c:
+            c["neg"] = self.weight.clamp(max=0)
+        return c["neg"]
+
+    def _stacked(self, weights) -> torch.Tensor:
+        """``torch.cat(weights)``; the ``[W+, W-]`` stack of alpha-beta is built once.
+
+        After that, ``pos()`` and ``neg()`` are views into the stack (same values, no
+        second copy), and the stand-alone splits a rule may still hold for the
+        current call are recognised through weak references until they are freed.
+        """
+        if self.weight is None or len(weights) != 2:
+            return torch.cat(weights)
+        c = self._weight_cache()
+
+        def is_split(w, name):
+            return (c.get(name) is w
+                    or any(n == name and ref() is w for ref, n in c["retired"]))
+
+        if not (is_split(weights[0], "pos") and is_split(weights[1], "neg")):
+            return torch.cat(weights)
+        if "pos_neg" not in c:
+            old = (c["pos"], c["neg"])
+            stack = torch.cat(old)
+            k = old[0].shape[0]
+            c["pos_neg"], c["pos"], c["neg"] = stack, stack[:k], stack[k:]
+            c["retired"] = [(weakref.ref(old[0]), "pos"), (weakref.ref(old[1]), "neg")]
+        return c["pos_neg"]
 
 
 def _bias(op: LinearOp, bias):
@@ -82,7 +126,7 @@ class ConvOp(LinearOp):
     groups: int
 
     @classmethod
-    def from_module(cls, m: nn.Conv2d) -> "ConvOp":
+    def from_module(cls, m: nn.Conv2d) -> ConvOp:
         if isinstance(m.padding, str):
             raise TypeError(f"padding='{m.padding}' is not supported; use explicit padding")
         return cls(m.weight.detach(), None if m.bias is None else m.bias.detach(),
@@ -105,16 +149,16 @@ class ConvOp(LinearOp):
         if biases is not None and any(bb is not None for bb in biases):
             b = torch.cat([bb if bb is not None else w.new_zeros(w.shape[0])
                            for bb, w in zip(biases, weights)])
-        y = F.conv2d(x, torch.cat(weights), b, self.stride, self.padding, self.dilation)
+        y = F.conv2d(x, self._stacked(weights), b, self.stride, self.padding, self.dilation)
         return list(y.split([w.shape[0] for w in weights], dim=1))
 
     def transpose_many(self, gs, x_shape, weights):
         if self.groups != 1 or any(w is None for w in weights):
             return super().transpose_many(gs, x_shape, weights)
-        return torch.nn.grad.conv2d_input(x_shape, torch.cat(weights), torch.cat(gs, dim=1),
+        return torch.nn.grad.conv2d_input(x_shape, self._stacked(weights), torch.cat(gs, dim=1),
                                           self.stride, self.padding, self.dilation)
 
-    def fold(self, bn: "AffineOp") -> "ConvOp":
+    def fold(self, bn: AffineOp) -> ConvOp:
         w = self.weight * bn.scale.view(-1, 1, 1, 1)
         b = bn.shift if self.bias is None else self.bias * bn.scale + bn.shift
         return replace(self, weight=w, bias=b)
@@ -144,15 +188,15 @@ class DenseOp(LinearOp):
         if biases is not None and any(bb is not None for bb in biases):
             b = torch.cat([bb if bb is not None else w.new_zeros(w.shape[0])
                            for bb, w in zip(biases, weights)])
-        y = F.linear(x, torch.cat(weights), b)
+        y = F.linear(x, self._stacked(weights), b)
         return list(y.split([w.shape[0] for w in weights], dim=1))
 
     def transpose_many(self, gs, x_shape, weights):
         if any(w is None for w in weights):
             return super().transpose_many(gs, x_shape, weights)
-        return (torch.cat(gs, dim=1) @ torch.cat(weights)).reshape(x_shape)
+        return (torch.cat(gs, dim=1) @ self._stacked(weights)).reshape(x_shape)
 
-    def fold(self, bn: "AffineOp") -> "DenseOp":
+    def fold(self, bn: AffineOp) -> DenseOp:
         w = self.weight * bn.scale.view(-1, 1)
         b = bn.shift if self.bias is None else self.bias * bn.scale + bn.shift
         return DenseOp(w, b)
@@ -169,7 +213,7 @@ class AffineOp(LinearOp):
     shift: torch.Tensor
 
     @classmethod
-    def from_batchnorm(cls, m: nn.BatchNorm1d | nn.BatchNorm2d) -> "AffineOp":
+    def from_batchnorm(cls, m: nn.BatchNorm1d | nn.BatchNorm2d) -> AffineOp:
         if m.running_var is None:
             raise TypeError(f"BatchNorm without running statistics ({m}) is not supported")
         scale = torch.rsqrt(m.running_var + m.eps)
@@ -217,7 +261,7 @@ class AvgPoolOp(LinearOp):
     bias = None
 
     @classmethod
-    def from_module(cls, m: nn.AvgPool2d) -> "AvgPoolOp":
+    def from_module(cls, m: nn.AvgPool2d) -> AvgPoolOp:
         k = nn.modules.utils._pair(m.kernel_size)
         s = nn.modules.utils._pair(m.stride if m.stride is not None else m.kernel_size)
         return cls(k, s, nn.modules.utils._pair(m.padding), m.ceil_mode, m.count_include_pad,
