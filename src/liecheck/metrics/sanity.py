@@ -158,7 +158,8 @@ def sanity(model: nn.Module, inputs, method: str | Method, target=None, layers="
 
     Parameters
     ----------
-    model : the trained network (deep-copied; never modified).
+    model : the trained network (deep-copied; never modified); an
+        :class:`~liecheck.Explainer` is accepted (its traced copy is used).
     inputs : ``(N, C, H, W)`` tensor or an :class:`~liecheck.data.ImageSet`.
     method : registry name or :class:`~liecheck.Method` (any method, walkable or not).
     target : class per image (``(N,)`` or int); ``None``: the trained model's
@@ -179,6 +180,8 @@ def sanity(model: nn.Module, inputs, method: str | Method, target=None, layers="
     deterministic method); it is not one of the steps and is never averaged in.
     """
     m = get_method(method)
+    if isinstance(model, Explainer):  # its traced copy keeps the module structure
+        model = model.graph.module
     x = getattr(inputs, "images", inputs)
     bs = batch_size or 16
     tgt = resolve_targets(model, x, target, bs)
