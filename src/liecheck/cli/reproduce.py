@@ -1,0 +1,132 @@
+"""``liecheck train``, ``liecheck reproduce`` and ``liecheck report``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train the paper's CIFAR network (digits or CIFAR-10)")
+    p.add_argument("model", choices=["cifar_net"])
+    p.add_argument("--data", choices=["digits", "cifar10"], default="digits")
+    p.add_argument("--data-dir", help="folder holding cifar-10-batches-py (CIFAR-10 only)")
+    p.add_argument("--epochs", type=int, help="default: 2 (digits), 100 (CIFAR-10)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="state dict path (default: the cache, for digits)")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("reproduce", help="run every experiment of the paper and write the report")
+    p.add_argument("--model", default="default",
+                   help="default (built-in digits model + random VGG-16 CSC, ~5 min on 2 CPU "
+                        "cores), cifar_net, vgg16, resnet50, all, or a comma list")
+    p.add_argument("--weights", action="append", default=[],
+                   help="weights for the model: a torchvision name (IMAGENET1K_V1) or a "
+                        "checkpoint path; with several models NAME=WEIGHTS (repeatable)")
+    p.add_argument("--images", help="image folder for VGG-16/ResNet-50 (ImageNet-style "
+                                    "class folders give ground-truth labels)")
+    p.add_argument("--n", type=int, help="images per model (paper: 200)")
+    p.add_argument("--methods", help="comma-separated method names (default: the paper's)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fresh", action="store_true", help="delete earlier results in --out")
+    p.add_argument("--out", default="runs/default", help="run directory (default runs/default)")
+    p.add_argument("--simulation-repeats", type=int,
+                   help="repetitions of the appendix-B simulation (paper: 20)")
+    p.add_argument("--no-report", action="store_true")
+    p.set_defaults(func=_reproduce)
+
+    p = sub.add_parser("report", help="build the HTML report of a run directory")
+    p.add_argument("run_dir")
+    p.add_argument("--out", help="HTML path (default RUN_DIR/report.html)")
+    p.set_defaults(func=_report)
+
+
+def _train(args) -> int:
+    from ..train import default_checkpoint, train_cifar_net
+
+    out = args.out
+    if out is None:
+        if args.data != "digits":
+            raise ValueError("--out is required for --data cifar10")
+        out = default_checkpoint(args.seed, args.epochs or 2)
+    _, info = train_cifar_net(args.data, args.data_dir, args.epochs, args.seed, out=out)
+    print(f"test accuracy {info['test_accuracy']:.4f} after {info['settings']['epochs']} "
+          f"epochs in {info['train_seconds']:.0f} s; saved {out} (+ .json)")
+    return 0
+
+
+def _weights(items: list[str], models: list[str]) -> dict:
+    out = {}
+    for it in items:
+        name, sep, w = it.partition("=")
+        if sep and name in ("cifar_net", "vgg16", "resnet50"):
+            out[name] = w
+        elif len(models) == 1:
+            out[models[0]] = it
+        else:
+            raise ValueError(f"with several models write --weights NAME=WEIGHTS, not '{it}'")
+    return out
+
+
+def config_from_args(args):
+    from ..models import MODEL_NAMES
+    from ..reproduce import default_config, paper_config
+
+    if args.model == "default" and not (args.weights or args.images or args.methods
+                                        or args.n or args.seed):
+        cfg = default_config(args.device)
+        if args.simulation_repeats is not None:
+            cfg.simulation_repeats = args.simulation_repeats
+        return cfg
+    if args.model == "default":
+        raise ValueError("--weights/--images/--methods/--n need --model (cifar_net, vgg16, "
+                         "resnet50 or all)")
+    models = list(MODEL_NAMES) if args.model == "all" else args.model.split(",")
+    for m in models:
+        if m not in MODEL_NAMES:
+            raise ValueError(f"unknown model '{m}'; choose from {', '.join(MODEL_NAMES)}, all")
+    methods = [m.strip() for m in args.methods.split(",")] if args.methods else None
+    if methods:
+        from ..methods import get_method
+        for m in methods:
+            get_method(m)        # fails early with a suggestion for a typo
+    if args.device.startswith("cuda"):
+        import torch
+        if not torch.cuda.is_available():
+            raise RuntimeError("--device cuda: no CUDA device is available; use --device cpu")
+    cfg = paper_config(models, _weights(args.weights, models), args.n or 200, methods,
+                       args.images, args.device, args.seed)
+    if args.simulation_repeats is not None:
+        cfg.simulation_repeats = args.simulation_repeats
+    return cfg
+
+
+def _reproduce(args) -> int:
+    from ..reproduce import run
+    from ..reproduce.summary import format_summary, summary_table
+
+    cfg = config_from_args(args)
+    t0 = time.perf_counter()
+    store = run(cfg, args.out, fresh=args.fresh, report=not args.no_report)
+    tables = {t: store.read(t) for t in store.tables()}
+    print()
+    print(format_summary(summary_table(tables)))
+    m = store.manifest()
+    for s in m.get("skipped", []):
+        print(f"skipped: {s}")
+    for name, info in m.get("models", {}).items():
+        if "RANDOM" in (info.get("note") or ""):
+            print(f"note: {name}: {info['note']}")
+    print(f"\nwall time {time.perf_counter() - t0:.0f} s; results in {store.root}")
+    if not args.no_report:
+        print(f"report: {Path(m['report']).resolve()}")
+    return 0
+
+
+def _report(args) -> int:
+    from ..report import build_report
+
+    path = build_report(args.run_dir, args.out)
+    print(f"report: {path.resolve()}")
+    return 0

@@ -1,0 +1,164 @@
+"""``liecheck report RUN_DIR``: one self-contained HTML file from a run store.
+
+The report reads only the store (tables, arrays, manifest): figures are drawn
+again from the stored numbers and embedded as base64 PNG, the CSS is inlined, so
+the file can be mailed or archived on its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from importlib import resources
+from pathlib import Path
+from string import Template
+
+import pandas as pd
+
+from ..store import RunStore
+from .figures import ALL, Figure
+
+__all__ = ["build_report"]
+
+# columns of each table shown in the report (the full tables are in the run store)
+SHOWN = {
+    "csc": ["model", "method", "start", "layer", "kind", "channels", "n_values", "median",
+            "p5", "p95", "baseline"],
+    "random_logit": None,
+    "sanity": None,
+    "insensitivity": ["model", "method", "image", "class_a", "class_b", "l1", "ssim"],
+    "simulation": ["chain", "family", "step", "median", "p25", "p75"],
+    "singular": ["model", "layer", "kind", "part", "shape", "sigma1", "sigma2", "ratio"],
+}
+
+
+def _table(df: pd.DataFrame, max_rows: int = 400) -> str:
+    if df.empty:
+        return "<p>(empty)</p>"
+    more = ""
+    if len(df) > max_rows:
+        more = f"<p>first {max_rows} of {len(df)} rows; all rows are in the run store.</p>"
+        df = df.head(max_rows)
+
+    def fmt(v):
+        if isinstance(v, float):
+            return "-" if math.isnan(v) else (f"{v:.6f}" if 0.99 < abs(v) < 1 else f"{v:.4g}")
+        return html.escape(str(v))
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    body = []
+    for _, r in df.iterrows():
+        cells = []
+        for c in df.columns:
+            v = r[c]
+            cls = ""
+            if c == "verdict":
+                cls = ' class="converges"' if v == "converges" else ' class="doesnot"'
+            cells.append(f"<td{cls}>{fmt(v)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>'
+            + "\n".join(body) + "</tbody></table></div>" + more)
+
+
+def _figure_html(f: Figure) -> str:
+    b64 = base64.b64encode(f.png).decode()
+    return (f'<figure><img alt="{html.escape(f.title)}" src="data:image/png;base64,{b64}">'
+            f"<figcaption><b>Figure {html.escape(f.number)} &middot; {html.escape(f.title)}."
+            f"</b> {html.escape(f.caption)}</figcaption></figure>")
+
+
+def _aggregates(store: RunStore) -> str:
+    """Sanity medians with 99% bootstrap intervals and random-logit medians."""
+    from ..metrics.stats import summarize
+
+    out = []
+    sa = store.read("sanity")
+    if not sa.empty:
+        s = summarize(sa, ["model", "method", "step", "layer"], n_resamples=2000)
+        out.append("<h3>Sanity check: median SSIM per step (99% bootstrap interval, 2000 "
+                   "resamples)</h3>" + _table(s))
+    rl = store.read("random_logit")
+    if not rl.empty:
+        s = summarize(rl, ["model", "method"], n_resamples=2000)
+        out.append("<h3>Random logit: median SSIM (99% bootstrap interval)</h3>" + _table(s))
+    return "\n".join(out)
+
+
+def _provenance(m: dict) -> str:
+    parts = []
+    for name, info in m.get("models", {}).items():
+        src = info.get("source", {})
+        rows = {"weights": f"{src.get('kind')}: {src.get('weights')}",
+                "sha256": src.get("sha256") or "-",
+                "test accuracy": (f"{src['test_accuracy']:.4f}" if "test_accuracy" in src
+                                  else "-"),
+                "images": f"{info.get('n_images')} at {info.get('input_size')} px, "
+                          f"explained class: {info.get('target')}",
+                "methods": ", ".join(info.get("methods", [])),
+                "experiments": ", ".join(info.get("experiments", [])),
+                "CSC starts": info.get("starts"), "note": info.get("note") or "-"}
+        if "settings" in src:
+            rows["training"] = json.dumps(src["settings"])
+            rows["training time"] = f"{src.get('train_seconds')} s"
+        parts.append(f"<h3>{html.escape(name)}</h3>" + _table(
+            pd.DataFrame({"field": list(rows), "value": [str(v) for v in rows.values()]})))
+    prov = m.get("provenance", {})
+    kv = {**prov.get("packages", {}), **prov.get("machine", {})}
+    parts.append("<h3>Software and machine</h3>" + _table(
+        pd.DataFrame({"field": list(kv), "value": [str(v) for v in kv.values()]})))
+    t = m.get("timings", {})
+    if t:
+        parts.append(f"<h3>Timings (s; run wall time {m.get('last_run_seconds', '-')} s)</h3>"
+                     + _table(pd.DataFrame({"unit": list(t), "seconds": list(t.values())})))
+    parts.append("<h3>Settings</h3><pre>" + html.escape(json.dumps(m.get("settings", {}),
+                                                                    indent=1)) + "</pre>")
+    return "\n".join(parts)
+
+
+def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Write ``run_dir/report.html`` (or ``out``) and return its path."""
+    from ..reproduce.summary import CONVERGED, summary_table
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "manifest.json").exists():
+        raise FileNotFoundError(f"{run_dir} is not a liecheck run directory (no manifest.json); "
+                                "run `liecheck reproduce --out DIR` first")
+    store = RunStore(run_dir)
+    m = store.manifest()
+    tables = {t: store.read(t) for t in store.tables()}
+    figs, failed = [], []
+    for fn in ALL:
+        try:
+            figs += fn(store)
+        except Exception as exc:  # noqa: BLE001 - a figure that fails must not lose the rest
+            failed.append(f"{fn.__name__}: {type(exc).__name__}: {exc}")
+    notes = []
+    for name, info in m.get("models", {}).items():
+        if info.get("note") and "RANDOM" in info["note"]:
+            notes.append(f'<div class="warn"><b>{html.escape(name)}</b>: '
+                         f"{html.escape(info['note'])}.</div>")
+    for s in m.get("skipped", []) + failed:
+        notes.append(f'<div class="note">skipped: {html.escape(s)}</div>')
+    verdict = summary_table(tables)
+    tab_html = [_aggregates(store)]
+    for t, df in tables.items():
+        cols = SHOWN.get(t)
+        if cols:
+            df = df[[c for c in cols if c in df.columns]]
+        tab_html.append(f"<h3>{html.escape(t)}</h3>" + _table(df))
+    models = ", ".join(f"{k} ({v.get('source', {}).get('kind')} weights)"
+                       for k, v in m.get("models", {}).items())
+    css = resources.files(__package__).joinpath("style.css").read_text()
+    tpl = Template(resources.files(__package__).joinpath("template.html").read_text())
+    page = tpl.substitute(
+        title=html.escape(run_dir.name), css=css, threshold=CONVERGED,
+        subtitle=html.escape(f"Sixt, Granz & Landgraf (ICML 2020). Run {run_dir.resolve()}: "
+                             f"{models}; finished {m.get('finished', '-')}."),
+        notes="\n".join(notes), verdict=_table(verdict),
+        figures='<div class="grid">' + "\n".join(_figure_html(f) for f in figs) + "</div>",
+        tables="\n".join(tab_html), provenance=_provenance(m))
+    path = Path(out) if out else run_dir / "report.html"
+    from ..store import _atomic_write
+    _atomic_write(path, lambda p: p.write_text(page, encoding="utf-8"))
+    return path

@@ -1,0 +1,97 @@
+"""What a ``liecheck reproduce`` run computes: models, images, methods, sizes.
+
+Two profiles:
+
+* the **default** (no arguments): the built-in digits model (the paper's CIFAR
+  network trained on scikit-learn's digits) with every experiment, plus VGG-16 with
+  a seeded *random* initialisation for CSC only, at a reduced input size, so that
+  the whole run fits in about 5 minutes on 2 CPU cores. The untrained VGG-16 tests
+  the rules, not a trained model;
+* the **paper** profile (``--model vgg16|resnet50|all`` or ``--n``...): 200 images,
+  the paper's start layers, 224x224 inputs, every applicable method.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+# the paper's methods in the order of its figures (those registered are used)
+PAPER_METHODS = (
+    "gradient", "lrp_z", "lrp_a1b0", "lrp_a2b1", "lrp_a5b4", "lrp_cmp_a1b0", "lrp_cmp_a2b1",
+    "dtd", "excitation_bp", "contrastive_ebp", "contrastive_lrp", "patternnet",
+    "patternattribution", "deeplift_rescale", "deeplift_revealcancel", "deeplift_ablation",
+    "deconv", "guided_bp", "rectgrad", "smoothgrad",
+)
+# the default run's methods: the converging z+ family, the non-converging controls,
+# one CMP and one gradient-type modified BP (measured to fit the 5-minute budget)
+DEFAULT_METHODS = ("gradient", "lrp_z", "lrp_a1b0", "lrp_a5b4", "lrp_cmp_a1b0",
+                   "excitation_bp", "patternattribution", "deeplift_rescale", "guided_bp")
+DEFAULT_VGG_METHODS = ("gradient", "lrp_z", "lrp_a1b0", "guided_bp")
+EXPERIMENTS = ("csc", "random_logit", "sanity", "insensitivity")
+
+
+@dataclass
+class ModelPlan:
+    """One model of a run."""
+
+    name: str                       # cifar_net | vgg16 | resnet50
+    weights: str | None = None      # None: built-in (cifar_net) / seeded random (others)
+    n: int = 200
+    size: int = 224                 # input side for ImageNet models
+    methods: tuple[str, ...] = PAPER_METHODS
+    starts: str = "paper"           # "paper" (PROTOCOL.md) or "logits"
+    experiments: tuple[str, ...] = EXPERIMENTS
+    note: str = ""
+
+
+@dataclass
+class RunConfig:
+    """Everything that determines a run's results (stored as its settings)."""
+
+    models: list[ModelPlan]
+    images: str | None = None       # image folder for the ImageNet models
+    device: str = "cpu"
+    seed: int = 0
+    n_vectors: int = 5
+    simulation_repeats: int = 20
+    theory: bool = True
+    profile: str = "paper"
+    extra: dict = field(default_factory=dict)
+
+    def settings(self) -> dict:
+        d = asdict(self)
+        d.pop("device")             # the device does not change what is computed
+        return d
+
+
+def default_config(device: str = "cpu") -> RunConfig:
+    """The no-argument run (sizes measured to fit 5 minutes on 2 CPU cores)."""
+    digits = ModelPlan("cifar_net", None, n=16, size=32, methods=DEFAULT_METHODS,
+                       starts="paper", note="trained on scikit-learn digits (built-in)")
+    vgg = ModelPlan("vgg16", None, n=2, size=64, methods=DEFAULT_VGG_METHODS, starts="logits",
+                    experiments=("csc",),
+                    note="seeded RANDOM initialisation, 64x64 inputs: these CSC results test "
+                         "the rules on VGG-16's architecture, not a trained model")
+    return RunConfig([digits, vgg], device=device, simulation_repeats=5, profile="default")
+
+
+def paper_config(models: list[str], weights: dict[str, str | None], n: int,
+                 methods: list[str] | None, images: str | None, device: str,
+                 seed: int = 0) -> RunConfig:
+    """The paper's protocol for the named models (``cifar_net``, ``vgg16``, ``resnet50``)."""
+    plans = []
+    for name in models:
+        w = weights.get(name)
+        size = 32 if name == "cifar_net" else 224
+        exps = EXPERIMENTS
+        note = ""
+        if name != "cifar_net" and w is None:
+            exps = ("csc",)
+            note = ("seeded RANDOM initialisation (no --weights): CSC only; these results test "
+                    "the rules, not a trained model")
+        elif name == "cifar_net" and w is None:
+            note = "trained on scikit-learn digits (built-in)"
+        plans.append(ModelPlan(name, w, n=n, size=size,
+                               methods=tuple(methods) if methods else PAPER_METHODS,
+                               experiments=exps, note=note))
+    return RunConfig(plans, images=images, device=device, seed=seed)

@@ -1,0 +1,84 @@
+"""The per-method verdict table shared by the terminal summary and the HTML report.
+
+A method *converges* (in the paper's sense, section 5) when the median CSC at the
+output of the first conv layer, for relevance started at the logits, reaches
+:data:`CONVERGED` (the paper: "all methods show convergence up to at least 0.99
+cosine similarity", except LRP-z and DeepLIFT).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+CONVERGED = 0.99
+
+
+def logits_start(csc: pd.DataFrame) -> str:
+    """The start at the logits: the one that records the most layers below it."""
+    return csc.groupby("start")["layer"].nunique().idxmax()
+
+
+def first_conv_csc(csc: pd.DataFrame) -> pd.DataFrame:
+    """Median CSC at the first conv layer's output, logits start, per (model, method)."""
+    if csc.empty:
+        return pd.DataFrame(columns=["model", "method", "csc_first_conv", "baseline"])
+    rows = []
+    for (model, method), g in csc.groupby(["model", "method"], sort=False):
+        g = g[g["start"] == logits_start(g)]
+        conv = g[g["kind"] == "conv"].sort_values("depth")
+        if conv.empty:
+            continue
+        r = conv.iloc[0]
+        rows.append({"model": model, "method": method, "csc_first_conv": float(r["median"]),
+                         "baseline": float(r["baseline"]), "first_conv": r["layer"]})
+    return pd.DataFrame(rows)
+
+
+def summary_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per (model, method): CSC median at the first conv, the verdict, the
+    random-logit SSIM median, the sanity SSIM medians after randomising the last
+    layer (step 1) and all layers, and Figure 1's L1 of the class difference."""
+    csc = first_conv_csc(tables.get("csc", pd.DataFrame()))
+    parts = [csc.set_index(["model", "method"])[["csc_first_conv"]]] if not csc.empty else []
+    rl = tables.get("random_logit", pd.DataFrame())
+    if not rl.empty:
+        parts.append(rl.groupby(["model", "method"], sort=False)["score"].median()
+                     .rename("ssim_random_logit").to_frame())
+    sa = tables.get("sanity", pd.DataFrame())
+    if not sa.empty:
+        g = sa.groupby(["model", "method"], sort=False)
+        first = sa[sa["step"] == 1].groupby(["model", "method"], sort=False)["score"].median()
+        last = g.apply(lambda d: d[d["step"] == d["step"].max()]["score"].median())
+        parts += [first.rename("ssim_sanity_last_layer").to_frame(),
+                  last.rename("ssim_sanity_all_layers").to_frame()]
+    ins = tables.get("insensitivity", pd.DataFrame())
+    if not ins.empty:
+        parts.append(ins.set_index(["model", "method"])[["l1"]].rename(
+            columns={"l1": "l1_class_difference"}))
+    if not parts:
+        return pd.DataFrame()
+    df = pd.concat(parts, axis=1).reset_index()
+    if "csc_first_conv" in df:
+        df.insert(3, "verdict", np.where(df["csc_first_conv"].isna(), "-",
+                                         np.where(df["csc_first_conv"] >= CONVERGED,
+                                                  "converges", "does not")))
+    return df
+
+
+def format_summary(df: pd.DataFrame) -> str:
+    """A one-screen text rendering of :func:`summary_table`."""
+    if df.empty:
+        return "(no results)"
+    short = {"csc_first_conv": "CSC@conv1", "ssim_random_logit": "SSIM rnd-logit",
+             "ssim_sanity_last_layer": "SSIM rand-last", "ssim_sanity_all_layers":
+             "SSIM rand-all", "l1_class_difference": "L1 class diff"}
+    out = df.rename(columns=short)
+
+    def fmt(v):
+        if isinstance(v, float):
+            if np.isnan(v):
+                return "-"
+            return f"{v:.6f}" if v > 0.99 and v < 1 else f"{v:.3f}"
+        return str(v)
+    return out.to_string(index=False, formatters={c: fmt for c in out.columns})
