@@ -18,7 +18,12 @@ def _targets(target, logits: torch.Tensor) -> torch.Tensor:
     n = logits.shape[0]
     if target is None:
         return logits.argmax(1)
-    t = torch.as_tensor(target, device=logits.device).long().view(-1)
+    t = torch.as_tensor(target, device=logits.device)
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise ValueError(f"target must hold integer class indices, not {t.dtype}")
+    if t.dim() > 1:
+        raise ValueError(f"target must be an int or a 1-D sequence, not shape {tuple(t.shape)}")
+    t = t.long().view(-1)
     if t.numel() == 1 and n > 1:
         t = t.expand(n)
     if t.numel() != n:
