@@ -112,7 +112,8 @@ def test_target_none_is_argmax_and_int_broadcasts():
                               liecheck.attribute(model, x, "gradient", target=1))
 
 
-@pytest.mark.parametrize("target", [5, -1, [0, 1], [0, 1, 2, 3], [0, 1, 7]])
+@pytest.mark.parametrize("target", [5, -1, [0, 1], [0, 1, 2, 3], [0, 1, 7], 1.5, [[0, 1, 2]],
+                                    [True, False, True]])
 def test_bad_target_raises(target):
     with pytest.raises(ValueError, match="target"):
         liecheck.attribute(net(), _x(), "lrp_z", target=target)
