@@ -106,3 +106,9 @@ def test_fresh_refuses_a_foreign_directory(tmp_path):
     with pytest.raises(ValueError, match="not a liecheck run directory"):
         RunStore(tmp_path, fresh=True)
     assert (tmp_path / "precious.txt").exists()
+
+
+def test_mismatch_inside_a_list_of_dicts_names_the_nested_field(tmp_path):
+    RunStore(tmp_path, settings={"models": [{"name": "a", "n": 200}, {"name": "b", "n": 2}]})
+    with pytest.raises(SettingsMismatch, match=r"models\[1\]\.n: 2 in the run directory, 3 now"):
+        RunStore(tmp_path, settings={"models": [{"name": "a", "n": 200}, {"name": "b", "n": 3}]})

@@ -78,6 +78,10 @@ def diff_settings(stored: dict, now: dict, prefix: str = "") -> list[str]:
         a, b = stored.get(k, "<absent>"), now.get(k, "<absent>")
         if isinstance(a, dict) and isinstance(b, dict):
             out += diff_settings(a, b, f"{prefix}{k}.")
+        elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b) and all(
+                isinstance(x, dict) for x in a + b):
+            for i, (x, y) in enumerate(zip(a, b)):
+                out += diff_settings(x, y, f"{prefix}{k}[{i}].")
         elif a != b:
             out.append(f"{prefix}{k}: {a!r} in the run directory, {b!r} now")
     return out

@@ -1,0 +1,120 @@
+"""The HTML report: built from a tiny store, every figure present, images decode."""
+
+import base64
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from liecheck.metrics.csc import HIST_COLUMNS
+from liecheck.reproduce.experiments import KEYS
+from liecheck.store import RunStore, unit_id
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = ("gradient", "lrp_a1b0", "lrp_cmp_a1b0")
+LAYERS = [("input", "input", "input", 3), ("conv1", "conv1", "conv", 32),
+          ("conv2", "conv2", "conv", 64), ("fc5", "fc5", "dense", 1024)]
+# every figure the report draws from a store that has every table
+EXPECTED_FIGURES = ("1b-e", "1a, 10", "3", "4a", "4b", "5a-d", "5e-g", "6a-b", "6c", "7", "9")
+
+
+def _tiny_store(root: Path) -> RunStore:
+    """A store with the tables and arrays a cifar_net run writes (synthetic values
+    in the columns the metric functions return)."""
+    rng = np.random.default_rng(0)
+    s = RunStore(root, settings={"n": 2})
+    s.update(models={"cifar_net": {"source": {"kind": "checkpoint", "weights": "x.pt",
+                                              "sha256": "ab" * 32, "test_accuracy": 0.97},
+                                   "n_images": 2, "input_size": 32, "target": "ground truth",
+                                   "methods": list(METHODS), "note": ""}},
+             provenance={"packages": {"torch": "x"}, "machine": {"device": "cpu"}},
+             timings={"CSC": 1.0}, skipped=["a skipped part, for the note"])
+    s.save_arrays("images-cifar_net", raw=rng.integers(0, 255, (2, 32, 32, 3), dtype=np.uint8),
+                  names=np.array(["a", "b"]), target=np.array([1, 2]))
+    for m in METHODS:
+        conv = m != "gradient"
+        rows = []
+        for start, n_below in (("fc6", 4), ("relu4", 3)):
+            for depth, (layer, module, kind, c) in enumerate(LAYERS[:n_below]):
+                med = 1 - 10.0 ** -(depth + 3) if conv else 0.3
+                rows.append(dict(method=m, start=start, start_node=start, layer=layer,
+                                 module=module, kind=kind, depth=depth, channels=c,
+                                 n_values=100, median=med, p5=med - 0.01, p95=min(med + .01, 1),
+                                 baseline=0.5 / np.sqrt(c),
+                                 **{h: int(v) for h, v in zip(HIST_COLUMNS,
+                                                              rng.integers(0, 50, 5))}))
+        s.write("csc", unit_id("csc", m), pd.DataFrame(rows).assign(model="cifar_net"),
+                KEYS["csc"])
+        s.write("random_logit", unit_id("rl", m), pd.DataFrame(dict(
+            model="cifar_net", method=m, image=[0, 1], target=[1, 2], other=[3, 4],
+            measure="ssim", score=[0.99, 0.98] if conv else [0.3, 0.4])), KEYS["random_logit"])
+        rows = [dict(model="cifar_net", method=m, mode="cascading", image=i, target=1, step=k,
+                     layer=lay, measure="ssim", score=float(rng.random()))
+                for i in range(2) for k, lay in enumerate(["fc6", "fc5", "conv2"], 1)]
+        s.write("sanity", unit_id("sanity", m), pd.DataFrame(rows), KEYS["sanity"])
+        s.save_arrays(unit_id("sanity_maps", "cifar_net", m),
+                      maps=rng.uniform(-1, 1, (4, 32, 32)).astype(np.float32),
+                      layers=np.array(["trained", "fc6", "fc6+fc5", "fc6+fc5+conv2"]))
+        s.write("insensitivity", unit_id("ins", m), pd.DataFrame([dict(
+            model="cifar_net", method=m, image="a", class_a=1, class_b=7, l1=0.01, ssim=0.9)]),
+            KEYS["insensitivity"])
+        s.save_arrays(unit_id("insensitivity", "cifar_net", m),
+                      maps=rng.random((2, 32, 32)).astype(np.float32),
+                      raw=rng.random((2, 32, 32)).astype(np.float32), classes=np.array([1, 7]))
+    sim = pd.DataFrame([dict(chain="vgg16 shapes", family=f, step=k, median=1 - 0.5 ** k,
+                             p25=1 - 0.6 ** k, p75=1 - 0.4 ** k)
+                        for f in ("vanilla", "positive", "alpha2-beta1") for k in range(5)])
+    s.write("simulation", unit_id("sim"), sim, KEYS["simulation"])
+    sv = pd.DataFrame([dict(model="cifar_net", layer=f"l{i}", module=f"l{i}", index=i, kind="W",
+                            part=p, shape="(4, 4)", sigma1=2.0, sigma2=1.0, ratio=2.0)
+                       for i in range(3) for p in ("layer", "inter")])
+    s.write("singular", unit_id("sv"), sv, KEYS["singular"])
+    return s
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    from liecheck.report import build_report
+
+    root = tmp_path_factory.mktemp("store")
+    _tiny_store(root)
+    return build_report(root)
+
+
+def test_report_has_every_figure_table_verdict_and_provenance(report):
+    page = report.read_text()
+    numbers = re.findall(r"<b>Figure (.*?) &middot;", page)
+    for num in EXPECTED_FIGURES:
+        assert num in numbers, f"Figure {num} missing from the report"
+    assert "failed" not in page.split('id="verdict"')[0]          # no figure raised
+    imgs = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(imgs) == len(numbers)
+    for b in imgs:
+        assert base64.b64decode(b)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert 'class="converges"' in page and 'class="doesnot"' in page
+    assert "ab" * 32 in page and "a skipped part" in page
+    assert "<link" not in page and "http://" not in page          # self-contained
+
+
+def _checker():
+    spec = importlib.util.spec_from_file_location("check_report_browser",
+                                                  ROOT / "scripts" / "check_report_browser.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.slow
+def test_report_renders_in_headless_chromium(report, tmp_path):
+    chk = _checker()
+    if chk.find_chromium() is None:
+        pytest.skip("chromium not installed (apt-get install -y chromium)")
+    res = chk.check_report(report, tmp_path / "shot.png")
+    assert res["images"] >= len(EXPECTED_FIGURES)
+    assert res["failed"] == [] and res["loaded"] == res["images"]
+    assert res["screenshot"] and Path(res["screenshot"]).stat().st_size > 10_000
