@@ -46,7 +46,7 @@ def find_chromium() -> str | None:
 def _run(browser: str, args: list[str], timeout: int) -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory() as profile:
         return subprocess.run([browser, *FLAGS, f"--user-data-dir={profile}", *args],
-                              capture_output=True, text=True, timeout=timeout)
+                              check=False, capture_output=True, text=True, timeout=timeout)
 
 
 def check_report(report: str | Path, screenshot: str | Path | None = None,
@@ -65,7 +65,7 @@ def check_report(report: str | Path, screenshot: str | Path | None = None,
         probe.write_text(text.replace("</body>", PROBE + "</body>"), encoding="utf-8")
         res = _run(browser, ["--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
                    timeout)
-    m = re.search(r'<pre id="liecheck-image-probe">(.*?)</pre>', res.stdout, re.S)
+    m = re.search(r'<pre id="liecheck-image-probe">(.*?)</pre>', res.stdout, re.DOTALL)
     if not m:
         raise RuntimeError(f"the page did not finish loading in Chromium: {res.stderr[-500:]}")
     import html

@@ -49,28 +49,28 @@ def _tiny_store(root: Path) -> RunStore:
                                                               rng.integers(0, 50, 5))}))
         s.write("csc", unit_id("csc", m), pd.DataFrame(rows).assign(model="cifar_net"),
                 KEYS["csc"])
-        s.write("random_logit", unit_id("rl", m), pd.DataFrame(dict(
-            model="cifar_net", method=m, image=[0, 1], target=[1, 2], other=[3, 4],
-            measure="ssim", score=[0.99, 0.98] if conv else [0.3, 0.4])), KEYS["random_logit"])
-        rows = [dict(model="cifar_net", method=m, mode="cascading", image=i, target=1, step=k,
-                     layer=lay, measure="ssim", score=float(rng.random()))
+        s.write("random_logit", unit_id("rl", m), pd.DataFrame({
+            "model": "cifar_net", "method": m, "image": [0, 1], "target": [1, 2], "other": [3, 4],
+            "measure": "ssim", "score": [0.99, 0.98] if conv else [0.3, 0.4]}), KEYS["random_logit"])
+        rows = [{"model": "cifar_net", "method": m, "mode": "cascading", "image": i, "target": 1, "step": k,
+                     "layer": lay, "measure": "ssim", "score": float(rng.random())}
                 for i in range(2) for k, lay in enumerate(["fc6", "fc5", "conv2"], 1)]
         s.write("sanity", unit_id("sanity", m), pd.DataFrame(rows), KEYS["sanity"])
         s.save_arrays(unit_id("sanity_maps", "cifar_net", m),
                       maps=rng.uniform(-1, 1, (4, 32, 32)).astype(np.float32),
                       layers=np.array(["trained", "fc6", "fc6+fc5", "fc6+fc5+conv2"]))
-        s.write("insensitivity", unit_id("ins", m), pd.DataFrame([dict(
-            model="cifar_net", method=m, image="a", class_a=1, class_b=7, l1=0.01, ssim=0.9)]),
+        s.write("insensitivity", unit_id("ins", m), pd.DataFrame([{
+            "model": "cifar_net", "method": m, "image": "a", "class_a": 1, "class_b": 7, "l1": 0.01, "ssim": 0.9}]),
             KEYS["insensitivity"])
         s.save_arrays(unit_id("insensitivity", "cifar_net", m),
                       maps=rng.random((2, 32, 32)).astype(np.float32),
                       raw=rng.random((2, 32, 32)).astype(np.float32), classes=np.array([1, 7]))
-    sim = pd.DataFrame([dict(chain="vgg16 shapes", family=f, step=k, median=1 - 0.5 ** k,
-                             p25=1 - 0.6 ** k, p75=1 - 0.4 ** k)
+    sim = pd.DataFrame([{"chain": "vgg16 shapes", "family": f, "step": k, "median": 1 - 0.5 ** k,
+                             "p25": 1 - 0.6 ** k, "p75": 1 - 0.4 ** k}
                         for f in ("vanilla", "positive", "alpha2-beta1") for k in range(5)])
     s.write("simulation", unit_id("sim"), sim, KEYS["simulation"])
-    sv = pd.DataFrame([dict(model="cifar_net", layer=f"l{i}", module=f"l{i}", index=i, kind="W",
-                            part=p, shape="(4, 4)", sigma1=2.0, sigma2=1.0, ratio=2.0)
+    sv = pd.DataFrame([{"model": "cifar_net", "layer": f"l{i}", "module": f"l{i}", "index": i, "kind": "W",
+                            "part": p, "shape": "(4, 4)", "sigma1": 2.0, "sigma2": 1.0, "ratio": 2.0}
                        for i in range(3) for p in ("layer", "inter")])
     s.write("singular", unit_id("sv"), sv, KEYS["singular"])
     return s
