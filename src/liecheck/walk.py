@@ -150,12 +150,12 @@ def _walk(graph, ctx, rules, inject, record, logits, check_finite):
 
 
 def _all_finite(r: torch.Tensor) -> bool:
-    """``torch.isfinite(r).all()`` in one read pass: min and max are finite iff every
-    entry is (both propagate NaN), with no full-size temporaries (5x faster on CPU)."""
+    """``torch.isfinite(r).all()``, usually in one fast reduction: a NaN or inf entry
+    makes the sum NaN or inf, so a finite sum proves every entry finite; only a
+    non-finite sum (NaN / inf present, or an overflowing sum) needs the exact check."""
     if r.numel() == 0 or not r.is_floating_point():
-        return True
-    lo, hi = torch.aminmax(r)
-    return bool(torch.isfinite(lo) & torch.isfinite(hi))
+        return bool(torch.isfinite(r).all())
+    return bool(torch.isfinite(r.sum())) or bool(torch.isfinite(r).all())
 
 
 def _release(ctx: Walk, node: Node) -> None:
