@@ -66,7 +66,7 @@ class RunConfig:
 
 def default_config(device: str = "cpu") -> RunConfig:
     """The no-argument run (sizes measured to fit 5 minutes on 2 CPU cores)."""
-    digits = ModelPlan("cifar_net", None, n=16, size=32, methods=DEFAULT_METHODS,
+    digits = ModelPlan("cifar_net", None, n=8, size=32, methods=DEFAULT_METHODS,
                        starts="paper", note="trained on scikit-learn digits (built-in)")
     vgg = ModelPlan("vgg16", None, n=2, size=64, methods=DEFAULT_VGG_METHODS, starts="logits",
                     experiments=("csc",),
