@@ -74,8 +74,9 @@ def config_from_args(args):
     from ..reproduce import default_config, paper_config
 
     if args.model == "default" and not (args.weights or args.images or args.methods
-                                        or args.n or args.seed):
+                                        or args.n):
         cfg = default_config(args.device)
+        cfg.seed = args.seed
         if args.simulation_repeats is not None:
             cfg.simulation_repeats = args.simulation_repeats
         return cfg

@@ -147,7 +147,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         if cols:
             df = df[[c for c in cols if c in df.columns]]
         tab_html.append(f"<h3>{html.escape(t)}</h3>" + _table(df))
-    models = ", ".join(f"{k} ({v.get('source', {}).get('kind')} weights)"
+    models = ", ".join(f"{k} ({v.get('note') or v.get('source', {}).get('kind', '?') + ' weights'})"
                        for k, v in m.get("models", {}).items())
     css = resources.files(__package__).joinpath("style.css").read_text()
     tpl = Template(resources.files(__package__).joinpath("template.html").read_text())
