@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.utils import _pair
 
 _USE_OWN = object()
 
@@ -116,6 +117,17 @@ def _bias(op: LinearOp, bias):
     return op.bias if bias is _USE_OWN else bias
 
 
+def _conv2d_input(x_shape, weight, g, stride, padding, dilation, groups) -> torch.Tensor:
+    """``torch.nn.grad.conv2d_input`` without its hidden copy: that passes an expanded
+    one-element "input", which ``convolution_backward`` first makes contiguous (a
+    full-size fill on every call). The input's values are never read for the input
+    gradient, so an uninitialised contiguous tensor gives the same result."""
+    dummy = g.new_empty(x_shape)
+    return torch.ops.aten.convolution_backward(
+        g, dummy, weight, None, _pair(stride), _pair(padding), _pair(dilation), False, [0],
+        groups, (True, False, False))[0]
+
+
 @dataclass(eq=False)
 class ConvOp(LinearOp):
     weight: torch.Tensor
@@ -139,8 +151,8 @@ class ConvOp(LinearOp):
 
     def transpose(self, g, x_shape, weight=None):
         w = self.weight if weight is None else weight
-        return torch.nn.grad.conv2d_input(x_shape, w, g, self.stride, self.padding,
-                                          self.dilation, self.groups)
+        return _conv2d_input(x_shape, w, g, self.stride, self.padding, self.dilation,
+                             self.groups)
 
     def forward_many(self, x, weights, biases=None):
         if self.groups != 1 or any(w is None for w in weights):
@@ -155,8 +167,8 @@ class ConvOp(LinearOp):
     def transpose_many(self, gs, x_shape, weights):
         if self.groups != 1 or any(w is None for w in weights):
             return super().transpose_many(gs, x_shape, weights)
-        return torch.nn.grad.conv2d_input(x_shape, self._stacked(weights), torch.cat(gs, dim=1),
-                                          self.stride, self.padding, self.dilation)
+        return _conv2d_input(x_shape, self._stacked(weights), torch.cat(gs, dim=1),
+                             self.stride, self.padding, self.dilation, 1)
 
     def fold(self, bn: AffineOp) -> ConvOp:
         w = self.weight * bn.scale.view(-1, 1, 1, 1)
