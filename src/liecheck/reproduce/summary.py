@@ -81,4 +81,4 @@ def format_summary(df: pd.DataFrame) -> str:
                 return "-"
             return f"{v:.6f}" if v > 0.99 and v < 1 else f"{v:.3f}"
         return str(v)
-    return out.to_string(index=False, formatters={c: fmt for c in out.columns})
+    return out.to_string(index=False, na_rep="-", formatters={c: fmt for c in out.columns})
