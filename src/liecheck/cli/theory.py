@@ -55,6 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--float64", action="store_true", help="compute in float64 (slower)")
     p.add_argument("--tol", type=float, default=1e-4,
                    help="relative accuracy of each singular value (default 1e-4)")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="cap on Lanczos steps per image and layer (default: min(dims, 300))")
     p.add_argument("--no-csc", action="store_true", help="skip the CSC column")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output directory")
@@ -167,7 +169,7 @@ def run_spectrum(args) -> int:
     tables = []
     for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
         t = spectrum_table(explainer, x, method, layers, k=args.k, with_csc=not args.no_csc,
-                           seed=args.seed, tol=args.tol)
+                           seed=args.seed, tol=args.tol, max_steps=args.max_steps)
         t.insert(0, "model", str(src))
         tables.append(t)
         with pd.option_context("display.width", 200, "display.float_format", "{:.4g}".format):

@@ -164,7 +164,7 @@ def _explainer(model, dtype) -> Explainer:
 def spectrum(model: nn.Module | Explainer, inputs: torch.Tensor, method: str | Method,
              layer: str, k: int = 2, dtype: torch.dtype | None = None, tol: float = 1e-6,
              floor: float | None = None, solver: str = "lanczos", seed: int = 0,
-             **params) -> np.ndarray:
+             max_steps: int | None = None, **params) -> np.ndarray:
     """Top-``k`` singular values of the derivation matrix from the input to ``layer``.
 
     Parameters
@@ -187,6 +187,8 @@ def spectrum(model: nn.Module | Explainer, inputs: torch.Tensor, method: str | M
         (``scipy.sparse.linalg.svds``; works on ``J^T J`` and so cannot resolve
         ``sigma2 / sigma1`` below about the square root of the rounding).
     seed : seed of the start vector.
+    max_steps : at most this many Lanczos steps (one ``J v`` and one ``J^T u`` each);
+        a warning says when the values did not converge.
     **params : method parameters.
 
     Returns
@@ -209,7 +211,7 @@ def spectrum(model: nn.Module | Explainer, inputs: torch.Tensor, method: str | M
         lin = op.linear_operator()
         if solver == "lanczos":
             s = golub_kahan_svd(lin.matvec, lin.rmatvec, lin.shape, k=k, tol=tol, floor=floor,
-                                seed=np.random.SeedSequence([seed, i]))
+                                seed=np.random.SeedSequence([seed, i]), max_steps=max_steps)
         elif solver == "arpack":
             v0 = np.random.default_rng([seed, i]).standard_normal(min(op.shape))
             s = svds(lin, k=k, tol=tol, v0=v0, return_singular_vectors=False)
@@ -224,12 +226,13 @@ def spectrum_table(model: nn.Module | Explainer, inputs: torch.Tensor, method: s
                    layers: Iterable[str], k: int = 2, dtype: torch.dtype | None = None,
                    with_csc: bool = True, n_vectors: int = 5, seed: int = 0,
                    tol: float = 1e-6, floor: float | None = None, solver: str = "lanczos",
-                   **params) -> pd.DataFrame:
+                   max_steps: int | None = None, **params) -> pd.DataFrame:
     """Singular values per (image, layer) next to CSC at the input.
 
     CSC comes from :func:`liecheck.metrics.csc.csc` with ``start=layer`` and the
     input recorded: the median |cos| of the input relevance of ``n_vectors`` random
-    vectors injected at the layer (per image). ``tol``, ``floor``, ``solver``: see
+    vectors injected at the layer (per image). ``tol``, ``floor``, ``solver``,
+    ``max_steps``: see
     :func:`spectrum`.
 
     Returns
@@ -249,7 +252,7 @@ def spectrum_table(model: nn.Module | Explainer, inputs: torch.Tensor, method: s
     for layer in layers:
         node = graph.resolve(layer)
         s = spectrum(explainer, x_all, m, node, k=k, seed=seed, tol=tol, floor=floor,
-                     solver=solver, **params)
+                     solver=solver, max_steps=max_steps, **params)
         csc_by_image = [np.nan] * x_all.shape[0]
         base = np.nan
         if with_csc:
