@@ -9,6 +9,9 @@ Every linear layer (conv, dense, stand-alone BatchNorm, average pooling) is a
   weight (the backward-data pass), again with its own or a substituted weight.
 
 Rules are written once against this interface and work for every layer type.
+``forward_stacked`` / ``transpose_stacked`` (and the list forms ``forward_many`` /
+``transpose_many``) run several weights as one call with stacked weights
+(alpha-beta's ``[W+, W-]``); the ``[W+, W-]`` stack is built once and cached.
 Pooling ops have no weight tensor: their implicit weights are non-negative
 (``has_negative_weights`` is False), so the ``W-`` terms vanish.
 """
@@ -45,13 +48,48 @@ class LinearOp:
             new.bias = new.bias.to(device)
         return new
 
+    def _fusable(self, weights) -> bool:
+        """Whether stacked weights can run as one call (subclasses say)."""
+        return False
+
+    def forward_stacked(self, x, weights, biases=None) -> torch.Tensor:
+        """``torch.cat(forward_many(x, weights, biases), dim=1)``: one tensor of shape
+        ``(N, sum of the weights' output channels, ...)``, one call where fusable.
+        Rules may modify it in place (it is a fresh tensor)."""
+        if not self._fusable(weights):
+            return torch.cat(self._forward_each(x, weights, biases), dim=1)
+        b = None
+        if biases is not None and any(bb is not None for bb in biases):
+            b = torch.cat([bb if bb is not None else w.new_zeros(w.shape[0])
+                           for bb, w in zip(biases, weights)])
+        return self(x, self._stacked(weights), b)
+
     def forward_many(self, x, weights, biases=None):
         """``[op(x, w, b) for w, b in zip(weights, biases)]``, fused where possible."""
+        if not self._fusable(weights):
+            return self._forward_each(x, weights, biases)
+        y = self.forward_stacked(x, weights, biases)
+        return list(y.split([w.shape[0] for w in weights], dim=1))
+
+    def _forward_each(self, x, weights, biases):
         biases = biases or [None] * len(weights)
         return [self(x, w, b) for w, b in zip(weights, biases)]
 
+    def transpose_stacked(self, g, x_shape, weights):
+        """``transpose_many`` with the signals already stacked along dim 1 (as
+        ``forward_stacked`` returns them): no ``torch.cat`` of the signals."""
+        if self._fusable(weights):
+            return self.transpose(g, x_shape, self._stacked(weights))
+        gs = list(g.split([w.shape[0] for w in weights], dim=1))
+        return self._transpose_each(gs, x_shape, weights)
+
     def transpose_many(self, gs, x_shape, weights):
         """``sum(op.transpose(g, x_shape, w) for g, w in zip(gs, weights))``, fused."""
+        if self._fusable(weights):
+            return self.transpose_stacked(torch.cat(gs, dim=1), x_shape, weights)
+        return self._transpose_each(gs, x_shape, weights)
+
+    def _transpose_each(self, gs, x_shape, weights):
         out = None
         for g, w in zip(gs, weights):
             t = self.transpose(g, x_shape, w)
@@ -154,21 +192,8 @@ class ConvOp(LinearOp):
         return _conv2d_input(x_shape, w, g, self.stride, self.padding, self.dilation,
                              self.groups)
 
-    def forward_many(self, x, weights, biases=None):
-        if self.groups != 1 or any(w is None for w in weights):
-            return super().forward_many(x, weights, biases)
-        b = None
-        if biases is not None and any(bb is not None for bb in biases):
-            b = torch.cat([bb if bb is not None else w.new_zeros(w.shape[0])
-                           for bb, w in zip(biases, weights)])
-        y = F.conv2d(x, self._stacked(weights), b, self.stride, self.padding, self.dilation)
-        return list(y.split([w.shape[0] for w in weights], dim=1))
-
-    def transpose_many(self, gs, x_shape, weights):
-        if self.groups != 1 or any(w is None for w in weights):
-            return super().transpose_many(gs, x_shape, weights)
-        return _conv2d_input(x_shape, self._stacked(weights), torch.cat(gs, dim=1),
-                             self.stride, self.padding, self.dilation, 1)
+    def _fusable(self, weights) -> bool:
+        return self.groups == 1 and all(w is not None for w in weights)
 
     def fold(self, bn: AffineOp) -> ConvOp:
         w = self.weight * bn.scale.view(-1, 1, 1, 1)
@@ -193,20 +218,8 @@ class DenseOp(LinearOp):
         w = self.weight if weight is None else weight
         return (g @ w).reshape(x_shape)
 
-    def forward_many(self, x, weights, biases=None):
-        if any(w is None for w in weights):
-            return super().forward_many(x, weights, biases)
-        b = None
-        if biases is not None and any(bb is not None for bb in biases):
-            b = torch.cat([bb if bb is not None else w.new_zeros(w.shape[0])
-                           for bb, w in zip(biases, weights)])
-        y = F.linear(x, self._stacked(weights), b)
-        return list(y.split([w.shape[0] for w in weights], dim=1))
-
-    def transpose_many(self, gs, x_shape, weights):
-        if any(w is None for w in weights):
-            return super().transpose_many(gs, x_shape, weights)
-        return (torch.cat(gs, dim=1) @ self._stacked(weights)).reshape(x_shape)
+    def _fusable(self, weights) -> bool:
+        return all(w is not None for w in weights)
 
     def fold(self, bn: AffineOp) -> DenseOp:
         w = self.weight * bn.scale.view(-1, 1)
