@@ -1,0 +1,1 @@
+"""Propagation rules: one small class per rule (see ``base.Rule``)."""
