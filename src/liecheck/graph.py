@@ -239,7 +239,8 @@ class Graph:
                 return RELU, None, None, None
             if t in _ADD_FUNCS:
                 if "alpha" in fxn.kwargs:
-                    raise UnsupportedOperation(f"node '{fxn.name}': torch.add with alpha. {_HOW_TO}")
+                    raise UnsupportedOperation(
+                        f"node '{fxn.name}': torch.add with alpha. {_HOW_TO}")
                 return ADD, None, None, None
             if t is torch.cat:
                 dim = fxn.kwargs.get("dim", fxn.args[1] if len(fxn.args) > 1 else 0)
@@ -319,7 +320,8 @@ class Graph:
                 consts = [a for a in n.fx_node.args if not isinstance(a, fx.Node)]
                 nonneg[n.name] = n.nonneg_input and all(
                     isinstance(c, (int, float)) and c >= 0 for c in consts)
-            elif n.kind in (MAXPOOL, RESHAPE, IDENTITY, CAT) or n.kind == LINEAR and n.layer == "pool":
+            elif (n.kind in (MAXPOOL, RESHAPE, IDENTITY, CAT)
+                  or (n.kind == LINEAR and n.layer == "pool")):
                 nonneg[n.name] = n.nonneg_input
             else:
                 nonneg[n.name] = False

@@ -11,8 +11,9 @@ passed wherever a method name is accepted.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 import torch
@@ -71,7 +72,7 @@ class Method:
         p = {**self.params, **params}
         return self.composite(graph, p)
 
-    def with_params(self, **params) -> "Method":
+    def with_params(self, **params) -> Method:
         return replace(self, params={**self.params, **params})
 
 

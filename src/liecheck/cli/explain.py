@@ -7,7 +7,8 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("explain", help="explain images with one or more methods, save a heatmap grid",
+    p = sub.add_parser("explain",
+                       help="explain images with one or more methods, save a heatmap grid",
                        description="Explain images with one or more methods. IMAGE is a file "
                        "path or the name of a scikit-image sample photo (e.g. astronaut).")
     p.add_argument("images", nargs="*", metavar="IMAGE", default=["astronaut"])

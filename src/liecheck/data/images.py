@@ -31,7 +31,7 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.names)
 
-    def subset(self, idx) -> "ImageSet":
+    def subset(self, idx) -> ImageSet:
         idx = list(idx)
         return ImageSet(self.images[idx], [self.names[i] for i in idx],
                         [self.labels[i] for i in idx] if self.labels else [],

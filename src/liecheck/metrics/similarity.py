@@ -58,7 +58,8 @@ def ssim(a: torch.Tensor, b: torch.Tensor, win_size: int = 5, data_range: float 
     x = a.double().unsqueeze(1)
     y = b.double().unsqueeze(1)
     # 'valid' windows = scikit-image's filtered maps with the border cropped
-    mean = lambda t: F.avg_pool2d(t, win_size, stride=1)
+    def mean(t):
+        return F.avg_pool2d(t, win_size, stride=1)
     n = win_size * win_size
     cov_norm = n / (n - 1)
     ux, uy = mean(x), mean(y)

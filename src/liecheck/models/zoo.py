@@ -78,7 +78,8 @@ def load(name: str, weights: str | os.PathLike | None = None, seed: int = 0,
         torch.random.set_rng_state(state)
     if weights is None:
         src = ModelSource(name, f"random(seed={seed})", "random")
-    elif Path(str(weights)).suffix in (".pt", ".pth", ".ckpt", ".bin") or Path(str(weights)).exists():
+    elif (Path(str(weights)).suffix in (".pt", ".pth", ".ckpt", ".bin")
+          or Path(str(weights)).exists()):
         path = Path(weights)
         if not path.exists():
             raise FileNotFoundError(f"checkpoint not found: {path}")

@@ -87,7 +87,8 @@ def golub_kahan_svd(matvec: Callable[[np.ndarray], np.ndarray],
         vs.append(w / beta)
     if not converged and len(alphas) == steps and steps < min(m, n):
         warnings.warn(f"Golub-Kahan-Lanczos: top {k} singular values not converged to "
-                      f"tol={tol}, floor={floor} within {steps} steps", RuntimeWarning, stacklevel=2)
+                      f"tol={tol}, floor={floor} within {steps} steps", RuntimeWarning,
+                      stacklevel=2)
     out = np.zeros(k)
     out[: min(k, s.size)] = s[:k]
     return out
