@@ -10,8 +10,9 @@ median of the repeats and their spread.
 Memory is measured in a fresh subprocess per case, as the *increase* over the state
 before a call: ``peak`` is the steady working memory of one more batch (the second
 call), ``1st-call`` the first call's peak including caches built on first use
-(liecheck's W+ / W- splits), ``setup`` what building the explainer holds (liecheck's
-traced copy of the model). The probe:
+(liecheck's W+ / W- splits), ``held`` what the first call leaves allocated until the
+next (caches, or state a peer keeps on the model), ``setup`` what building the
+explainer holds (liecheck's traced copy of the model). The probe:
 
 * CUDA: ``torch.cuda.max_memory_allocated()`` minus ``memory_allocated()`` before;
 * CPU: the kernel's resident-set high-water mark (``VmHWM``), reset before each call
@@ -313,6 +314,7 @@ class Row:
     corr: float | None = None
     setup_mib: float | None = None
     first_mib: float | None = None
+    held_mib: float | None = None
     peak_mib: float | None = None
 
     @property
@@ -389,7 +391,7 @@ def run_model(args, name: str) -> list[Row]:
                 continue
             m = memory_in_subprocess(args, name, row.family, row.peer)
             row.setup_mib, row.first_mib = m.get("setup_mib"), m.get("first_mib")
-            row.peak_mib = m.get("peak_mib")
+            row.peak_mib, row.held_mib = m.get("peak_mib"), m.get("cache_mib")
             if "mem_error" in m:
                 row.error = "memory run failed: " + m["mem_error"]
     return rows
@@ -412,7 +414,8 @@ def table(rows: list[Row], batch: int) -> list[dict]:
              "ms_per_batch": _fmt(t and 1e3 * t, 1), "img_per_s": _fmt(t and batch / t, 2),
              "spread_pct": _fmt(r.spread is not None and 100 * r.spread, 0),
              "x_grad_speed": "", "peak_mib": _fmt(r.peak_mib, 0), "x_grad_mem": "",
-             "first_mib": _fmt(r.first_mib, 0), "setup_mib": _fmt(r.setup_mib, 0),
+             "first_mib": _fmt(r.first_mib, 0), "held_mib": _fmt(r.held_mib, 0),
+             "setup_mib": _fmt(r.setup_mib, 0),
              "lc_vs_zennit": "", "lc_vs_captum": "",
              "corr_vs_lc": _fmt(r.corr, 3), "error": r.error}
         if grad is not None and grad.median and t:
@@ -437,7 +440,8 @@ def _fmt(v, digits: int) -> str:
 COLUMNS = [("model", "model"), ("method", "method"), ("peer", "peer"),
            ("ms_per_batch", "ms/batch"), ("img_per_s", "img/s"), ("spread_pct", "spread%"),
            ("x_grad_speed", "speed/grad"), ("peak_mib", "peak MiB"), ("x_grad_mem", "mem/grad"),
-           ("first_mib", "1st-call MiB"), ("setup_mib", "setup MiB"), ("lc_vs_zennit", "lc/zennit"),
+           ("first_mib", "1st-call MiB"), ("held_mib", "held MiB"), ("setup_mib", "setup MiB"),
+           ("lc_vs_zennit", "lc/zennit"),
            ("lc_vs_captum", "lc/captum"), ("corr_vs_lc", "corr(lc)"), ("error", "note")]
 
 
