@@ -28,9 +28,20 @@ class Rule:
         return f"{type(self).__name__}({fields})"
 
 
-def safe_divide(r: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """``r / z`` with 0 where ``z == 0`` (there every contribution to z is 0 too)."""
-    return r / torch.where(z == 0, torch.ones_like(z), z)
+def safe_divide(r: torch.Tensor, z: torch.Tensor, scale: float = 1.0,
+                reuse_z: bool = False) -> torch.Tensor:
+    """``scale * r / z`` with 0 where ``z == 0`` (there every contribution to z is 0 too).
+
+    ``reuse_z=True`` says ``z`` is a temporary of the caller: the result is written
+    into it (saves one full-size allocation per layer). Ignored while autograd
+    records (second-order use stays exact).
+    """
+    if reuse_z and not (torch.is_grad_enabled() and (r.requires_grad or z.requires_grad)):
+        z.masked_fill_(z == 0, 1)
+        out = torch.div(r, z, out=z)
+        return out.mul_(scale) if scale != 1 else out
+    out = r / torch.where(z == 0, torch.ones_like(z), z)
+    return out * scale if scale != 1 else out
 
 
 def stabilize(z: torch.Tensor, eps: float) -> torch.Tensor:

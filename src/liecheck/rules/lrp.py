@@ -64,39 +64,40 @@ class AlphaBeta(Rule):
         shape = x.shape
         bp, bn = _split_bias(op, self.bias)
         neg_w = op.has_negative_weights
-        wp = op.pos() if op.weight is not None else None
-        wn = op.neg() if (op.weight is not None and neg_w) else None
         use_inh = self.beta != 0 and (neg_w or not node.nonneg_input)
+        wp = op.pos() if op.weight is not None else None
+        # W- is needed for the inhibitor, or for x- W- when the input can be negative
+        need_wn = op.weight is not None and neg_w and (use_inh or not node.nonneg_input)
+        wn = op.neg() if need_wn else None
+        a, b = self.alpha, -self.beta
         if node.nonneg_input:
             # x- = 0: activator x W+ + b+, inhibitor x W- + b-
             if use_inh and wn is not None:
-                za, zi = op.forward_many(x, [wp, wn], [bp, bn])
-            else:
-                za, zi = op(x, wp, bp), (bn if use_inh else None)
-            sa = safe_divide(r, za) * self.alpha
-            if not use_inh or wn is None:
-                return [x * op.transpose(sa, shape, wp)]
-            si = safe_divide(r, zi) * -self.beta
-            return [x * op.transpose_many([sa, si], shape, [wp, wn])]
+                z = op.forward_stacked(x, [wp, wn], [bp, bn])
+                k = z.shape[1] // 2
+                safe_divide(r, z[:, :k], a, reuse_z=True)
+                safe_divide(r, z[:, k:], b, reuse_z=True)
+                return [x * op.transpose_stacked(z, shape, [wp, wn])]
+            za = op(x, wp, bp)
+            return [x * op.transpose(safe_divide(r, za, a, reuse_z=True), shape, wp)]
         xp, xn = x.clamp(min=0), x.clamp(max=0)
         if wn is None:  # pooling: implicit non-negative weights
             za = op(xp) + (bp if bp is not None else 0)
-            sa = safe_divide(r, za) * self.alpha
-            out = xp * op.transpose(sa, shape)
+            out = xp * op.transpose(safe_divide(r, za, a, reuse_z=True), shape)
             if use_inh:
                 zi = op(xn) + (bn if bn is not None else 0)
-                out = out + xn * op.transpose(safe_divide(r, zi) * -self.beta, shape)
+                out = out + xn * op.transpose(safe_divide(r, zi, b, reuse_z=True), shape)
             return [out]
         if use_inh:
             a1, i1 = op.forward_many(xp, [wp, wn], [bp, bn])
             a2, i2 = op.forward_many(xn, [wn, wp])
-            za, zi = a1 + a2, i1 + i2
-            sa = safe_divide(r, za) * self.alpha
-            si = safe_divide(r, zi) * -self.beta
+            sa = safe_divide(r, a1 + a2, a, reuse_z=True)
+            si = safe_divide(r, i1 + i2, b, reuse_z=True)
             return [xp * op.transpose_many([sa, si], shape, [wp, wn])
                     + xn * op.transpose_many([sa, si], shape, [wn, wp])]
-        a1, a2 = op(xp, wp, bp), op(xn, wn, None)
-        sa = safe_divide(r, a1 + a2) * self.alpha
+        za = op(xp, wp, bp)
+        za += op(xn, wn, None)
+        sa = safe_divide(r, za, a, reuse_z=True)
         return [xp * op.transpose(sa, shape, wp) + xn * op.transpose(sa, shape, wn)]
 
 
