@@ -37,6 +37,20 @@ def _gradient(explainer, x: torch.Tensor, t: torch.Tensor, node: str | None = No
     return explainer.walk(x, "gradient", record=[node], target=t)[node]
 
 
+def _resolve_targets(explainer, x, target) -> torch.Tensor:
+    """Class indices per sample; a forward pass only when the target is not given
+    (a given target is checked against the logits by the walk itself)."""
+    if target is None:
+        return _targets(None, explainer.logits(x))
+    t = torch.as_tensor(target, device=x.device)
+    if t.dim() == 0 or t.numel() == 1:
+        t = t.reshape(1).expand(x.shape[0])
+    if t.is_floating_point() or t.dim() != 1 or t.numel() != x.shape[0]:
+        raise ValueError(f"target must be an int or {x.shape[0]} class indices, got "
+                         f"{tuple(t.shape)} {t.dtype}")
+    return t.long()
+
+
 def _rows(explainer, inputs: list[torch.Tensor], t: torch.Tensor, batch_size: int):
     """Gradients of ``len(inputs)`` copies of an ``N``-batch, ``batch_size`` rows at a time."""
     n = t.shape[0]
@@ -50,7 +64,7 @@ def _rows(explainer, inputs: list[torch.Tensor], t: torch.Tensor, batch_size: in
 
 
 def smoothgrad(explainer, x, target, p):
-    t = _targets(target, explainer.logits(x))
+    t = _resolve_targets(explainer, x, target)
     flat = x.reshape(x.shape[0], -1)
     sigma = (p["noise_level"] * (flat.max(1).values - flat.min(1).values)).view(
         -1, *[1] * (x.dim() - 1))
@@ -88,7 +102,7 @@ def quadrature(steps: int, method: str = "gausslegendre") -> tuple[np.ndarray, n
 
 def integrated_gradients(explainer, x, target, p):
     x0 = make_reference(x, p.get("baseline"), p.get("blur_sigma", 10.0))
-    t = _targets(target, explainer.logits(x))
+    t = _resolve_targets(explainer, x, target)
     alphas, weights = quadrature(int(p["steps"]), p["integration"])
     d = x - x0
     total = torch.zeros_like(x)
@@ -119,7 +133,7 @@ def _layer(graph, name):
 
 def gradcam(explainer, x, target, p):
     node = _layer(explainer.graph, p.get("layer"))
-    t = _targets(target, explainer.logits(x))
+    t = _resolve_targets(explainer, x, target)
     grad = _gradient(explainer, x, t, node)
     with torch.no_grad():
         act = explainer.graph.forward(x, keep=lambda n: n.name == node)[node]

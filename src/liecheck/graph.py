@@ -391,11 +391,13 @@ class Graph:
 
     # ------------------------------------------------------------- forward
     def forward(self, x: torch.Tensor, keep: Callable[[Node], bool] | None = None,
-                shapes: dict | None = None) -> dict[str, torch.Tensor]:
+                shapes: dict | None = None, indices: dict | None = None
+                ) -> dict[str, torch.Tensor]:
         """Run the canonical graph on ``x`` and return the kept node outputs.
 
         ``keep(node)`` decides which outputs are stored (default: all). The output
-        node is always kept. ``shapes`` (if given) receives every node's output shape.
+        node is always kept. ``shapes`` (if given) receives every node's output shape,
+        ``indices`` (if given) every max-pool node's arg-max indices.
         """
         env: dict[str, Any] = {}
         acts: dict[str, torch.Tensor] = {}
@@ -410,7 +412,11 @@ class Graph:
             elif node is None and fxn.name in self.aliases:
                 val = env[self.aliases[fxn.name]]
             elif node is not None and node.kind == MAXPOOL:
-                val = F.max_pool2d(env[node.inputs[0]], **node.op)
+                if indices is not None:  # the switches, so the walk need not recompute them
+                    val, indices[node.name] = F.max_pool2d(env[node.inputs[0]],
+                                                           return_indices=True, **node.op)
+                else:
+                    val = F.max_pool2d(env[node.inputs[0]], **node.op)
             elif (node is not None and node.kind == RELU and fxn.op == "call_module"
                   and not _is_registered(fxn, self.module)):
                 val = torch.relu(env[node.inputs[0]])

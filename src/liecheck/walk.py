@@ -13,8 +13,11 @@ from collections.abc import Iterable, Mapping
 
 import torch
 
-from .graph import INPUT, Graph, Node
+from .graph import INPUT, MAXPOOL, Graph, Node
 from .rules.base import Rule
+
+
+INDICES = "#indices"  # acts key suffix of a max-pool node's arg-max indices
 
 
 class NonFiniteRelevance(FloatingPointError):
@@ -43,6 +46,10 @@ class Walk:
     def shape(self, name: str) -> tuple:
         return self.shapes[name]
 
+    def pool_indices(self, node: Node) -> torch.Tensor | None:
+        """Arg-max indices a max-pool node recorded in the forward pass, if kept."""
+        return self.acts.get(node.name + INDICES)
+
 
 def forward(graph: Graph, x: torch.Tensor, rules: Mapping[str, Rule] | None = None,
             extra_keep: Iterable[str] = ()) -> tuple[dict, dict]:
@@ -66,7 +73,12 @@ def forward(graph: Graph, x: torch.Tensor, rules: Mapping[str, Rule] | None = No
     def keep(node: Node) -> bool:
         return keep_names is None or node.name in keep_names
 
-    acts = graph.forward(x, keep=keep, shapes=shapes)
+    indices: dict[str, torch.Tensor] = {}
+    acts = graph.forward(x, keep=keep, shapes=shapes, indices=indices)
+    for name, idx in indices.items():  # max-pool switches for rules that keep the input
+        if keep(graph.by_name[name]) or (keep_names is not None and
+                                          graph.by_name[name].inputs[0] in keep_names):
+            acts[name + INDICES] = idx
     return acts, shapes
 
 
@@ -161,3 +173,5 @@ def _all_finite(r: torch.Tensor) -> bool:
 def _release(ctx: Walk, node: Node) -> None:
     """Free the node's output: every consumer has already been visited."""
     ctx.acts.pop(node.name, None)
+    if node.kind == MAXPOOL:
+        ctx.acts.pop(node.name + INDICES, None)

@@ -25,7 +25,7 @@ class GradientReLU(Rule):
     needs_output = True
 
     def backward(self, ctx, node, r):
-        return [r * (ctx.output(node) > 0)]
+        return [torch.ops.aten.threshold_backward(r, ctx.output(node), 0)]
 
 
 class DeconvReLU(Rule):
@@ -44,7 +44,7 @@ class GuidedReLU(Rule):
     needs_output = True
 
     def backward(self, ctx, node, r):
-        return [r.clamp(min=0) * (ctx.output(node) > 0)]
+        return [torch.ops.aten.threshold_backward(r.clamp(min=0), ctx.output(node), 0)]
 
 
 def per_sample_percentile(t: torch.Tensor, q: float) -> torch.Tensor:
@@ -88,7 +88,9 @@ class MaxPoolSwitch(Rule):
     def backward(self, ctx, node, r):
         x = ctx.inputs(node)[0]
         p = node.op
-        _, idx = torch.nn.functional.max_pool2d(x, return_indices=True, **p)
+        idx = getattr(ctx, "pool_indices", lambda n: None)(node)
+        if idx is None or idx.shape[0] != x.shape[0]:  # not recorded (or another stream)
+            _, idx = torch.nn.functional.max_pool2d(x, return_indices=True, **p)
         g = torch.ops.aten.max_pool2d_with_indices_backward(
             r, x, _pair(p["kernel_size"]), _pair(p["stride"] or p["kernel_size"]),
             _pair(p["padding"]), _pair(p["dilation"]), p["ceil_mode"], idx)
