@@ -16,7 +16,6 @@ import torch
 from .graph import INPUT, MAXPOOL, Graph, Node
 from .rules.base import Rule
 
-
 INDICES = "#indices"  # acts key suffix of a max-pool node's arg-max indices
 
 
