@@ -19,3 +19,15 @@ def seeded(seed: int) -> torch.Generator:
 def gen():
     """``gen(seed)`` -> a seeded ``torch.Generator``."""
     return seeded
+
+
+@pytest.fixture(autouse=True)
+def _global_seed():
+    """Seed torch's and numpy's global generators before every test, so that layers a
+    test builds with default initialisation are the same whatever ran before it (the
+    suite runs in parallel with pytest-xdist, which changes the order)."""
+    import numpy as np
+
+    torch.manual_seed(0)
+    np.random.seed(0)
+    yield
