@@ -18,7 +18,6 @@ Pooling ops have no weight tensor: their implicit weights are non-negative
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass, replace
 
 import torch
@@ -107,48 +106,39 @@ class LinearOp:
             version = None
         c = self.__dict__.get("_wcache")
         if c is None or c["w"] is not w or c["version"] != version:
-            c = {"w": w, "version": version, "retired": []}
+            c = {"w": w, "version": version}
             self.__dict__["_wcache"] = c
         return c
 
     def pos(self) -> torch.Tensor:
-        """``W+ = max(0, W)`` (cached)."""
+        """``W+ = max(0, W)`` (cached; a view into the ``[W+; W-]`` stack once built)."""
         c = self._weight_cache()
         if "pos" not in c:
             c["pos"] = self.weight.clamp(min=0)
         return c["pos"]
 
     def neg(self) -> torch.Tensor:
-        """``W- = min(0, W)`` (cached)."""
+        """``W- = min(0, W)`` (a view into the cached ``[W+; W-]`` stack)."""
+        return self.split()[1]
+
+    def split(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(W+, W-)`` as two views of one cached ``[W+; W-]`` stack, so that fused
+        calls with ``[W+, W-]`` use the stack directly (no copy per call)."""
         c = self._weight_cache()
-        if "neg" not in c:
-            c["neg"] = self.weight.clamp(max=0)
-        return c["neg"]
+        if "pos_neg" not in c:
+            w = self.weight
+            stack = torch.cat([w.clamp(min=0), w.clamp(max=0)])
+            k = w.shape[0]
+            c["pos_neg"], c["pos"], c["neg"] = stack, stack[:k], stack[k:]
+        return c["pos"], c["neg"]
 
     def _stacked(self, weights) -> torch.Tensor:
-        """``torch.cat(weights)``; the ``[W+, W-]`` stack of alpha-beta is built once.
-
-        After that, ``pos()`` and ``neg()`` are views into the stack (same values, no
-        second copy), and the stand-alone splits a rule may still hold for the
-        current call are recognised through weak references until they are freed.
-        """
-        if self.weight is None or len(weights) != 2:
-            return torch.cat(weights)
-        c = self._weight_cache()
-
-        def is_split(w, name):
-            return (c.get(name) is w
-                    or any(n == name and ref() is w for ref, n in c["retired"]))
-
-        if not (is_split(weights[0], "pos") and is_split(weights[1], "neg")):
-            return torch.cat(weights)
-        if "pos_neg" not in c:
-            old = (c["pos"], c["neg"])
-            stack = torch.cat(old)
-            k = old[0].shape[0]
-            c["pos_neg"], c["pos"], c["neg"] = stack, stack[:k], stack[k:]
-            c["retired"] = [(weakref.ref(old[0]), "pos"), (weakref.ref(old[1]), "neg")]
-        return c["pos_neg"]
+        """``torch.cat(weights)``, or the cached stack for exactly ``[W+, W-]``."""
+        if self.weight is not None and len(weights) == 2:
+            c = self._weight_cache()
+            if ("pos_neg" in c and weights[0] is c["pos"] and weights[1] is c["neg"]):
+                return c["pos_neg"]
+        return torch.cat(weights)
 
 
 def _bias(op: LinearOp, bias):

@@ -67,7 +67,7 @@ def split_delta(ctx, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         if op.weight is None or not op.has_negative_weights:
             w = op.weight
             return op(hp, w, None), op(hn, w, None)
-        wp, wn = op.pos(), op.neg()
+        wp, wn = op.split()
         a1, i1 = op.forward_many(hp, [wp, wn], [None, None])
         i2, a2 = op.forward_many(hn, [wp, wn], [None, None])
         return a1 + a2, i1 + i2
@@ -132,7 +132,7 @@ class DeepLiftLinear(Rule):
             tpos, tneg = tpp, tnn
             tzero = 0.5 * (tpp + tnn)
         else:
-            wp, wn = op.pos(), op.neg()
+            wp, wn = op.split()
             if self.cross:
                 tpos = op.transpose_many([mp, mn], shape, [wp, wn])
                 tneg = op.transpose_many([mp, mn], shape, [wn, wp])

@@ -65,10 +65,10 @@ class AlphaBeta(Rule):
         bp, bn = _split_bias(op, self.bias)
         neg_w = op.has_negative_weights
         use_inh = self.beta != 0 and (neg_w or not node.nonneg_input)
-        wp = op.pos() if op.weight is not None else None
         # W- is needed for the inhibitor, or for x- W- when the input can be negative
         need_wn = op.weight is not None and neg_w and (use_inh or not node.nonneg_input)
-        wn = op.neg() if need_wn else None
+        wp, wn = op.split() if need_wn else (
+            op.pos() if op.weight is not None else None, None)
         a, b = self.alpha, -self.beta
         if node.nonneg_input:
             # x- = 0: activator x W+ + b+, inhibitor x W- + b-
@@ -185,7 +185,7 @@ class ZBox(Rule):
         if op.weight is None:  # pooling: implicit non-negative weights, W+ = W, W- = 0
             z = op(x - lo, None, None)
             return [(x - lo) * op.transpose(safe_divide(r, z), x.shape)]
-        wp, wn = op.pos(), op.neg()
+        wp, wn = op.split()
         z = op(x, None, None) - op(lo, wp, None) - op(hi, wn, None)
         s = safe_divide(r, z)
         return [x * op.transpose(s, x.shape) - lo * op.transpose(s, x.shape, wp)
