@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from . import graph as g
-from .methods import Method, register_method, structural
+from .methods import Method, composite, register_method
 from .rules import base as rb
 from .rules import deeplift as rd
 from .walk import Walk
@@ -157,27 +157,13 @@ def contributions(explainer, x: torch.Tensor, method: str | Method, record, inje
 
 
 def _composite(relu_rule, cross: bool = True):
-    def build(graph: g.Graph, params: dict) -> dict[str, rb.Rule]:
-        rules: dict[str, rb.Rule] = {}
-        neg = params.get("negative_weight", "pos")
-        for node in graph.nodes:
-            if node.kind == g.INPUT:
-                continue
-            if node.kind == g.LINEAR:
-                rule = rd.DeepLiftLinear(cross=cross, negative_weight=neg)
-            elif node.kind == g.RELU:
-                rule = relu_rule()
-            elif node.kind == g.ADD:
-                rule = rd.DeepLiftAdd()
-            elif node.kind == g.MAXPOOL:
-                rule = rd.DeepLiftMaxPool()
-            else:
-                rule = structural(node, False, params)
-            if rule is None:
-                raise TypeError(f"no DeepLIFT rule for node '{node.name}' of kind {node.kind}")
-            rules[node.name] = rule
-        return rules
-    return build
+    def linear(params: dict) -> rb.Rule:
+        return rd.DeepLiftLinear(cross=cross, negative_weight=params.get("negative_weight", "pos"))
+
+    # pooling layers are linear for DeepLIFT too; additions and max pooling get their own rules
+    return composite(lambda node, graph, p: linear(p), relu=lambda p: relu_rule(), lrp=False,
+                     pool=linear, kinds={g.ADD: lambda p: rd.DeepLiftAdd(),
+                                         g.MAXPOOL: lambda p: rd.DeepLiftMaxPool()})
 
 
 _CITE = ("Shrikumar, Greenside & Kundaje 2017, Learning Important Features Through "

@@ -94,19 +94,26 @@ def structural(node: g.Node, lrp: bool, params: dict) -> rb.Rule | None:
 
 def composite(linear: Callable[[g.Node, g.Graph, dict], rb.Rule],
               relu: Callable[[dict], rb.Rule] | None = None, lrp: bool = True,
-              pool: Callable[[dict], rb.Rule] | None = None) -> Callable:
+              pool: Callable[[dict], rb.Rule] | None = None,
+              kinds: dict[str, Callable[[dict], rb.Rule]] | None = None) -> Callable:
     """Build a composite from a linear-layer rule chooser and a ReLU rule.
 
     ``linear(node, graph, params)`` picks the rule for conv / dense / BatchNorm
     nodes; pooling nodes get ``pool(params)`` (default: z-rule for LRP methods,
     the transpose for gradient methods); ReLUs get ``relu(params)`` (default:
-    pass-through for LRP, the derivative mask for gradient methods).
+    pass-through for LRP, the derivative mask for gradient methods). ``kinds``
+    maps a node kind (e.g. ``"add"``, ``"maxpool"``) to a rule factory that replaces
+    the shared structural rule for that kind.
     """
+    kinds = kinds or {}
 
     def build(graph: g.Graph, params: dict) -> dict[str, rb.Rule]:
         rules: dict[str, rb.Rule] = {}
         for node in graph.nodes:
             if node.kind == g.INPUT:
+                continue
+            if node.kind in kinds:
+                rules[node.name] = kinds[node.kind](params)
                 continue
             rule = structural(node, lrp, params)
             if rule is None and node.kind == g.RELU:
