@@ -289,9 +289,6 @@ class Graph:
                 if (prev.kind == LINEAR and prev.layer in ("conv", "dense")
                         and len(users[prev.name]) == 1 and prev.name != self.output):
                     prev.op = prev.op.fold(n.op)
-                    # the BN node becomes an identity reading the folded layer
-                    n.kind, n.op, n.layer = IDENTITY, None, None
-                    n.folded_into = prev.name
                     drop.add(n.name)
         if drop:  # remove folded BN nodes; rewire their users to the folded layer
             alias = {n.name: n.inputs[0] for n in self.nodes if n.name in drop}
@@ -417,9 +414,6 @@ class Graph:
                                                            return_indices=True, **node.op)
                 else:
                     val = F.max_pool2d(env[node.inputs[0]], **node.op)
-            elif (node is not None and node.kind == RELU and fxn.op == "call_module"
-                  and not _is_registered(fxn, self.module)):
-                val = torch.relu(env[node.inputs[0]])
             else:
                 args = fx.node.map_arg(fxn.args, lambda a: env[a.name])
                 kwargs = fx.node.map_arg(fxn.kwargs, lambda a: env[a.name])
