@@ -74,9 +74,8 @@ def forward(graph: Graph, x: torch.Tensor, rules: Mapping[str, Rule] | None = No
 
     indices: dict[str, torch.Tensor] = {}
     acts = graph.forward(x, keep=keep, shapes=shapes, indices=indices)
-    for name, idx in indices.items():  # max-pool switches for rules that keep the input
-        if keep(graph.by_name[name]) or (keep_names is not None and
-                                          graph.by_name[name].inputs[0] in keep_names):
+    for name, idx in indices.items():  # max-pool switches, for the rules that read the input
+        if keep_names is None or graph.by_name[name].inputs[0] in keep_names:
             acts[name + INDICES] = idx
     return acts, shapes
 
