@@ -337,3 +337,23 @@ def test_non_finite_relevance_names_a_near_zero_denominator():
     with pytest.raises(NonFiniteRelevance, match="computed by the rule of '_1' \\(Epsilon\\).*near-zero"):
         ex.walk(x, "lrp_z", inject={"output": torch.full((1, 1), 1e300, dtype=torch.float64)},
                 record=["input"])
+
+
+class _IntIadd(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        b = x.size(0)
+        c = b
+        c += 1  # rebinds c; b keeps its value
+        return self.fc(x).reshape(b, -1)
+
+
+def test_iadd_on_a_shape_number_is_not_an_inplace_write():
+    model = _IntIadd().double().eval()
+    x = torch.randn(2, 4, dtype=torch.float64)
+    graph = liecheck.trace(model)
+    with torch.no_grad():
+        torch.testing.assert_close(graph.forward(x)[graph.output], model(x))

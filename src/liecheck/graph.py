@@ -41,6 +41,7 @@ from torch import fx, nn
 from . import equivalence, rewrite
 from .ops import AdaptiveAvgPoolOp, AffineOp, AvgPoolOp, ConvOp, DenseOp, LinearOp
 from .rewrite import UnsupportedOperation
+from .rewrite import is_shape_query as _is_shape_query
 
 # node kinds -------------------------------------------------------------------
 INPUT, LINEAR, RELU, MAXPOOL, ADD, CAT, RESHAPE, IDENTITY, META = (
@@ -84,7 +85,7 @@ _ADD_FUNCS = {operator.add, operator.iadd, torch.add}
 _FLATTEN_FUNCS = {torch.flatten, torch.reshape}
 _META_FUNCS = {getattr, operator.getitem, operator.mul, operator.floordiv, operator.sub,
                operator.truediv, len}
-_META_METHODS = {"size", "dim"}
+_META_METHODS = rewrite.SHAPE_METHODS
 _DROPOUT_FUNCS = {F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, torch.dropout}
 _IDENTITY_FUNCS = _DROPOUT_FUNCS | {torch.clone}
 _IDENTITY_METHODS = {"contiguous", "clone", "detach"}
@@ -226,14 +227,7 @@ class Graph:
         graph = self.gm.graph
         # module names whose `inplace` flag was cleared: the forward check restores them
         self.inplace_modules = rewrite.remove_inplace(graph, self.module, _REGISTERED)
-        tensors: set[fx.Node] = set()
-        for n in graph.nodes:
-            ins = _flat_nodes(n.args) + _flat_nodes(n.kwargs)
-            if n.op in ("placeholder", "call_module") or (
-                    n.op != "get_attr" and not _is_shape_query(n) and any(a in tensors
-                                                                          for a in ins)):
-                tensors.add(n)
-        rewrite.expand_subtraction(graph, tensors.__contains__)
+        rewrite.expand_subtraction(graph, rewrite.tensor_nodes(graph).__contains__)
         self.gm.recompile()
 
     def _build(self) -> None:
@@ -271,6 +265,9 @@ class Graph:
 
     def _classify(self, fxn: fx.Node, modules: dict[str, nn.Module], tensor_nodes: set[str]):
         """Map an fx node to (kind, op, layer, module name)."""
+        if (fxn.op == "call_function" and getattr(fxn.target, "__module__", "") == "_operator"
+                and not any(a.name in tensor_nodes for a in fxn.all_input_nodes)):
+            return META, None, None, None  # arithmetic on shape values: x.size(0) + 1
         scale = _scale_factor(fxn, tensor_nodes)
         if scale is not None:  # c * x: a diagonal linear layer with one shared scale
             c = torch.tensor([scale], dtype=self.dtype)
@@ -582,18 +579,6 @@ def _is_registered(fxn: fx.Node, root: nn.Module) -> bool:
     if fxn.op == "call_module":
         return type(root.get_submodule(fxn.target)) in _REGISTERED
     return fxn.op == "call_function" and fxn.target in _REGISTERED
-
-
-_SHAPE_ATTRS = {"shape", "dtype", "device", "ndim", "is_cuda"}
-
-
-def _is_shape_query(fxn: fx.Node) -> bool:
-    """True for meta nodes that read only a tensor's shape (``x.size(0)``, ``x.shape``)."""
-    if fxn.op == "call_method":
-        return fxn.target in _META_METHODS
-    if fxn.target is getattr:
-        return len(fxn.args) > 1 and fxn.args[1] in _SHAPE_ATTRS
-    return fxn.target is len
 
 
 def _scale_factor(fxn: fx.Node, tensor_nodes: set[str]) -> float | None:

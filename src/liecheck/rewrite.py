@@ -52,6 +52,32 @@ def refuse_hooks(model: nn.Module) -> None:
                     "torch.nn.utils.parametrize or remove them first).")
 
 
+SHAPE_METHODS = {"size", "dim"}
+_SHAPE_ATTRS = {"shape", "dtype", "device", "ndim", "is_cuda"}
+
+
+def is_shape_query(fxn: fx.Node) -> bool:
+    """True for nodes that read only a tensor's shape (``x.size(0)``, ``x.shape``)."""
+    if fxn.op == "call_method":
+        return fxn.target in SHAPE_METHODS
+    if fxn.target is getattr:
+        return len(fxn.args) > 1 and fxn.args[1] in _SHAPE_ATTRS
+    return fxn.target is len
+
+
+def tensor_nodes(graph: fx.Graph) -> set[fx.Node]:
+    """The fx nodes that hold a tensor: the input, module outputs, and operations on
+    tensors other than shape queries (``x.size(0) + 1`` is a number)."""
+    out: set[fx.Node] = set()
+    for n in graph.nodes:
+        ins = list(n.all_input_nodes)
+        if n.op in ("placeholder", "call_module") or (
+                n.op in ("call_function", "call_method") and not is_shape_query(n)
+                and any(a in out for a in ins)):
+            out.add(n)
+    return out
+
+
 def _names(hooks: dict) -> str:
     return ", ".join(getattr(h, "__qualname__", type(h).__name__) for h in hooks.values())
 
@@ -85,9 +111,11 @@ def remove_inplace(graph: fx.Graph, root: nn.Module, registered: dict) -> list[s
         modules[name].inplace = False
     flipped_set = set(flipped)
     order = {n: i for i, n in enumerate(graph.nodes)}
+    tensors = tensor_nodes(graph)
     alias_of: dict[fx.Node, fx.Node] = {}  # node -> the node whose storage it may share
     for n in list(graph.nodes):
-        written = _make_out_of_place(n, flipped_set)
+        # `n += 1` on a number rebinds n: only a tensor is written in place
+        written = bool(_make_out_of_place(n, flipped_set) and n.args and n.args[0] in tensors)
         if _may_alias(n, modules, registered) or written:
             first = n.args[0] if n.args else None
             if isinstance(first, fx.Node):
