@@ -132,8 +132,8 @@ def register_op(target: Any, kind: str) -> None:
     """
     if kind not in (IDENTITY, RELU, RESHAPE):
         raise ValueError(f"kind must be 'identity', 'relu' or 'reshape', not {kind!r}")
-    if isinstance(target, nn.Module):
-        fn, key = target, type(target)
+    if isinstance(target, nn.Module):  # probe a copy: the user's instance keeps its state
+        fn, key = copy.deepcopy(target).eval(), type(target)
     elif isinstance(target, type) and issubclass(target, nn.Module):
         try:
             fn = target()
