@@ -231,28 +231,38 @@ class _Leaky(nn.Module):
         return F.leaky_relu(x, 0.5)
 
 
-class _LeakyNet(nn.Module):
+class _ClampReLU(nn.Module):  # a ReLU written another way: registrable as "relu"
+    def forward(self, x):
+        return x.clamp(min=0)
+
+
+class _ClampNet(nn.Module):
     def __init__(self):
         super().__init__()
-        self.act, self.conv = _Leaky(), nn.Conv2d(2, 2, 3)
+        self.act, self.conv = _ClampReLU(), nn.Conv2d(2, 2, 3)
 
     def forward(self, x):
         return self.conv(self.act(x))
 
 
-def test_registered_relu_like_module_keeps_its_forward_and_sign():
+def test_registered_relu_like_module_keeps_its_forward():
     # regression: a module registered as kind "relu" used to be replaced by torch.relu
-    # in the forward pass and marked non-negative (enabling the x- = 0 fast path)
-    liecheck.register_op(_Leaky, "relu")
+    # in the forward pass. (The test used to register LeakyReLU as "relu"; since issue 15
+    # register_op checks the claim on a probe input and refuses that: a leaky ReLU is
+    # not max(0, x), and explaining it as one was silently wrong.)
+    with pytest.raises(ValueError, match="not kind 'relu'"):
+        liecheck.register_op(_Leaky, "relu")
+    assert _Leaky not in lg._REGISTERED
+    liecheck.register_op(_ClampReLU, "relu")
     try:
-        model = _LeakyNet().double().eval()
+        model = _ClampNet().double().eval()
         graph = liecheck.trace(model)
+        assert graph.by_name["act"].kind == "relu"
         x = torch.randn(2, 2, 5, 5, dtype=torch.float64)
         with torch.no_grad():
             torch.testing.assert_close(graph.forward(x)[graph.output], model(x))
-        assert not graph.by_name["conv"].nonneg_input
     finally:
-        lg._REGISTERED.pop(_Leaky, None)
+        lg._REGISTERED.pop(_ClampReLU, None)
 
 
 class _AddConst(nn.Module):

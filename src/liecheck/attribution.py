@@ -40,10 +40,15 @@ class Explainer:
     ----------
     model : ``nn.Module`` (left untouched) or an already traced :class:`Graph`.
     device : where to run (default: the model's device).
+    check_forward : compare the traced graph with the model's own forward on the first
+        batch (see :mod:`liecheck.equivalence`); ignored for a :class:`Graph`, which
+        carries its own setting.
     """
 
-    def __init__(self, model: nn.Module | Graph, device: str | torch.device | None = None):
-        self.graph = model if isinstance(model, Graph) else trace(model)
+    def __init__(self, model: nn.Module | Graph, device: str | torch.device | None = None,
+                 check_forward: bool = True):
+        self.graph = (model if isinstance(model, Graph)
+                      else trace(model, check_forward=check_forward))
         if device is None:
             p = next(self.graph.module.parameters(), None)
             device = p.device if p is not None else torch.device("cpu")
@@ -117,10 +122,11 @@ class Attribution:
     >>> maps = attr.attribute(images, target=labels)
     """
 
-    def __init__(self, model: nn.Module, method: str | Method, device=None, **params):
+    def __init__(self, model: nn.Module, method: str | Method, device=None,
+                 check_forward: bool = True, **params):
         self.method = get_method(method)
         self.params = params
-        self.explainer = Explainer(model, device=device)
+        self.explainer = Explainer(model, device=device, check_forward=check_forward)
 
     def attribute(self, inputs: torch.Tensor, target=None, **params) -> torch.Tensor:
         return self.explainer.attribute(inputs, self.method, target=target,
@@ -128,7 +134,7 @@ class Attribution:
 
 
 def attribute(model: nn.Module, inputs: torch.Tensor, method: str | Method, target=None,
-              device=None, **params) -> torch.Tensor:
+              device=None, check_forward: bool = True, **params) -> torch.Tensor:
     """Explain ``model`` on ``inputs`` with ``method``.
 
     Parameters
@@ -138,10 +144,14 @@ def attribute(model: nn.Module, inputs: torch.Tensor, method: str | Method, targ
     inputs : ``(N, C, H, W)`` batch in the model's input space.
     method : a registry name (see :func:`liecheck.methods`) or a :class:`Method`.
     target : class indices (int or ``(N,)``); default: the predicted classes.
+    check_forward : on the first batch, compare the traced graph's logits with the
+        model's own eval-mode forward and raise on a difference (default; see
+        :mod:`liecheck.equivalence`). False skips the check.
     **params : method parameters (e.g. ``epsilon=1e-3``).
 
     Returns
     -------
     Tensor ``(N, C, H, W)``: the relevance at the input.
     """
-    return Attribution(model, method, device=device, **params).attribute(inputs, target=target)
+    return Attribution(model, method, device=device, check_forward=check_forward,
+                       **params).attribute(inputs, target=target)

@@ -8,18 +8,26 @@ copy and canonicalises it:
   BatchNorm becomes a per-channel affine ``linear`` node, so the rules treat it as
   a linear layer with a diagonal weight (its own rule, the composite's linear rule).
 * in-place operations (``ReLU(inplace=True)``, ``F.relu(x, inplace=True)``,
-  ``x.relu_()``, ``x += y``) become out-of-place nodes;
+  ``x.relu_()``, ``x += y``) become out-of-place nodes; later readers of the
+  mutated tensor read the new node (see :mod:`liecheck.rewrite`);
+* ``a - b`` and ``torch.add / sub(a, b, alpha=k)`` become ``a + (-k) * b``;
+  multiplication or division by a constant number (``3 * x``, ``x / 2``, ``-x``) is
+  a linear node (a diagonal ``affine`` layer with one shared scale);
+* models with forward hooks or pre-hooks, and ``F.dropout`` with ``training=True``,
+  are refused;
 * every tensor operation is one :class:`Node` with a stable name in execution
   order (the torch.fx node name, e.g. ``layer1_0_relu_1``); a module called twice
   is two nodes.
 
 Unsupported operations fail here, at trace time, with :class:`UnsupportedOperation`
-naming the node and the operation.
+naming the node and the operation. On the first batch it runs, the graph checks its
+output against the model's own forward (:mod:`liecheck.equivalence`).
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import operator
 import warnings
 from collections.abc import Callable
@@ -30,15 +38,14 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from . import equivalence, rewrite
 from .ops import AdaptiveAvgPoolOp, AffineOp, AvgPoolOp, ConvOp, DenseOp, LinearOp
+from .rewrite import UnsupportedOperation
+from .rewrite import is_shape_query as _is_shape_query
 
 # node kinds -------------------------------------------------------------------
 INPUT, LINEAR, RELU, MAXPOOL, ADD, CAT, RESHAPE, IDENTITY, META = (
     "input", "linear", "relu", "maxpool", "add", "cat", "reshape", "identity", "meta")
-
-
-class UnsupportedOperation(TypeError):
-    """Raised at trace time for an operation that has no rule."""
 
 
 @dataclass(eq=False)
@@ -78,36 +85,102 @@ _ADD_FUNCS = {operator.add, operator.iadd, torch.add}
 _FLATTEN_FUNCS = {torch.flatten, torch.reshape}
 _META_FUNCS = {getattr, operator.getitem, operator.mul, operator.floordiv, operator.sub,
                operator.truediv, len}
-_META_METHODS = {"size", "dim"}
-_IDENTITY_FUNCS = {F.dropout, torch.dropout, torch.nn.functional.dropout2d, torch.clone}
+_META_METHODS = rewrite.SHAPE_METHODS
+_DROPOUT_FUNCS = {F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, torch.dropout}
+_IDENTITY_FUNCS = _DROPOUT_FUNCS | {torch.clone}
 _IDENTITY_METHODS = {"contiguous", "clone", "detach"}
 _RESHAPE_METHODS = {"view", "reshape", "flatten"}
 _RELU_METHODS = {"relu", "relu_"}
 _ADD_METHODS = {"add", "add_", "__add__", "__iadd__"}
 _IDENTITY_MODULES = (nn.Dropout, nn.Dropout2d, nn.Identity)
+# multiplication / division by a constant number: a linear node
+_MUL_FUNCS = {operator.mul, torch.mul, torch.multiply}
+_DIV_FUNCS = {operator.truediv, torch.div, torch.divide, torch.true_divide}
+_NEG_FUNCS = {operator.neg, torch.neg, torch.negative}
+_MUL_METHODS = {"mul", "multiply", "__mul__", "__rmul__"}
+_DIV_METHODS = {"div", "divide", "true_divide", "__truediv__"}
+_NEG_METHODS = {"neg", "negative", "__neg__"}
 
-_HOW_TO = ("Register a rule for it with liecheck.register_op(<module type or function>, "
-           "kind=...), or rewrite the model with a supported equivalent (see "
-           "liecheck.graph.SUPPORTED).")
+_HOW_TO = ("If it computes exactly an identity, a ReLU (max(0, x)) or a reshape, declare it "
+           "with liecheck.register_op(<module type or function>, kind=...) (checked on a "
+           "probe input); anything else has no exact rule: rewrite the model with supported "
+           "operations (see liecheck.graph.SUPPORTED).")
 
 SUPPORTED = ("Conv2d, Linear, ReLU (module, F.relu, torch.relu, in-place), MaxPool2d, AvgPool2d, "
              "AdaptiveAvgPool2d, BatchNorm1d/2d, Flatten / torch.flatten / view / reshape, "
-             "Dropout and Identity (eval), residual + / += / torch.add, torch.cat")
+             "Dropout and Identity (eval), residual + / += / torch.add, - / torch.sub (alpha "
+             "allowed), multiplication or division by a constant number, torch.cat")
 
 # user registrations: module type or function -> kind ("identity", "relu", "reshape")
 _REGISTERED: dict[Any, str] = {}
+
+_PROBE_SHAPES = ((2, 3, 8, 8), (2, 16))
 
 
 def register_op(target: Any, kind: str) -> None:
     """Declare how an otherwise unsupported module type or function behaves.
 
-    ``kind`` is one of ``"identity"`` (relevance passes unchanged; the op must not
-    change the shape), ``"relu"`` (a ReLU-like gate: rules see it as a ReLU) or
+    ``kind`` is one of ``"identity"`` (relevance passes unchanged; the op returns
+    its input), ``"relu"`` (the op is ``max(0, x)``; rules see it as a ReLU) or
     ``"reshape"`` (a pure reshape of its first argument).
+
+    The claim is checked: the op runs on a seeded random probe input (``(2, 3, 8, 8)``,
+    or ``(2, 16)`` if that fails, values up to about +-30) and must match the claimed
+    kind, else ``ValueError`` (e.g. ``nn.ReLU6`` or ``nn.LeakyReLU`` are not ``"relu"``).
+    ``target`` is a module type (constructed without arguments for the probe), a
+    module instance (its type is registered) or a function.
     """
     if kind not in (IDENTITY, RELU, RESHAPE):
         raise ValueError(f"kind must be 'identity', 'relu' or 'reshape', not {kind!r}")
-    _REGISTERED[target] = kind
+    if isinstance(target, nn.Module):  # probe a copy: the user's instance keeps its state
+        fn, key = copy.deepcopy(target).eval(), type(target)
+    elif isinstance(target, type) and issubclass(target, nn.Module):
+        try:
+            fn = target()
+        except Exception as exc:
+            raise TypeError(
+                f"register_op: cannot construct {target.__name__}() without arguments to "
+                f"check it on a probe input ({exc}); pass an instance instead: "
+                f"register_op({target.__name__}(...), {kind!r})") from exc
+        key = target
+    elif callable(target):
+        fn, key = target, target
+    else:
+        raise TypeError(f"register_op: target must be a module type, a module instance or a "
+                        f"function, not {type(target).__name__}")
+    _check_claim(fn, kind, getattr(key, "__name__", repr(key)))
+    _REGISTERED[key] = kind
+
+
+def _check_claim(fn: Callable, kind: str, name: str) -> None:
+    """Raise ValueError unless ``fn`` computes ``kind`` on a probe input."""
+    gen = torch.Generator().manual_seed(0)
+    errors = []
+    for shape in _PROBE_SHAPES:
+        x = 10 * torch.randn(shape, generator=gen)
+        try:
+            with torch.no_grad():
+                y = fn(x.clone())
+        except Exception as exc:  # wrong rank for this op: try the next probe
+            errors.append(f"{tuple(shape)}: {exc}")
+            continue
+        if not isinstance(y, torch.Tensor):
+            raise ValueError(f"register_op: {name} returned {type(y).__name__}, not a tensor")
+        if kind == RESHAPE:
+            ok = y.numel() == x.numel() and torch.equal(y.reshape(-1), x.reshape(-1))
+        else:
+            expected = torch.relu(x) if kind == RELU else x
+            ok = y.shape == x.shape and torch.allclose(y, expected, rtol=1e-6, atol=1e-6)
+        if not ok:
+            what = {RELU: "max(0, x)", IDENTITY: "its input unchanged",
+                    RESHAPE: "its input's values in the same order (a pure reshape)"}[kind]
+            raise ValueError(
+                f"register_op: {name} is not kind {kind!r}: on a random probe input of shape "
+                f"{tuple(shape)} it does not return {what}. Registering it would give wrong "
+                f"explanations; liecheck has no rule for it (see liecheck.graph.SUPPORTED).")
+        return
+    raise ValueError(f"register_op: could not run {name} on a probe input to check it ("
+                     + "; ".join(errors) + ")")
 
 
 class Graph:
@@ -116,13 +189,21 @@ class Graph:
     Parameters
     ----------
     model : the user's ``nn.Module``; it is deep-copied and never modified.
+    check_forward : compare the first batch's output with the model's own eval-mode
+        forward and raise :class:`~liecheck.equivalence.ForwardMismatch` on a
+        difference (see :mod:`liecheck.equivalence`). Opt out only if you must.
     """
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, check_forward: bool = True):
+        rewrite.refuse_hooks(model)
         self.was_training = model.training
         self.module = copy.deepcopy(model).eval()
         for p in self.module.parameters():
             p.requires_grad_(False)
+        self.check_forward = check_forward
+        self.checked = False  # set once a batch passed the forward check
+        self.dtype = next((t.dtype for t in [*self.module.parameters(), *self.module.buffers()]
+                           if t.is_floating_point()), torch.get_default_dtype())
         tracer_cls = _LeafTracer
         try:
             graph = tracer_cls().trace(self.module)
@@ -142,21 +223,11 @@ class Graph:
 
     # ------------------------------------------------------------------ build
     def _make_out_of_place(self) -> None:
-        for m in self.module.modules():
-            if hasattr(m, "inplace"):
-                m.inplace = False
-        for n in self.gm.graph.nodes:
-            if n.op == "call_function":
-                if n.target is operator.iadd:
-                    n.target = operator.add
-                elif n.target in (torch.relu_, F.relu_):
-                    n.target = torch.relu
-                if "inplace" in n.kwargs:
-                    kw = dict(n.kwargs)
-                    kw["inplace"] = False
-                    n.kwargs = kw
-            elif n.op == "call_method" and n.target in ("relu_", "add_"):
-                n.target = n.target[:-1]
+        """In-place ops out-of-place (aliasing kept), subtraction / alpha as scaled adds."""
+        graph = self.gm.graph
+        # module names whose `inplace` flag was cleared: the forward check restores them
+        self.inplace_modules = rewrite.remove_inplace(graph, self.module, _REGISTERED)
+        rewrite.expand_subtraction(graph, rewrite.tensor_nodes(graph).__contains__)
         self.gm.recompile()
 
     def _build(self) -> None:
@@ -167,7 +238,7 @@ class Graph:
             if fxn.op == "output":
                 output_node = fxn
                 continue
-            kind, op, layer, module = self._classify(fxn, modules)
+            kind, op, layer, module = self._classify(fxn, modules, tensor_nodes)
             args = [a for a in _flat_nodes(fxn.args) + _flat_nodes(fxn.kwargs)]
             inputs = [a.name for a in args if a.name in tensor_nodes]
             if kind == META:
@@ -192,8 +263,15 @@ class Graph:
         self.output = outs[0].name
         self.input = self.nodes[0].name
 
-    def _classify(self, fxn: fx.Node, modules: dict[str, nn.Module]):
+    def _classify(self, fxn: fx.Node, modules: dict[str, nn.Module], tensor_nodes: set[str]):
         """Map an fx node to (kind, op, layer, module name)."""
+        if (fxn.op == "call_function" and getattr(fxn.target, "__module__", "") == "_operator"
+                and not any(a.name in tensor_nodes for a in fxn.all_input_nodes)):
+            return META, None, None, None  # arithmetic on shape values: x.size(0) + 1
+        scale = _scale_factor(fxn, tensor_nodes)
+        if scale is not None:  # c * x: a diagonal linear layer with one shared scale
+            c = torch.tensor([scale], dtype=self.dtype)
+            return LINEAR, AffineOp(c, torch.zeros_like(c)), "affine", None
         if fxn.op == "placeholder":
             if self.nodes:
                 raise UnsupportedOperation("models with more than one input are not supported")
@@ -247,6 +325,8 @@ class Graph:
                 return CAT, dim, None, None
             if t in _FLATTEN_FUNCS:
                 return RESHAPE, None, None, None
+            if t in _DROPOUT_FUNCS:
+                _refuse_training_dropout(fxn)
             if t in _IDENTITY_FUNCS:
                 return IDENTITY, None, None, None
             if t is F.max_pool2d:
@@ -265,6 +345,9 @@ class Graph:
             if t in _RELU_METHODS:
                 return RELU, None, None, None
             if t in _ADD_METHODS:
+                if "alpha" in fxn.kwargs:
+                    raise UnsupportedOperation(
+                        f"node '{fxn.name}': .{t}() with alpha. {_HOW_TO}")
                 return ADD, None, None, None
             if t in _RESHAPE_METHODS:
                 return RESHAPE, None, None, None
@@ -284,7 +367,8 @@ class Graph:
                 users[i].append(n)
         drop = set()
         for n in self.nodes:
-            if n.kind == LINEAR and n.layer == "affine" and n.inputs:
+            if (n.kind == LINEAR and n.layer == "affine" and n.inputs
+                    and n.fx_node.op == "call_module"):  # a BatchNorm, not c * x
                 prev = self.by_name[n.inputs[0]]
                 if (prev.kind == LINEAR and prev.layer in ("conv", "dense")
                         and len(users[prev.name]) == 1 and prev.name != self.output):
@@ -395,7 +479,21 @@ class Graph:
         ``keep(node)`` decides which outputs are stored (default: all). The output
         node is always kept. ``shapes`` (if given) receives every node's output shape,
         ``indices`` (if given) every max-pool node's arg-max indices.
+
+        The first batch (while ``check_forward`` and not yet ``checked``) is also run
+        through the model's own forward and compared
+        (:func:`liecheck.equivalence.check_forward`).
         """
+        acts = self.run(x, keep, shapes, indices)
+        if self.check_forward and not self.checked:
+            equivalence.check_forward(self, x, acts[self.output])
+            self.checked = True
+        return acts
+
+    def run(self, x: torch.Tensor, keep: Callable[[Node], bool] | None = None,
+            shapes: dict | None = None, indices: dict | None = None
+            ) -> dict[str, torch.Tensor]:
+        """:meth:`forward` without the forward check."""
         env: dict[str, Any] = {}
         acts: dict[str, torch.Tensor] = {}
         for fxn in self.gm.graph.nodes:
@@ -442,13 +540,38 @@ class Graph:
         return acts
 
 
+class _InplaceProxy(fx.Proxy):
+    """A proxy that records ``x += y`` (and ``-=``, ``*=``, ``/=``) as the in-place
+    operator: plain torch.fx records ``operator.add``, and a later reader of ``x``'s
+    tensor would then see the value before the write."""
+
+    def _inplace(self, target, name, other):
+        return self.tracer.create_proxy("call_function", target, (self, other), {}, name=name)
+
+    def __iadd__(self, other):
+        return self._inplace(operator.iadd, "add", other)
+
+    def __isub__(self, other):
+        return self._inplace(operator.isub, "sub", other)
+
+    def __imul__(self, other):
+        return self._inplace(operator.imul, "mul", other)
+
+    def __itruediv__(self, other):
+        return self._inplace(operator.itruediv, "truediv", other)
+
+
 class _LeafTracer(fx.Tracer):
-    """Tracer that keeps torchvision's and users' registered modules as leaves."""
+    """Tracer that keeps torchvision's and users' registered modules as leaves and
+    records in-place operators."""
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         if type(m) in _REGISTERED:
             return True
         return super().is_leaf_module(m, qualname)
+
+    def proxy(self, node: fx.Node) -> fx.Proxy:
+        return _InplaceProxy(node, self)
 
 
 def _is_registered(fxn: fx.Node, root: nn.Module) -> bool:
@@ -458,16 +581,61 @@ def _is_registered(fxn: fx.Node, root: nn.Module) -> bool:
     return fxn.op == "call_function" and fxn.target in _REGISTERED
 
 
-_SHAPE_ATTRS = {"shape", "dtype", "device", "ndim", "is_cuda"}
+def _scale_factor(fxn: fx.Node, tensor_nodes: set[str]) -> float | None:
+    """``c`` if ``fxn`` computes ``c * x`` (``x * c``, ``c * x``, ``x / d``, ``-x``) for a
+    tensor ``x`` and a constant number; None for other nodes and shape arithmetic.
+    Raises for products / quotients that are not linear (two tensors, a run-time value)."""
+    t, op = fxn.target, fxn.op
+    if op == "call_function":
+        kind = ("mul" if t in _MUL_FUNCS else "div" if t in _DIV_FUNCS
+                else "neg" if t in _NEG_FUNCS else None)
+    elif op == "call_method":
+        kind = ("mul" if t in _MUL_METHODS else "div" if t in _DIV_METHODS
+                else "neg" if t in _NEG_METHODS else None)
+    else:
+        kind = None
+    tensors = [a.name for a in _flat_nodes(fxn.args) + _flat_nodes(fxn.kwargs)
+               if a.name in tensor_nodes]
+    if kind is None or not tensors:
+        return None
+    args, kwargs = fxn.args, dict(fxn.kwargs)
+    first_is_tensor = isinstance(args[0], fx.Node) and args[0].name in tensor_nodes
+    c = None
+    if kind == "neg" and len(args) == 1 and not kwargs:
+        c = -1.0
+    elif kind == "mul" and len(args) == 2 and not kwargs and len(tensors) == 1:
+        const = args[1] if first_is_tensor else args[0]
+        c = float(const) if rewrite.is_number(const) else None
+    elif (kind == "div" and len(args) == 2 and first_is_tensor and len(tensors) == 1
+          and kwargs.get("rounding_mode") is None and set(kwargs) <= {"rounding_mode"}
+          and rewrite.is_number(args[1]) and args[1] != 0):
+        c = 1.0 / args[1]
+    if c is None or not math.isfinite(c):
+        name = getattr(t, "__name__", t)
+        raise UnsupportedOperation(
+            f"node '{fxn.name}': {op} '{name}' on the tensor(s) {', '.join(tensors)} has no "
+            "rule: only multiplication or true division of one tensor by a finite, nonzero "
+            f"constant number is linear. {_HOW_TO}")
+    return c
 
 
-def _is_shape_query(fxn: fx.Node) -> bool:
-    """True for meta nodes that read only a tensor's shape (``x.size(0)``, ``x.shape``)."""
-    if fxn.op == "call_method":
-        return fxn.target in _META_METHODS
-    if fxn.target is getattr:
-        return len(fxn.args) > 1 and fxn.args[1] in _SHAPE_ATTRS
-    return fxn.target is len
+def _refuse_training_dropout(fxn: fx.Node) -> None:
+    """Raise for a functional dropout that is active in eval mode (``training=True``)."""
+    bound = rewrite.bind(fxn)
+    if bound is not None:
+        training = bound.arguments.get("training", True)
+        p = bound.arguments.get("p", 0.5)
+    else:  # torch.dropout(input, p, train)
+        training = fxn.args[2] if len(fxn.args) > 2 else fxn.kwargs.get("train", True)
+        p = fxn.args[1] if len(fxn.args) > 1 else fxn.kwargs.get("p", 0.5)
+    if training is False or p == 0:
+        return
+    name = getattr(fxn.target, "__name__", fxn.target)
+    raise UnsupportedOperation(
+        f"node '{fxn.name}': {name}(..., training={training!r}) drops units at random even "
+        "when the model is in eval mode (training=True is F.dropout's default), so the model "
+        "is random and cannot be explained. Pass training=self.training (then liecheck "
+        "explains the eval model, where dropout is the identity), or use nn.Dropout.")
 
 
 def _flat_nodes(a: Any) -> list[fx.Node]:
@@ -483,9 +651,13 @@ def _maxpool_params(m: nn.MaxPool2d) -> dict:
                 "dilation": m.dilation, "ceil_mode": m.ceil_mode}
 
 
-def trace(model: nn.Module) -> Graph:
-    """Trace ``model`` (never modified) into a canonical :class:`Graph`."""
+def trace(model: nn.Module, check_forward: bool = True) -> Graph:
+    """Trace ``model`` (never modified) into a canonical :class:`Graph`.
+
+    ``check_forward=False`` skips the comparison of the graph's first batch with the
+    model's own forward (see :class:`Graph`).
+    """
     if model.training:
         warnings.warn("the model is in train mode; liecheck explains it in eval semantics "
                       "(on a copy; your model is left in train mode)", stacklevel=2)
-    return Graph(model)
+    return Graph(model, check_forward=check_forward)

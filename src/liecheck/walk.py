@@ -20,7 +20,11 @@ INDICES = "#indices"  # acts key suffix of a max-pool node's arg-max indices
 
 
 class NonFiniteRelevance(FloatingPointError):
-    """Relevance became NaN or infinite during the walk."""
+    """Relevance became NaN or infinite during the walk; ``node`` names where."""
+
+    def __init__(self, message: str, node: str | None = None):
+        super().__init__(message)
+        self.node = node
 
 
 class Walk:
@@ -118,7 +122,13 @@ def propagate(graph: Graph, x: torch.Tensor, rules: Mapping[str, Rule],
             k = graph.resolve(k)
             inject[k] = inject[k] + v if k in inject else v
     ctx = Walk(graph, acts, shapes, state)
-    return _walk(graph, ctx, rules, inject, record, logits, check_finite)
+    try:
+        return _walk(graph, ctx, rules, inject, record, logits, check_finite)
+    except NonFiniteRelevance as exc:
+        if exc.node is None:
+            raise
+        raise NonFiniteRelevance(_non_finite_cause(graph, rules, exc.node, x, logits, inject),
+                                 exc.node) from None
 
 
 def _walk(graph, ctx, rules, inject, record, logits, check_finite):
@@ -139,9 +149,8 @@ def _walk(graph, ctx, rules, inject, record, logits, check_finite):
             _release(ctx, node)
             continue
         if check_finite and not _all_finite(r):
-            raise NonFiniteRelevance(
-                f"relevance at node '{node.name}' is not finite (NaN or inf); the rule "
-                f"above it divided by a near-zero denominator. Try an epsilon rule there.")
+            raise NonFiniteRelevance(f"relevance at node '{node.name}' is not finite",
+                                     node.name)
         if node.name in record_set:
             recorded[node.name] = r
         if node.kind == INPUT:
@@ -157,6 +166,25 @@ def _walk(graph, ctx, rules, inject, record, logits, check_finite):
         _release(ctx, node)
     recorded["output"] = logits
     return recorded
+
+
+def _non_finite_cause(graph, rules, name, x, logits, inject) -> str:
+    """One sentence: where relevance became non-finite and the likely cause."""
+    users = graph.consumers.get(name, [])
+    by = (" (computed by the rule of " + ", ".join(
+        f"'{u}' ({type(rules.get(u)).__name__})" for u in users) + ")") if users else ""
+    head = f"relevance at node '{name}' is not finite (NaN or inf){by}: "
+    bad_x = int((~torch.isfinite(x)).sum()) if x.is_floating_point() else 0
+    if bad_x:
+        return head + (f"the input holds {bad_x} non-finite value(s) (NaN or inf); "
+                       "clean the input first.")
+    if not bool(torch.isfinite(logits).all()):
+        return head + "the model's output (logits) is not finite for this input."
+    bad = [k for k, v in inject.items() if not _all_finite(v)]
+    if bad:
+        return head + f"the relevance injected at {', '.join(bad)} is not finite."
+    return head + ("the input and logits are finite, so a rule divided by a near-zero "
+                   "denominator there; try an epsilon rule (or a larger epsilon).")
 
 
 def _all_finite(r: torch.Tensor) -> bool:
