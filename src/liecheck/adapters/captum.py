@@ -3,6 +3,8 @@
 Each call builds the Captum object on liecheck's private copy of the model; after it,
 the copy is checked for left-over hooks and any attribute Captum left on its modules
 (its LRP keeps ``activations`` dicts) is removed. The user's model is never touched.
+For Captum's LRP, ``nn.Flatten`` and ``nn.Identity`` modules get a rule without hooks
+(relevance passes unchanged, reshaped); Captum has no default rule for them and raises.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import contextlib
 
 import torch
+from torch import nn
 
 from .base import PeerMethod, assert_no_hooks, require, targets
 
@@ -40,6 +43,31 @@ def _clean(module, before: dict[int, set]) -> None:
     for m in module.modules():
         for k in set(vars(m)) - before.get(id(m), set(vars(m))):
             delattr(m, k)
+
+
+def _reshapes_pass(module) -> None:
+    """Captum's LRP raises on ``nn.Flatten`` / ``nn.Identity`` (no default rule; its
+    ``IdentityRule`` breaks on a reshape): give them a rule that registers no hook, so
+    autograd moves the relevance through them unchanged (reshaped). On liecheck's copy
+    only; a rule the user set is kept."""
+    from captum.attr._utils.lrp_rules import PropagationRule
+
+    class Reshape(PropagationRule):
+        def forward_hook(self, module, inputs, outputs):
+            return None
+
+        def forward_hook_weights(self, module, inputs, outputs):
+            return None
+
+        def forward_pre_hook_activations(self, module, inputs):
+            return None
+
+        def _manipulate_weights(self, module, inputs, outputs):
+            return None
+
+    for m in module.modules():
+        if isinstance(m, (nn.Flatten, nn.Identity)) and not hasattr(m, "rule"):
+            m.rule = Reshape()
 
 
 @contextlib.contextmanager
@@ -88,6 +116,8 @@ def from_captum(attr_class, *, name: str | None = None, reduce: str | None = Non
         t = targets(module, x, target)
         before = {id(m): set(vars(m)) for m in module.modules()}
         try:
+            if cls == "LRP":
+                _reshapes_pass(module)
             with torch.enable_grad():
                 out = attr_class(module, **init_kwargs).attribute(
                     x.detach().clone().requires_grad_(True), target=t, **kwargs)
