@@ -279,3 +279,44 @@ def test_captum_lrp_is_wrong_on_resnet_because_the_residual_add_has_no_rule():
     # 3. ... and a rule at `+` (LRP-z splits the relevance between the summands) gives
     #    gradient x input, as LRP-z must on a ReLU network
     assert _corr(liecheck.attribute(model, x, "lrp_z", target=t), gxi).min() > 0.999
+
+
+def test_reproduce_plans_take_module_objects(tmp_path, monkeypatch):
+    from liecheck.reproduce.config import ModelPlan
+    from liecheck.reproduce.setup import applicable_methods
+
+    (tmp_path / "my_plan_methods.py").write_text(
+        "import captum.attr\nfrom liecheck.methods import from_captum\n"
+        "SAL = from_captum(captum.attr.Saliency)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plan = ModelPlan("cifar_net", methods=("gradient", "my_plan_methods:SAL", "no_such_method"))
+    methods, notes = applicable_methods(plan, peer_net(0), None)
+    assert [m.name for m in methods] == ["gradient", "captum:Saliency"]
+    assert len(notes) == 1 and "no_such_method" in notes[0]
+
+
+# ------------------------------------------------------------------ the audit CLI
+def test_audit_cli_writes_table_and_figure(tmp_path):
+    import pandas as pd
+
+    from liecheck.cli import main
+    from liecheck.models import cifar_net
+    from liecheck.reproduce.summary import CONVERGED
+
+    ckpt = tmp_path / "net.pt"
+    torch.save(cifar_net(seed=5).state_dict(), ckpt)  # random weights: fast, still valid
+    out = tmp_path / "audit"
+    assert main(["audit", "--zennit", "EpsilonPlus", "--captum", "Saliency,LRP",
+                 "--model", "cifar_net", "--weights", str(ckpt), "--n", "2", "--n-vectors",
+                 "2", "--out", str(out)]) == 0
+    df = pd.read_csv(out / "audit.csv").set_index("method")
+    assert list(df.index) == ["zennit:EpsilonPlus", "captum:Saliency", "captum:LRP"]
+    ok = df.loc[["zennit:EpsilonPlus", "captum:Saliency"]]
+    assert ok["csc_first_conv"].between(0, 1).all()
+    assert ((ok["csc_first_conv"] >= CONVERGED) == (ok["csc_verdict"] == "converges")).all()
+    assert df["ssim_random_logit"].notna().all() and df["ssim_cascade_last"].notna().all()
+    # Captum's LRP: CSC refused with the reason, the two SSIM tests still run
+    assert df.loc["captum:LRP", "csc_verdict"] == "not applicable"
+    assert "LRP.attribute" in df.loc["captum:LRP", "note"]
+    assert "| captum:Saliency |" in (out / "audit.md").read_text()
+    assert (out / "audit.png").stat().st_size > 0

@@ -100,7 +100,7 @@ def audit_method(model, images, m: Method, target=None, seed: int = 0, n_vectors
                    csc_baseline=float(df["baseline"].iloc[0]))
         row["csc_verdict"] = "converges" if row["csc_first_conv"] >= CONVERGED else "does not"
     else:
-        row.update(csc_first_conv=np.nan, csc_baseline=np.nan, csc_verdict="n/a")
+        row.update(csc_first_conv=np.nan, csc_baseline=np.nan, csc_verdict="not applicable")
         notes.append(f"CSC: {why}")
     rl, why = _try(lambda: random_logit(ex, x, m, target=target, seed=seed))
     row["ssim_random_logit"] = float(rl["score"].median()) if rl is not None else np.nan
@@ -112,13 +112,14 @@ def audit_method(model, images, m: Method, target=None, seed: int = 0, n_vectors
         notes.append(f"cascade: {why}")
     for k in ("ssim_random_logit", "ssim_cascade_last"):
         v = row[k]
-        row[k.replace("ssim", "verdict")] = ("n/a" if np.isnan(v) else
+        row[k.replace("ssim", "verdict")] = ("not applicable" if np.isnan(v) else
                                              "insensitive" if v >= INSENSITIVE else "passes")
     verdicts = [row["csc_verdict"] == "converges", row["verdict_random_logit"] == "insensitive",
                 row["verdict_cascade_last"] == "insensitive"]
     ran = [row["csc_verdict"], row["verdict_random_logit"], row["verdict_cascade_last"]]
+    complete = all(v != "not applicable" for v in ran)
     row["paper_verdict"] = ("fails" if any(verdicts) else
-                            "passes" if all(v != "n/a" for v in ran) else "passes (partly run)")
+                            "passes" if complete else "passes (partly run)")
     row["note"] = "; ".join(notes)
     return row
 
