@@ -28,6 +28,9 @@ INSENSITIVE = 0.9
 ZENNIT_COMPOSITES = ("EpsilonPlus", "EpsilonPlusFlat", "EpsilonAlpha2Beta1",
                      "EpsilonAlpha2Beta1Flat", "EpsilonGammaBox", "ExcitationBackprop",
                      "GuidedBackprop", "DeconvNet", "BetaSmooth")
+# gradient-type composites: heatmaps reduce channels by max |.| (PROTOCOL.md), as
+# liecheck's guided_bp / deconv and Captum's GuidedBackprop / Deconvolution adapters do
+ZENNIT_GRADIENT_TYPE = ("GuidedBackprop", "DeconvNet", "BetaSmooth")
 CAPTUM_METHODS = ("Saliency", "InputXGradient", "GuidedBackprop", "Deconvolution", "LRP",
                   "DeepLift", "IntegratedGradients")
 
@@ -35,7 +38,7 @@ CAPTUM_METHODS = ("Saliency", "InputXGradient", "GuidedBackprop", "Deconvolution
 def zennit_method(name: str, images) -> Method:
     """``from_zennit`` for a composite of ``zennit.composites`` by class name, with the
     ``SequentialMergeBatchNorm`` canonizer (a no-op without BatchNorm). EpsilonGammaBox
-    gets the images' range as its box."""
+    gets the images' range as its box; gradient-type composites the max |.| reduction."""
     from .base import require
     from .zennit import from_zennit
 
@@ -50,7 +53,8 @@ def zennit_method(name: str, images) -> Method:
     if name == "EpsilonGammaBox":
         x = getattr(images, "images", images)
         kw.update(low=float(x.min()), high=float(x.max()))
-    return from_zennit(cls(**kw), name=f"zennit:{name}")
+    reduce = "maxabs" if name in ZENNIT_GRADIENT_TYPE else "sum"
+    return from_zennit(cls(**kw), name=f"zennit:{name}", reduce=reduce)
 
 
 def captum_method(name: str) -> Method:
