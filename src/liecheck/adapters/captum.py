@@ -30,9 +30,9 @@ _REFUSALS = {
     "Occlusion": "Occlusion only perturbs the input and has no backward pass into which "
                  "random vectors could be injected (a black-box method)",
     "LRP": "Captum's LRP changes the weights in a first forward pass and attaches its rules "
-           "as tensor hooks in a second, both inside LRP.attribute, so no backward pass with "
-           "its rules can be driven from injected vectors; use a Zennit composite with the "
-           "same rules (EpsilonPlus, ...) or liecheck's lrp_* methods",
+           "as tensor hooks in a second, both inside LRP.attribute, so liecheck cannot drive "
+           "its backward pass from injected vectors without re-implementing those internals; "
+           "use a Zennit composite with the same rules (EpsilonPlus, ...) or liecheck's lrp_*",
     "DeepLift": "Captum's DeepLift needs the reference's forward pass inside "
                 "DeepLift.attribute; use liecheck's deeplift_* methods for CSC",
 }
