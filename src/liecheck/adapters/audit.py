@@ -129,7 +129,7 @@ def audit_method(model, images, m: Method, target=None, seed: int = 0, n_vectors
 
 
 def audit(model, images, methods: list[Method], target=None, seed: int = 0,
-          n_vectors: int = 5, progress: bool = False) -> pd.DataFrame:
+          n_vectors: int = 5, progress: bool = False, on_row=None) -> pd.DataFrame:
     """The audit table: one row per method (see the module docstring).
 
     Parameters
@@ -139,6 +139,7 @@ def audit(model, images, methods: list[Method], target=None, seed: int = 0,
     methods : liecheck methods, e.g. from :func:`zennit_method` / :func:`captum_method`
         or registry names.
     target : classes (default: the predictions).
+    on_row : called with the table so far after each method (e.g. to save it).
 
     Returns
     -------
@@ -156,6 +157,8 @@ def audit(model, images, methods: list[Method], target=None, seed: int = 0,
         if progress:
             print(f"auditing {m.name}", flush=True)
         rows.append(audit_method(model, images, m, target, seed, n_vectors, explainer=ex))
+        if on_row is not None:
+            on_row(pd.DataFrame(rows))
     return pd.DataFrame(rows)
 
 

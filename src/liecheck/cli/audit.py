@@ -59,10 +59,13 @@ def run(args) -> int:
         raise ValueError("nothing to audit: pass --zennit, --captum and/or --methods")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+
+    def save(df):  # after every method, so a long run keeps what it has
+        df.assign(model=args.model, weights=source.get("weights"), n_images=len(images.images),
+                  size=size, targets=kind).to_csv(out / "audit.csv", index=False)
+
     df = au.audit(model, images, methods, target=target, seed=args.seed,
-                  n_vectors=args.n_vectors, progress=True)
-    df.assign(model=args.model, weights=source.get("weights"), n_images=len(images.images),
-              size=size, targets=kind).to_csv(out / "audit.csv", index=False)
+                  n_vectors=args.n_vectors, progress=True, on_row=save)
     table = au.markdown(df)
     (out / "audit.md").write_text(f"model: {args.model} ({source.get('kind')}), "
                                   f"{len(images.images)} images of {size} px, {kind} "
