@@ -274,3 +274,23 @@ def start_relevance(method: Method, logits: torch.Tensor, target: torch.Tensor,
     if method.start == "logit":
         return onehot * logits
     raise ValueError(f"unknown start '{method.start}'")
+
+
+# ------------------------------------------------------------- peer adapters
+def from_zennit(composite, attributor=None, **kwargs) -> Method:
+    """A Zennit composite as a method; see :func:`liecheck.adapters.zennit.from_zennit`."""
+    from .adapters.zennit import from_zennit as adapt
+    return adapt(composite, attributor, **kwargs)
+
+
+def from_captum(attr_class, **kwargs) -> Method:
+    """A Captum class as a method; see :func:`liecheck.adapters.captum.from_captum`."""
+    from .adapters.captum import from_captum as adapt
+    return adapt(attr_class, **kwargs)
+
+
+def from_function(fn, **kwargs) -> Method:
+    """``fn(model, inputs, target) -> maps`` as a method; see
+    :func:`liecheck.adapters.function.from_function`."""
+    from .adapters.function import from_function as adapt
+    return adapt(fn, **kwargs)

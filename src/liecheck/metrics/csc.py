@@ -147,6 +147,9 @@ def csc(model: nn.Module | Explainer, inputs, method: str | Method,
     ``N x 10 x H x W`` per conv layer).
     """
     m = get_method(method)
+    if getattr(m, "peer", None) is not None:  # Zennit / Captum / function adapters
+        from .csc_hooks import csc_hooks
+        return csc_hooks(model, inputs, m, start, layers, n_vectors, seed, raw, batch_size)
     if not m.walkable:
         raise ValueError(f"CSC needs a method that is a single backward walk; '{m.name}' is "
                          "not (SmoothGrad averages walks over noisy inputs, so random "
