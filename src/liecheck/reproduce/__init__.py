@@ -87,8 +87,10 @@ def run(cfg: RunConfig, out: str | Path, fresh: bool = False, progress: bool = T
     ranks, device = dist.from_env(cfg.device)
     old = None
     if threading.current_thread() is threading.main_thread():
+        why = " (torchrun stops every rank when one fails)" if ranks.active else ""
+
         def stop(signum, frame):
-            raise Stopped(f"stopped by signal {signal.Signals(signum).name}")
+            raise Stopped(f"stopped by signal {signal.Signals(signum).name}{why}")
         old = signal.signal(signal.SIGTERM, stop)
     try:
         return _run(cfg, Path(out), fresh, progress, report, ranks, device)
@@ -130,7 +132,8 @@ def _run(cfg, out, fresh, progress, report, ranks, device) -> RunStore:
         _compute(cfg, store, progress, ranks, device)
     except BaseException as exc:
         if ranks.main:
-            extra = f" ({dist.not_done(out, ranks.world)})" if ranks.active else ""
+            extra = (f"; other ranks: {dist.not_done(out, ranks.world, 0)}" if ranks.active
+                     else "")
             store.update(status={"state": "failed", "error": _error(exc) + extra,
                                  "finished": _now()})
             store.unlock()
@@ -173,11 +176,15 @@ def _compute(cfg: RunConfig, store: RunStore, progress: bool, ranks, device) -> 
     t_start = time.perf_counter()
     out = store.root
     skipped: list[str] = []
+    # the built-in model may be trained (and cached) now: rank 0 does it, the others
+    # wait and load it from the cache; any other setup runs on all ranks at once
+    trains = any(p.name == "cifar_net" and p.weights is None for p in cfg.models)
     if ranks.main:
         store.update(provenance=provenance(device), device=device, profile=cfg.profile)
-        subjects = _prepare(cfg, store, ranks, device, skipped)   # trains/caches the model
+    if ranks.main or not trains:
+        subjects = _prepare(cfg, store, ranks, device, skipped)
     dist.barrier(ranks, out, "for rank 0's setup")
-    if not ranks.main:
+    if not ranks.main and trains:
         subjects = _prepare(cfg, store, ranks, device, skipped)
     if cfg.theory:
         try:

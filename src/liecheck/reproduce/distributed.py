@@ -126,13 +126,14 @@ def states(root: Path, world: int) -> dict[int, dict]:
     return out
 
 
-def not_done(root: Path, world: int) -> str:
-    """One sentence naming the ranks that did not finish, with their errors."""
+def not_done(root: Path, world: int, me: int | None = None) -> str:
+    """One sentence naming the ranks (other than ``me``) that did not finish, with
+    their errors."""
     st = states(root, world)
     parts = []
     for r in range(world):
         s = st.get(r, {})
-        if s.get("state") == "done":
+        if s.get("state") == "done" or r == me:
             continue
         what = s.get("error") or ("killed or crashed without a message" if s else "never started")
         parts.append(f"rank {r} (pid {s.get('pid', '?')}): {s.get('state', 'missing')}, {what}")
@@ -149,7 +150,7 @@ def barrier(ranks: Ranks, root: Path, what: str) -> None:
         dist.barrier(group=ranks.group)
     except Exception as exc:  # noqa: BLE001 - gloo raises RuntimeError/DistBackendError
         raise RuntimeError(f"rank {ranks.rank} stopped waiting {what}: another rank is gone "
-                           f"({not_done(root, ranks.world)}); gloo: "
+                           f"({not_done(root, ranks.world, ranks.rank)}); gloo: "
                            f"{str(exc).splitlines()[0]}") from None
 
 
