@@ -2,20 +2,28 @@
 
 Layout of a run directory::
 
-    manifest.json              settings, provenance, models, timings, skipped parts
+    manifest.json              settings, provenance, models, timings, status
+    lock                       held (fcntl.flock) by the run writing the directory
     tables/<table>/<unit>.parquet   one file per completed unit of work
     tables/<table>/_keys.json       the columns that identify a row of the table
     arrays/<name>.npz          arrays (heatmaps, ...)
 
-Every write goes to a temporary file in the same folder and is moved into place
-with ``os.replace`` (atomic on POSIX), so a process killed at any moment (even by
-SIGKILL) leaves either the whole unit or nothing. A unit whose file exists is
-done; resuming skips it. Reading a table concatenates its unit files and drops
-duplicate keys (keeping the newest file), so nothing is lost or counted twice.
+Every write goes to a temporary file in the same folder (named after its writer's
+host and pid) and is moved into place with ``os.replace`` (atomic on POSIX), so a
+process killed at any moment (even by SIGKILL) leaves either the whole file or
+nothing. Opening a store removes only temporary files whose writer is gone.
+
+A unit is done when its file exists *and reads back* (its parquet footer parses);
+a damaged unit file is set aside as ``<unit>.parquet.corrupt`` with a warning naming
+it, and counts as not done, so resuming recomputes it. A damaged manifest, table
+file or array file raises :class:`CorruptStoreError` naming the file. Reading a
+table concatenates its unit files (in file-name order) and drops duplicate keys
+(the most recently written file wins), so nothing is lost or counted twice.
 
 The settings a run was started with are kept in the manifest; opening the
-directory with different settings raises :class:`SettingsMismatch` naming every
-field that differs (``fresh=True`` starts over instead).
+directory with different settings raises :class:`SettingsMismatch` naming only
+the fields that differ (``fresh=True`` starts over instead). Only one process
+writes a run at a time: see :mod:`liecheck.runlock` and :meth:`RunStore.lock`.
 """
 
 from __future__ import annotations
@@ -26,8 +34,11 @@ import os
 import platform
 import re
 import shutil
+import socket
 import time
 import uuid
+import warnings
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -35,17 +46,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .runlock import RunLock, pid_alive
+
 MANIFEST = "manifest.json"
+_HOST = re.sub(r"[^A-Za-z0-9-]+", "-", socket.gethostname())[:40] or "host"
+_TMP = re.compile(r"^\..+\.(?:(?P<host>[A-Za-z0-9-]+)@)?(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
 
 
 class SettingsMismatch(ValueError):
     """The run directory holds results made with other settings."""
 
 
+class CorruptStoreError(ValueError):
+    """A file of the run directory cannot be read back (truncated or damaged)."""
+
+
 def _atomic_write(path: Path, write) -> None:
     """Call ``write(tmp_path)``, then move the temporary file onto ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = path.with_name(f".{path.name}.{_HOST}@{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         write(tmp)
         with open(tmp, "rb") as f:
@@ -57,7 +76,18 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def write_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically."""
     _atomic_write(Path(path), lambda p: p.write_text(json.dumps(obj, indent=2, default=str)))
+
+
+def read_json(path: Path) -> Any:
+    """The JSON in ``path``; :class:`CorruptStoreError` naming the file if it does not parse."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CorruptStoreError(
+            f"{path} is corrupt (not valid JSON: {exc}); it was not written by a finished "
+            "liecheck write. Delete the run directory or start over with --fresh") from None
 
 
 def _jsonable(obj: Any) -> Any:
@@ -71,20 +101,53 @@ def unit_id(*parts: Any) -> str:
     return f"{slug}-{hashlib.sha1(text.encode()).hexdigest()[:10]}"
 
 
+def _short(v: Any, width: int = 60) -> str:
+    r = repr(v)
+    return r if len(r) <= width else r[:width - 5] + " ...]"
+
+
 def diff_settings(stored: dict, now: dict, prefix: str = "") -> list[str]:
-    """Human-readable differences between two (nested) settings dictionaries."""
+    """Human-readable differences between two (nested) settings dictionaries.
+
+    Only differing leaves are named: lists of dictionaries are matched by their
+    ``name`` field when they have one (else by position), lists of plain values
+    report the items added or removed (or a changed order).
+    """
     out = []
-    for k in sorted(set(stored) | set(now)):
+    for k in sorted(set(stored) | set(now), key=str):
         a, b = stored.get(k, "<absent>"), now.get(k, "<absent>")
+        key = f"{prefix}{k}"
         if isinstance(a, dict) and isinstance(b, dict):
-            out += diff_settings(a, b, f"{prefix}{k}.")
-        elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b) and all(
-                isinstance(x, dict) for x in a + b):
-            for i, (x, y) in enumerate(zip(a, b)):
-                out += diff_settings(x, y, f"{prefix}{k}[{i}].")
+            out += diff_settings(a, b, key + ".")
+        elif isinstance(a, list) and isinstance(b, list) and a != b:
+            out += _diff_lists(a, b, key)
         elif a != b:
-            out.append(f"{prefix}{k}: {a!r} in the run directory, {b!r} now")
+            out.append(f"{key}: {_short(a)} in the run directory, {_short(b)} now")
     return out
+
+
+def _diff_lists(a: list, b: list, key: str) -> list[str]:
+    dicts = all(isinstance(x, dict) for x in a + b)
+    if dicts and len(a) == len(b) and not all("name" in x for x in a + b):
+        return [d for i, (x, y) in enumerate(zip(a, b))
+                for d in diff_settings(x, y, f"{key}[{i}].")]
+    if dicts and all("name" in x for x in a + b):
+        na, nb = [x["name"] for x in a], [x["name"] for x in b]
+        out = [f"{key}: {n!r} only in the run directory" for n in na if n not in nb]
+        out += [f"{key}: {n!r} only now" for n in nb if n not in na]
+        for i, x in enumerate(a):
+            if x["name"] in nb:
+                out += diff_settings(x, b[nb.index(x["name"])], f"{key}[{i}].")
+        return out
+    hashable = all(isinstance(x, (str, int, float, bool, type(None))) for x in a + b)
+    if hashable:
+        gone, new = [x for x in a if x not in b], [x for x in b if x not in a]
+        if not gone and not new:
+            return [f"{key}: same items in another order"]
+        parts = ([f"{_short(gone)} only in the run directory"] if gone else []) + \
+                ([f"{_short(new)} only now"] if new else [])
+        return [f"{key}: " + ", ".join(parts)]
+    return [f"{key}: {_short(a)} in the run directory, {_short(b)} now"]
 
 
 def provenance(device: str = "cpu") -> dict:
@@ -109,6 +172,30 @@ def provenance(device: str = "cpu") -> dict:
     return {"packages": vers, "machine": dev}
 
 
+def remove_orphan_tmp(root: Path) -> list[Path]:
+    """Delete the temporary files under ``root`` whose writer is gone (a process of
+    this host that no longer runs); files of live writers or of other hosts stay."""
+    gone = []
+    for tmp in root.rglob(".*.tmp"):
+        m = _TMP.match(tmp.name)
+        if not m or (m["host"] or _HOST) != _HOST or pid_alive(int(m["pid"])):
+            continue
+        tmp.unlink(missing_ok=True)
+        gone.append(tmp)
+    return gone
+
+
+def _parquet_ok(path: Path) -> bool:
+    """Whether the parquet file's footer parses (a truncated file fails)."""
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_metadata(path)
+        return True
+    except Exception:  # noqa: BLE001 - any failure to parse means unreadable
+        return False
+
+
 class RunStore:
     """A run directory (see the module docstring).
 
@@ -117,19 +204,24 @@ class RunStore:
     root : the directory (created).
     settings : everything that determines the results (models, n, methods, seeds,
         ...); compared with the stored settings on reopening.
-    fresh : delete earlier results in ``root`` and start over.
+    fresh : delete earlier results in ``root`` and start over (refused while another
+        run holds the directory).
     """
 
     def __init__(self, root: str | Path, settings: dict | None = None, fresh: bool = False):
         self.root = Path(root)
+        self._lock = RunLock(self.root)
+        self._valid: dict[Path, tuple[int, int]] = {}    # unit files checked: (mtime, size)
         if fresh and self.root.exists():
             if not (self.root / MANIFEST).exists() and any(self.root.iterdir()):
                 raise ValueError(f"{self.root} is not a liecheck run directory (no {MANIFEST}); "
                                  "refusing to delete it for --fresh")
-            shutil.rmtree(self.root)
+            with RunLock(self.root):              # refuses while another run writes here
+                for p in self.root.iterdir():
+                    if p.name != "lock":
+                        shutil.rmtree(p) if p.is_dir() else p.unlink()
         self.root.mkdir(parents=True, exist_ok=True)
-        for tmp in self.root.rglob(".*.tmp"):   # left by a killed writer
-            tmp.unlink(missing_ok=True)
+        remove_orphan_tmp(self.root)
         m = self.manifest()
         if settings is not None:
             settings = _jsonable(settings)
@@ -143,10 +235,26 @@ class RunStore:
             else:
                 self.update(settings=settings, created=time.strftime("%Y-%m-%d %H:%M:%S"))
 
+    # ---------------------------------------------------------------- lock
+    def lock(self) -> RunLock:
+        """Take the run directory's exclusive lock (held until :meth:`unlock` or the
+        process ends); :class:`~liecheck.runlock.RunLocked` names the other holder."""
+        return self._lock.acquire()
+
+    def unlock(self) -> None:
+        """Release the lock taken by :meth:`lock`."""
+        self._lock.release()
+
     # ------------------------------------------------------------ manifest
     def manifest(self) -> dict:
+        """The manifest (``{}`` if none); :class:`CorruptStoreError` if it is damaged."""
         p = self.root / MANIFEST
-        return json.loads(p.read_text()) if p.exists() else {}
+        if not p.exists():
+            return {}
+        m = read_json(p)
+        if not isinstance(m, dict):
+            raise CorruptStoreError(f"{p} is corrupt (not a JSON object)")
+        return m
 
     def update(self, **fields) -> dict:
         """Merge ``fields`` into the manifest (dictionaries are merged one level deep)."""
@@ -170,8 +278,24 @@ class RunStore:
         return self.root / "tables" / table
 
     def has(self, table: str, unit: str) -> bool:
-        """Whether the unit of work ``unit`` of ``table`` is complete."""
-        return (self._table_dir(table) / f"{unit}.parquet").exists()
+        """Whether the unit of work ``unit`` of ``table`` is complete: its file exists
+        and reads back. A damaged file is renamed ``*.parquet.corrupt`` (with a
+        warning naming it) and the unit counts as not done."""
+        path = self._table_dir(table) / f"{unit}.parquet"
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return False
+        if self._valid.get(path) == (st.st_mtime_ns, st.st_size):
+            return True
+        if _parquet_ok(path):
+            self._valid[path] = (st.st_mtime_ns, st.st_size)
+            return True
+        bad = path.with_name(path.name + ".corrupt")
+        os.replace(path, bad)
+        warnings.warn(f"{path} is unreadable (truncated or damaged); moved to {bad.name}, "
+                      "the unit will be computed again", stacklevel=2)
+        return False
 
     def write(self, table: str, unit: str, df: pd.DataFrame, keys: Iterable[str]) -> None:
         """Store the rows of one completed unit of work (atomically, replacing a
@@ -184,41 +308,87 @@ class RunStore:
         kf = d / "_keys.json"
         if not kf.exists():
             write_json(kf, keys)
-        elif json.loads(kf.read_text()) != keys:
-            raise ValueError(f"table '{table}' is keyed by {json.loads(kf.read_text())}, "
-                             f"not {keys}")
+        elif read_json(kf) != keys:
+            raise ValueError(f"table '{table}' is keyed by {read_json(kf)}, not {keys}")
         _atomic_write(d / f"{unit}.parquet",
                       lambda p: df.reset_index(drop=True).to_parquet(p, index=False))
 
-    def read(self, table: str) -> pd.DataFrame:
-        """All rows of ``table``: the unit files concatenated, duplicate keys dropped
-        (the most recently written wins). Empty DataFrame if the table does not exist."""
+    def read(self, table: str, units: Iterable[str] | None = None) -> pd.DataFrame:
+        """All rows of ``table`` (or of its ``units`` only): the unit files
+        concatenated in file-name order, duplicate keys dropped (the row of the most
+        recently written file wins). Empty DataFrame if the table does not exist;
+        :class:`CorruptStoreError` naming the file if a unit file cannot be read."""
         d = self._table_dir(table)
-        files = sorted(d.glob("*.parquet"), key=lambda p: p.stat().st_mtime_ns)
+        files = (list(d.glob("*.parquet")) if units is None
+                 else [d / f"{u}.parquet" for u in units if (d / f"{u}.parquet").exists()])
+        files = sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
         if not files:
             return pd.DataFrame()
-        df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+        frames = []
+        for f in files:
+            try:
+                frames.append(pd.read_parquet(f).assign(_file=f.name))
+            except Exception as exc:  # noqa: BLE001 - name the file whatever pyarrow says
+                raise CorruptStoreError(
+                    f"{f} is unreadable ({type(exc).__name__}); rerun the same command to "
+                    "compute its unit again") from None
+        df = pd.concat(frames, ignore_index=True)
         kf = d / "_keys.json"
         if kf.exists():
-            keys = [k for k in json.loads(kf.read_text()) if k in df.columns]
-            df = df.drop_duplicates(subset=keys, keep="last").reset_index(drop=True)
-        return df
+            keys = [k for k in read_json(kf) if k in df.columns]
+            df = df.drop_duplicates(subset=keys, keep="last")
+        df = df.sort_values("_file", kind="stable")
+        return df.drop(columns="_file").reset_index(drop=True)
 
     def tables(self) -> list[str]:
+        """The tables of the run (internal ones, named ``_...``, are left out)."""
         d = self.root / "tables"
-        return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.exists() else []
+        return (sorted(p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith("_"))
+                if d.exists() else [])
 
     # --------------------------------------------------------------- arrays
+    def _array_path(self, name: str) -> Path:
+        return self.root / "arrays" / f"{name}.npz"
+
     def save_arrays(self, name: str, **arrays: np.ndarray) -> None:
         """Store named arrays as ``arrays/<name>.npz`` (atomically)."""
         def write(p: Path):
             with open(p, "wb") as f:
                 np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})
-        _atomic_write(self.root / "arrays" / f"{name}.npz", write)
+        _atomic_write(self._array_path(name), write)
 
     def has_arrays(self, name: str) -> bool:
-        return (self.root / "arrays" / f"{name}.npz").exists()
+        """Whether ``arrays/<name>.npz`` exists (see :meth:`arrays_ok` to check it reads)."""
+        return self._array_path(name).exists()
+
+    def arrays_ok(self, name: str) -> bool:
+        """Whether ``arrays/<name>.npz`` exists and reads back completely."""
+        try:
+            self.load_arrays(name)
+            return True
+        except (FileNotFoundError, CorruptStoreError):
+            return False
 
     def load_arrays(self, name: str) -> dict[str, np.ndarray]:
-        with np.load(self.root / "arrays" / f"{name}.npz", allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+        """The arrays stored under ``name``; :class:`CorruptStoreError` naming the file
+        if it is truncated or damaged."""
+        path = self._array_path(name)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except FileNotFoundError:
+            raise
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+            raise CorruptStoreError(
+                f"{path} is unreadable ({type(exc).__name__}: {exc}); rerun the same "
+                "command to compute it again") from None
+
+    def corrupt_files(self) -> list[Path]:
+        """Array and table files that do not read back (checked fully; for reports)."""
+        bad = [p for p in sorted((self.root / "arrays").glob("*.npz"))
+               if not self.arrays_ok(p.stem)]
+        for t in sorted((self.root / "tables").glob("*/*.parquet")):
+            if not _parquet_ok(t):
+                bad.append(t)
+        bad += sorted((self.root / "tables").glob("*/*.parquet.corrupt"))
+        return bad

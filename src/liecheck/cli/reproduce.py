@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -33,6 +34,9 @@ def register(sub) -> None:
     p.add_argument("--out", default="runs/default", help="run directory (default runs/default)")
     p.add_argument("--simulation-repeats", type=int,
                    help="repetitions of the appendix-B simulation (paper: 20)")
+    p.add_argument("--chunk-size", type=int, default=16,
+                   help="images per unit of work: what a kill can lose and what processes "
+                        "share (default 16; results do not depend on it)")
     p.add_argument("--no-report", action="store_true")
     p.set_defaults(func=_reproduce)
 
@@ -77,6 +81,7 @@ def config_from_args(args):
                                         or args.n):
         cfg = default_config(args.device)
         cfg.seed = args.seed
+        cfg.chunk_size = args.chunk_size
         if args.simulation_repeats is not None:
             cfg.simulation_repeats = args.simulation_repeats
         return cfg
@@ -100,6 +105,7 @@ def config_from_args(args):
                        args.images, args.device, args.seed)
     if args.simulation_repeats is not None:
         cfg.simulation_repeats = args.simulation_repeats
+    cfg.chunk_size = args.chunk_size
     return cfg
 
 
@@ -109,13 +115,21 @@ def _reproduce(args) -> int:
 
     cfg = config_from_args(args)
     t0 = time.perf_counter()
+    if args.chunk_size < 1:
+        raise ValueError(f"--chunk-size must be at least 1, not {args.chunk_size}")
     store = run(cfg, args.out, fresh=args.fresh, report=not args.no_report)
+    if int(os.environ.get("RANK", "0")) != 0:      # torchrun: rank 0 prints the summary
+        return 0
     tables = {t: store.read(t) for t in store.tables()}
     print()
     print(format_summary(summary_table(tables)))
     m = store.manifest()
     for s in m.get("skipped", []):
         print(f"skipped: {s}")
+    status = m.get("status", {})
+    if status.get("state") != "complete":
+        print(f"run {status.get('state')}: {status.get('missing')} planned units are missing "
+              "(see the report); rerun the same command to compute them")
     for name, info in m.get("models", {}).items():
         if "RANDOM" in (info.get("note") or ""):
             print(f"note: {name}: {info['note']}")

@@ -107,7 +107,8 @@ def random_vectors(seed: int, start: str, image: int, n_vectors: int,
 
 def csc(model: nn.Module | Explainer, inputs, method: str | Method,
         start: str | Iterable[str] = "output", layers: Iterable[str] | None = None,
-        n_vectors: int = 5, seed: int = 0, raw: bool = False, batch_size: int | None = None):
+        n_vectors: int = 5, seed: int = 0, raw: bool = False, batch_size: int | None = None,
+        image_ids: Sequence[int] | None = None):
     """Cosine similarity convergence of ``method`` on ``model``.
 
     Parameters
@@ -127,6 +128,9 @@ def csc(model: nn.Module | Explainer, inputs, method: str | Method,
     raw : also return the pooled |cos| values.
     batch_size : images per walk (each walk carries ``batch_size * n_vectors``
         samples); default 8.
+    image_ids : ``(N,)`` the images' numbers, which key their random vectors
+        (default ``0 ... N-1``); a part of a larger image set passes its positions in
+        the whole set, so its values equal those of the whole set's run.
 
     Notes
     -----
@@ -135,6 +139,8 @@ def csc(model: nn.Module | Explainer, inputs, method: str | Method,
     post-process the walk do so there: DeepLIFT returns *contributions*
     (multiplier x delta) at the recorded nodes, as the paper measures it; a
     ``post="x_input"`` method is multiplied by the input at the input node.
+    The statistics are computed from the pooled values by :func:`csc_rows`, so
+    values computed in parts (:func:`csc_values`) pool to the same table.
 
     Returns
     -------
@@ -145,6 +151,34 @@ def csc(model: nn.Module | Explainer, inputs, method: str | Method,
     paper's bins. With ``raw=True`` a tuple ``(df, values)`` where ``values[(start,
     layer)]`` is the float64 array of pooled |cos| values (large: about
     ``N x 10 x H x W`` per conv layer).
+    """
+    parts = csc_values(model, inputs, method, start, layers, n_vectors, seed, batch_size,
+                       image_ids)
+    df = csc_rows(parts)
+    if not raw:
+        return df
+    values = {(r["start"], r["layer"]): 1.0 - r["values"].astype(np.float64)
+              for _, r in parts.iterrows()}
+    return df, values
+
+
+VALUE_COLUMNS = ["method", "start", "start_node", "layer", "module", "kind", "depth",
+                 "channels", "values"]
+
+
+def csc_values(model: nn.Module | Explainer, inputs, method: str | Method,
+               start: str | Iterable[str] = "output", layers: Iterable[str] | None = None,
+               n_vectors: int = 5, seed: int = 0, batch_size: int | None = None,
+               image_ids: Sequence[int] | None = None) -> pd.DataFrame:
+    """The pooled values behind :func:`csc` (same parameters), before any statistic.
+
+    Returns
+    -------
+    ``DataFrame`` with one row per (start, recorded layer): ``method, start,
+    start_node, layer, module, kind, depth, channels`` and ``values``, the float32
+    array of ``1 - |cos|`` over the images (image by image, in input order; NaNs of
+    zero vectors dropped). :func:`csc_rows` turns one or several such frames (e.g.
+    of consecutive parts of an image set) into the CSC table.
     """
     m = get_method(method)
     if getattr(m, "peer", None) is not None:  # Zennit / Captum / function adapters
@@ -161,6 +195,9 @@ def csc(model: nn.Module | Explainer, inputs, method: str | Method,
     x_all = getattr(inputs, "images", inputs)
     if not isinstance(x_all, torch.Tensor) or x_all.dim() < 2:
         raise TypeError("inputs must be an (N, C, H, W) tensor or an ImageSet")
+    ids = list(range(x_all.shape[0])) if image_ids is None else [int(i) for i in image_ids]
+    if len(ids) != x_all.shape[0]:
+        raise ValueError(f"image_ids has {len(ids)} entries for {x_all.shape[0]} images")
     starts = [start] if isinstance(start, str) else list(start)
     start_nodes = [graph.resolve(s) for s in starts]
     record = default_record(graph) if layers is None else [graph.resolve(r) for r in layers]
@@ -176,7 +213,8 @@ def csc(model: nn.Module | Explainer, inputs, method: str | Method,
         x_rep = xb.repeat_interleave(n_vectors, 0)
         for s_name, s_node in zip(starts, start_nodes):
             rec = [r for r in record if graph.by_name[r].index < graph.by_name[s_node].index]
-            v = torch.cat([random_vectors(seed, s_node, b0 + i, n_vectors, shapes[s_node][1:])
+            v = torch.cat([random_vectors(seed, s_node, ids[b0 + i], n_vectors,
+                                          shapes[s_node][1:])
                            for i in range(xb.shape[0])]).to(explainer.device, x_rep.dtype)
             out = explainer.walk(x_rep, m, inject={s_node: v}, record=rec)
             if m.post == "x_input" and graph.input in out:
@@ -189,26 +227,40 @@ def csc(model: nn.Module | Explainer, inputs, method: str | Method,
                 for i in range(rr.shape[0]):
                     d = 1.0 - abs_cos(rr[i]).flatten()
                     vals.append(d[~torch.isnan(d)].cpu().numpy().astype(np.float32))
-    rows, raw_values = [], {}
+    rows = []
     for (s_name, s_node) in zip(starts, start_nodes):
         for r in record:
             if (s_name, r) not in pooled:
                 continue
             node = graph.by_name[r]
-            d = (np.concatenate(pooled.pop((s_name, r))) if pooled[(s_name, r)]
-                 else np.zeros(0, np.float32))
-            c = shapes[r][1] if len(shapes[r]) > 1 else 1
-            rows.append(_row(m.name, s_name, s_node, node, _kind(node), depth[r], c, d))
-            if raw:
-                raw_values[(s_name, r)] = 1.0 - d.astype(np.float64)
-    df = pd.DataFrame(rows)
-    return (df, raw_values) if raw else df
+            d = pooled.pop((s_name, r))
+            rows.append({"method": m.name, "start": s_name, "start_node": s_node,
+                         "layer": node.name, "module": node.module, "kind": _kind(node),
+                         "depth": depth[r], "channels": shapes[r][1] if len(shapes[r]) > 1
+                         else 1, "values": np.concatenate(d) if d else np.zeros(0, np.float32)})
+    return pd.DataFrame(rows, columns=VALUE_COLUMNS)
 
 
-def _row(method, start, start_node, node, kind, depth, channels, d: np.ndarray) -> dict:
+def csc_rows(parts: pd.DataFrame | Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """The CSC table (see :func:`csc`) from the output of :func:`csc_values`, or from
+    several such outputs (parts of one image set, in order): the values of each
+    (method, start, layer) are pooled, then summarised."""
+    if not isinstance(parts, pd.DataFrame):
+        parts = pd.concat(list(parts), ignore_index=True)
+    rows = []
+    for _, g in parts.groupby(["method", "start", "layer"], sort=False):
+        r = g.iloc[0]
+        d = np.concatenate([np.asarray(v, dtype=np.float32) for v in g["values"]])
+        rows.append(_row(r["method"], r["start"], r["start_node"], r["layer"], r["module"],
+                         r["kind"], int(r["depth"]), int(r["channels"]), d))
+    return pd.DataFrame(rows)
+
+
+def _row(method, start, start_node, layer, module, kind, depth, channels, d: np.ndarray
+         ) -> dict:
     """Summary of the pooled values ``d = 1 - |cos|`` (quantiles of |cos| = 1 - those of d)."""
-    row = {"method": method, "start": start, "start_node": start_node, "layer": node.name,
-           "module": node.module, "kind": kind, "depth": depth, "channels": channels,
+    row = {"method": method, "start": start, "start_node": start_node, "layer": layer,
+           "module": module, "kind": kind, "depth": depth, "channels": channels,
            "n_values": int(d.size)}
     dd = d.astype(np.float64)
     if dd.size:

@@ -8,6 +8,8 @@ close to 1 (class-insensitive); faithful methods score clearly lower.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import torch
@@ -20,17 +22,20 @@ from .similarity import prepare
 from .similarity import similarity as compare
 
 
-def other_classes(target: torch.Tensor, n_classes: int, seed: int = 0) -> torch.Tensor:
+def other_classes(target: torch.Tensor, n_classes: int, seed: int = 0,
+                  image_ids: Sequence[int] | None = None) -> torch.Tensor:
     """One class per image drawn uniformly from the ``n_classes - 1`` others (seeded;
-    image ``i``'s draw depends only on ``seed`` and ``i``, not on the method)."""
-    rng = np.random.default_rng(seed)
-    draw = torch.as_tensor(rng.integers(0, n_classes - 1, size=len(target)))
+    image ``i``'s draw depends only on ``seed`` and its number ``image_ids[i]``
+    (default ``i``), not on the method, the batch or the other images)."""
+    ids = range(len(target)) if image_ids is None else image_ids
+    draw = torch.as_tensor([int(np.random.default_rng([seed, int(i)]).integers(0, n_classes - 1))
+                            for i in ids], dtype=torch.long)
     return draw + (draw >= target).long()
 
 
 def random_logit(model: nn.Module | Explainer, inputs, method: str | Method, target=None,
-                 seed: int = 0, similarity: str = "ssim", batch_size: int | None = None
-                 ) -> pd.DataFrame:
+                 seed: int = 0, similarity: str = "ssim", batch_size: int | None = None,
+                 image_ids: Sequence[int] | None = None) -> pd.DataFrame:
     """SSIM between the target-class map and a random other class's map.
 
     Parameters
@@ -43,6 +48,9 @@ def random_logit(model: nn.Module | Explainer, inputs, method: str | Method, tar
     similarity : ``"ssim"`` (default; max over the sign flip, as in the sanity
         check), ``"spearman"`` or ``"l1"`` (see :mod:`liecheck.metrics.similarity`).
     batch_size : images per attribution call (default 16).
+    image_ids : ``(N,)`` the images' numbers (default ``0 ... N-1``): they key the
+        other-class draw and fill the ``image`` column, so a part of an image set
+        gives the rows of the whole set's run.
 
     Returns
     -------
@@ -56,7 +64,10 @@ def random_logit(model: nn.Module | Explainer, inputs, method: str | Method, tar
     n_classes = ex.logits(x[:1]).shape[1]
     if n_classes < 2:
         raise ValueError("the random-logit test needs a model with at least 2 classes")
-    other = other_classes(tgt, n_classes, seed)
+    ids = np.arange(len(x)) if image_ids is None else np.asarray(image_ids, dtype=np.int64)
+    if len(ids) != len(x):
+        raise ValueError(f"image_ids has {len(ids)} entries for {len(x)} images")
+    other = other_classes(tgt, n_classes, seed, ids)
     scores = []
     for i in range(0, len(x), bs):
         xb = x[i:i + bs]
@@ -64,5 +75,5 @@ def random_logit(model: nn.Module | Explainer, inputs, method: str | Method, tar
         b = prepare(ex.attribute(xb, m, target=other[i:i + bs]).cpu(), m)
         scores.append(compare(a, b, similarity))
     s = torch.cat(scores)
-    return pd.DataFrame({"method": m.name, "image": np.arange(len(x)), "target": tgt.numpy(),
+    return pd.DataFrame({"method": m.name, "image": ids, "target": tgt.numpy(),
                          "other": other.numpy(), "measure": similarity, "score": s.numpy()})

@@ -153,7 +153,7 @@ def cascade_maps(model: nn.Module, inputs, method: str | Method, target=None,
 
 def sanity(model: nn.Module, inputs, method: str | Method, target=None, layers="all",
            seed: int = 0, mode: str = "cascading", similarity: str = "ssim",
-           batch_size: int | None = None) -> pd.DataFrame:
+           batch_size: int | None = None, image_ids=None) -> pd.DataFrame:
     """Cascading (or independent) parameter randomisation test.
 
     Parameters
@@ -170,6 +170,8 @@ def sanity(model: nn.Module, inputs, method: str | Method, target=None, layers="
     mode : ``"cascading"`` (the paper) or ``"independent"`` (one layer at a time).
     similarity : ``"ssim"`` (max over the sign flip), ``"spearman"`` or ``"l1"``.
     batch_size : images per attribution call (default 16).
+    image_ids : ``(N,)`` the images' numbers for the ``image`` column (default
+        ``0 ... N-1``; the re-initialisations depend on layer names only).
 
     Returns
     -------
@@ -185,6 +187,9 @@ def sanity(model: nn.Module, inputs, method: str | Method, target=None, layers="
     x = getattr(inputs, "images", inputs)
     bs = batch_size or 16
     tgt = resolve_targets(model, x, target, bs)
+    ids = list(range(len(x))) if image_ids is None else [int(i) for i in image_ids]
+    if len(ids) != len(x):
+        raise ValueError(f"image_ids has {len(ids)} entries for {len(x)} images")
     rows, ref = [], None
     for step, names, r in cascade_maps(model, x, m, tgt, layers, seed, mode, bs):
         h = prepare(r, m)
@@ -193,7 +198,7 @@ def sanity(model: nn.Module, inputs, method: str | Method, target=None, layers="
             continue
         s = compare(ref, h, similarity)
         for i in range(len(s)):
-            rows.append({"method": m.name, "mode": mode, "image": i, "target": int(tgt[i]),
+            rows.append({"method": m.name, "mode": mode, "image": ids[i], "target": int(tgt[i]),
                          "step": step, "layer": "+".join(names), "measure": similarity,
                          "score": float(s[i])})
     again = prepare(_explain(model, x, m, tgt, bs, _device(model)), m)

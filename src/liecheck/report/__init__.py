@@ -17,7 +17,7 @@ from string import Template
 
 import pandas as pd
 
-from ..store import RunStore
+from ..store import CorruptStoreError, RunStore
 from .figures import ALL, Figure
 
 __all__ = ["build_report"]
@@ -68,17 +68,17 @@ def _figure_html(f: Figure) -> str:
             f"</b> {html.escape(f.caption)}</figcaption></figure>")
 
 
-def _aggregates(store: RunStore) -> str:
+def _aggregates(tables: dict[str, pd.DataFrame]) -> str:
     """Sanity medians with 99% bootstrap intervals and random-logit medians."""
     from ..metrics.stats import summarize
 
     out = []
-    sa = store.read("sanity")
+    sa = tables.get("sanity", pd.DataFrame())
     if not sa.empty:
         s = summarize(sa, ["model", "method", "step", "layer"], n_resamples=2000)
         out.append("<h3>Sanity check: median SSIM per step (99% bootstrap interval, 2000 "
                    "resamples)</h3>" + _table(s))
-    rl = store.read("random_logit")
+    rl = tables.get("random_logit", pd.DataFrame())
     if not rl.empty:
         s = summarize(rl, ["model", "method"], n_resamples=2000)
         out.append("<h3>Random logit: median SSIM (99% bootstrap interval)</h3>" + _table(s))
@@ -116,6 +116,39 @@ def _provenance(m: dict) -> str:
     return "\n".join(parts)
 
 
+def _status_notes(store: RunStore, m: dict) -> list[str]:
+    """Warnings about a run that did not finish, and files that do not read back."""
+    from ..reproduce import missing_units
+    from ..runlock import describe, holder, holder_alive
+
+    st = m.get("status", {})
+    state = st.get("state")
+    out = []
+    if state == "failed":
+        out.append(f"<b>This run failed</b> ({html.escape(str(st.get('finished')))}): "
+                   f"{html.escape(str(st.get('error')))}. The results below are partial.")
+    elif state == "running":
+        h = holder(store.root)
+        if holder_alive(h):
+            out.append(f"<b>This run is still in progress</b> ({html.escape(describe(h))}); "
+                       "the results below are partial.")
+        else:
+            out.append(f"<b>This run stopped before finishing</b> (started "
+                       f"{html.escape(str(st.get('started')))}, pid {st.get('pid')}; killed "
+                       "or crashed without a message). The results below are partial.")
+    missing = missing_units(store)
+    if missing:
+        shown = ", ".join(html.escape(x) for x in missing[:30])
+        more = f" and {len(missing) - 30} more" if len(missing) > 30 else ""
+        out.append(f"<b>{len(missing)} planned units are missing</b>: {shown}{more}. Rerun the "
+                   "same <code>liecheck reproduce</code> command to compute them.")
+    bad = store.corrupt_files()
+    if bad:
+        out.append("<b>Unreadable files</b> (truncated or damaged; rerun to recompute): "
+                   + ", ".join(html.escape(str(p.relative_to(store.root))) for p in bad))
+    return [f'<div class="warn">{x}</div>' for x in out]
+
+
 def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write ``run_dir/report.html`` (or ``out``) and return its path."""
     from ..reproduce.summary import CONVERGED, summary_table
@@ -126,14 +159,19 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
                                 "run `liecheck reproduce --out DIR` first")
     store = RunStore(run_dir)
     m = store.manifest()
-    tables = {t: store.read(t) for t in store.tables()}
-    figs, failed = [], []
+    tables, failed = {}, []
+    for t in store.tables():
+        try:
+            tables[t] = store.read(t)
+        except CorruptStoreError as exc:
+            failed.append(f"table {t}: {exc}")
+    figs = []
     for fn in ALL:
         try:
             figs += fn(store)
         except Exception as exc:  # noqa: BLE001 - a figure that fails must not lose the rest
             failed.append(f"{fn.__name__}: {type(exc).__name__}: {exc}")
-    notes = []
+    notes = _status_notes(store, m)
     for name, info in m.get("models", {}).items():
         if info.get("note") and "RANDOM" in info["note"]:
             notes.append(f'<div class="warn"><b>{html.escape(name)}</b>: '
@@ -141,7 +179,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     for s in m.get("skipped", []) + failed:
         notes.append(f'<div class="note">skipped: {html.escape(s)}</div>')
     verdict = summary_table(tables)
-    tab_html = [_aggregates(store)]
+    tab_html = [_aggregates(tables)]
     for t, df in tables.items():
         cols = SHOWN.get(t)
         if cols:

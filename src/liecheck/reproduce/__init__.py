@@ -3,14 +3,23 @@ then the HTML report.
 
 The run directory is written unit by unit (see :mod:`liecheck.store`); rerunning
 the same command resumes where a killed run stopped, ``fresh=True`` starts over.
+One run writes a directory at a time (its lock); a run that fails is recorded as
+failed in the manifest (``status``), with the error. Launched by ``torchrun``, the
+processes share the units (see :mod:`liecheck.reproduce.distributed`).
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import threading
 import time
+import warnings
 from pathlib import Path
 
 from ..store import RunStore, provenance
+from . import distributed as dist
 from .config import (
     DEFAULT_METHODS,
     PAPER_METHODS,
@@ -19,7 +28,7 @@ from .config import (
     default_config,
     paper_config,
 )
-from .experiments import plan_units
+from .experiments import Unit, plan_units
 from .setup import prepare, raw_images
 from .summary import summary_table
 
@@ -29,10 +38,43 @@ __all__ = [
     "ModelPlan",
     "RunConfig",
     "default_config",
+    "missing_units",
     "paper_config",
     "run",
     "summary_table",
 ]
+
+
+class Stopped(KeyboardInterrupt):
+    """The run was stopped by a signal (torchrun sends SIGTERM to every rank when one
+    rank fails)."""
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _error(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def unit_done(store: RunStore, u: Unit) -> bool:
+    """Whether ``u``'s file and arrays are in the store and read back."""
+    if not store.has(u.table, u.name):
+        return False
+    for a in u.arrays:
+        if not store.arrays_ok(a):
+            warnings.warn(f"{store.root / 'arrays' / (a + '.npz')} is missing or unreadable; "
+                          f"computing '{u.label}' again", stacklevel=2)
+            return False
+    return True
+
+
+def missing_units(store: RunStore) -> list[str]:
+    """Labels of the units the run planned (manifest ``planned``) that are not done."""
+    return [p["label"] for p in store.manifest().get("planned", [])
+            if not store.has(p["table"], p["unit"])]
 
 
 def run(cfg: RunConfig, out: str | Path, fresh: bool = False, progress: bool = True,
@@ -40,22 +82,84 @@ def run(cfg: RunConfig, out: str | Path, fresh: bool = False, progress: bool = T
     """Compute every unit of ``cfg`` not yet in the run directory ``out``.
 
     Returns the :class:`~liecheck.store.RunStore`; with ``report`` the HTML report
-    is built at ``out/report.html``.
+    is built at ``out/report.html`` (by rank 0 when launched by torchrun).
     """
-    from tqdm.auto import tqdm
+    ranks, device = dist.from_env(cfg.device)
+    old = None
+    if threading.current_thread() is threading.main_thread():
+        why = " (torchrun stops every rank when one fails)" if ranks.active else ""
 
-    t_start = time.perf_counter()
-    store = RunStore(out, settings=cfg.settings(), fresh=fresh)
-    store.update(provenance=provenance(cfg.device), device=cfg.device, profile=cfg.profile)
-    skipped: list[str] = []
+        def stop(signum, frame):
+            raise Stopped(f"stopped by signal {signal.Signals(signum).name}{why}")
+        old = signal.signal(signal.SIGTERM, stop)
+    try:
+        return _run(cfg, Path(out), fresh, progress, report, ranks, device)
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+        dist.close(ranks)
+
+
+def _open(cfg: RunConfig, out: Path, fresh: bool, ranks: dist.Ranks) -> RunStore:
+    """Rank 0 opens (checks settings, locks) the run directory; the others follow
+    once it has, or stop with its reason."""
+    store, err = None, None
+    if ranks.main:
+        try:
+            store = RunStore(out, settings=cfg.settings(), fresh=fresh)
+            store.lock()
+            if store._lock.previous:
+                print(f"taking over {out}: its last run (pid {store._lock.previous.get('pid')}, "
+                      f"started {store._lock.previous.get('started')}) stopped without "
+                      "finishing")
+            dist.clear(out)
+            store.update(status={"state": "running", "pid": os.getpid(),
+                                 "host": socket.gethostname(), "started": _now(),
+                                 "processes": ranks.world, "error": None, "finished": None})
+        except Exception as exc:
+            err = _error(exc)
+            dist.broadcast(ranks, err)
+            raise
+    err = dist.broadcast(ranks, err)
+    if err:
+        raise RuntimeError(f"rank 0 could not open {out}: {err}")
+    return store if store is not None else RunStore(out)
+
+
+def _run(cfg, out, fresh, progress, report, ranks, device) -> RunStore:
+    store = _open(cfg, out, fresh, ranks)
+    try:
+        _compute(cfg, store, progress, ranks, device)
+    except BaseException as exc:
+        if ranks.main:
+            extra = (f"; other ranks: {dist.not_done(out, ranks.world, 0)}" if ranks.active
+                     else "")
+            store.update(status={"state": "failed", "error": _error(exc) + extra,
+                                 "finished": _now()})
+            store.unlock()
+        else:
+            dist.record(out, ranks, state="failed", error=_error(exc))
+        raise
+    if ranks.main:
+        if report:
+            from ..report import build_report
+            path = build_report(store.root)
+            store.update(report=str(path))
+        store.unlock()
+    return store
+
+
+def _prepare(cfg, store: RunStore, ranks, device, skipped: list[str]) -> list:
     subjects = []
     for plan in cfg.models:
         t0 = time.perf_counter()
-        s = prepare(plan, cfg.images, cfg.seed, cfg.device)
+        s = prepare(plan, cfg.images, cfg.seed, device)
         subjects.append(s)
         skipped += s.skipped
+        if not ranks.main:
+            continue
         name = f"images-{plan.name}"
-        if not store.has_arrays(name):
+        if not store.arrays_ok(name):
             store.save_arrays(name, raw=raw_images(s.images), names=s.images.names,
                               target=s.target.numpy())
         store.update(models={plan.name: {
@@ -63,6 +167,25 @@ def run(cfg: RunConfig, out: str | Path, fresh: bool = False, progress: bool = T
             "input_size": plan.size, "target": s.target_kind,
             "methods": [m.name for m in s.methods], "experiments": list(plan.experiments),
             "starts": plan.starts, "setup_seconds": round(time.perf_counter() - t0, 2)}})
+    return subjects
+
+
+def _compute(cfg: RunConfig, store: RunStore, progress: bool, ranks, device) -> None:
+    from tqdm.auto import tqdm
+
+    t_start = time.perf_counter()
+    out = store.root
+    skipped: list[str] = []
+    # the built-in model may be trained (and cached) now: rank 0 does it, the others
+    # wait and load it from the cache; any other setup runs on all ranks at once
+    trains = any(p.name == "cifar_net" and p.weights is None for p in cfg.models)
+    if ranks.main:
+        store.update(provenance=provenance(device), device=device, profile=cfg.profile)
+    if ranks.main or not trains:
+        subjects = _prepare(cfg, store, ranks, device, skipped)
+    dist.barrier(ranks, out, "for rank 0's setup")
+    if not ranks.main and trains:
+        subjects = _prepare(cfg, store, ranks, device, skipped)
     if cfg.theory:
         try:
             import liecheck.theory  # noqa: F401
@@ -70,20 +193,26 @@ def run(cfg: RunConfig, out: str | Path, fresh: bool = False, progress: bool = T
             cfg.theory = False
             skipped.append(f"theory (simulation, Figure 3) unavailable: {exc}")
     units = plan_units(subjects, cfg)
-    todo = [u for u in units if not store.has(u.table, u.name)]
-    if len(todo) < len(units):
-        print(f"resuming {out}: {len(units) - len(todo)} of {len(units)} units already done")
+    if ranks.main:
+        store.update(planned=[{"label": u.label, "table": u.table, "unit": u.name}
+                              for u in units])
+    work = [u for u in units if u.merge is None]
+    mine = [work[i] for i in dist.share([u.cost for u in work], ranks.world)[ranks.rank]]
+    todo = [u for u in mine if not unit_done(store, u)]
+    if len(todo) < len(mine):
+        who = f"rank {ranks.rank}: " if ranks.active else ""
+        print(f"{who}resuming {out}: {len(mine) - len(todo)} of {len(mine)} units already done")
+    timings: dict[str, float] = {}
     bar = tqdm(total=sum(u.cost for u in todo), desc="reproduce", unit="work",
-               disable=not progress, bar_format="{l_bar}{bar}| {percentage:3.0f}% "
-               "[{elapsed}<{remaining}] {postfix}")
-    timings = store.manifest().get("timings", {})
+               disable=not (progress and ranks.main),
+               bar_format="{l_bar}{bar}| {percentage:3.0f}% [{elapsed}<{remaining}] {postfix}")
     for u in todo:
         bar.set_postfix_str(u.label)
         t0 = time.perf_counter()
         try:
             df, arrays = u.compute()
         except Exception as exc:  # noqa: BLE001 - one failing unit must not stop the run
-            msg = f"{u.label}: failed ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+            msg = f"{u.label}: failed ({_error(exc)})"
             skipped.append(msg)
             bar.write(f"skipped {msg}")
             bar.update(u.cost)
@@ -92,13 +221,35 @@ def run(cfg: RunConfig, out: str | Path, fresh: bool = False, progress: bool = T
             store.save_arrays(name, **arrs)
         store.write(u.table, u.name, df, u.keys)   # written last: marks the unit done
         timings[u.label] = round(time.perf_counter() - t0, 2)
-        store.update(timings={u.label: timings[u.label]})
+        if ranks.active:
+            dist.record(out, ranks, state="running", timings=timings, skipped=skipped)
+        else:
+            store.update(timings={u.label: timings[u.label]})
         bar.update(u.cost)
     bar.close()
+    if ranks.active:
+        dist.record(out, ranks, state="done", timings=timings, skipped=skipped)
+    dist.barrier(ranks, out, "for the other ranks' shares")
+    if not ranks.main:
+        return
+    if ranks.active:
+        merged = dist.summary(out, ranks.world)
+        store.update(timings=merged["timings"])
+        skipped = list(dict.fromkeys(skipped + merged["skipped"]))
+    for u in units:
+        if u.merge is None or unit_done(store, u):
+            continue
+        lacking = [n for t, n in u.needs if not store.has(t, n)]
+        if lacking:
+            skipped.append(f"{u.label}: not merged, {len(lacking)} of its {len(u.needs)} "
+                           "chunks are missing")
+            continue
+        df, arrays = u.merge(store)
+        for name, arrs in arrays.items():
+            store.save_arrays(name, **arrs)
+        store.write(u.table, u.name, df, u.keys)
+    missing = missing_units(store)
     store.update(skipped=skipped, last_run_seconds=round(time.perf_counter() - t_start, 1),
-                 finished=time.strftime("%Y-%m-%d %H:%M:%S"))
-    if report:
-        from ..report import build_report
-        path = build_report(store.root)
-        store.update(report=str(path))
-    return store
+                 finished=_now(),
+                 status={"state": "incomplete" if missing else "complete", "finished": _now(),
+                         "error": None, "missing": len(missing)})

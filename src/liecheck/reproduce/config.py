@@ -56,6 +56,7 @@ class RunConfig:
     simulation_repeats: int = 20
     theory: bool = True
     profile: str = "paper"
+    chunk_size: int = 16            # images per unit of work (resume / sharing granularity)
     extra: dict = field(default_factory=dict)
 
     def settings(self) -> dict:
