@@ -388,13 +388,17 @@ class Graph:
 
     # ------------------------------------------------------------- forward
     def forward(self, x: torch.Tensor, keep: Callable[[Node], bool] | None = None,
-                shapes: dict | None = None, indices: dict | None = None
-                ) -> dict[str, torch.Tensor]:
+                shapes: dict | None = None, indices: dict | None = None, start: int = 0,
+                given: dict | None = None) -> dict[str, torch.Tensor]:
         """Run the canonical graph on ``x`` and return the kept node outputs.
 
         ``keep(node)`` decides which outputs are stored (default: all). The output
         node is always kept. ``shapes`` (if given) receives every node's output shape,
         ``indices`` (if given) every max-pool node's arg-max indices.
+        ``start``: compute only the nodes with index ``>= start``; the earlier nodes'
+        outputs that later nodes read are taken from ``given`` (node name -> tensor,
+        see :meth:`cut`); ``shapes``, ``indices`` and the result then cover only the
+        computed nodes.
         """
         env: dict[str, Any] = {}
         acts: dict[str, torch.Tensor] = {}
@@ -402,6 +406,11 @@ class Graph:
             if fxn.op == "output":
                 break
             node = self.by_name.get(fxn.name)
+            if start and self._below(fxn, start):
+                src = self.aliases.get(fxn.name, fxn.name)
+                if given is not None and src in given:
+                    env[fxn.name] = given[src]
+                continue
             if fxn.op == "placeholder":
                 val = x
             elif node is not None and node.kind == LINEAR:
@@ -440,6 +449,25 @@ class Graph:
             for dead in self._last_use.get(fxn.name, ()):
                 env.pop(dead, None)
         return acts
+
+
+    def cut(self, start: int) -> set[str]:
+        """Node outputs below index ``start`` that ``forward(start=start)`` reads."""
+        out: set[str] = set()
+        for fxn in self.gm.graph.nodes:
+            if fxn.op == "output" or self._below(fxn, start):
+                continue
+            for a in _flat_nodes(fxn.args) + _flat_nodes(fxn.kwargs):
+                src = self.by_name.get(self.aliases.get(a.name, a.name))
+                if src is not None and src.index < start:
+                    out.add(src.name)
+        return out
+
+    def _below(self, fxn: fx.Node, start: int) -> bool:
+        """Whether an fx node's value comes from a graph node below index ``start``
+        (a folded BatchNorm counts as its layer; shape queries are never below)."""
+        src = self.by_name.get(self.aliases.get(fxn.name, fxn.name))
+        return src is not None and src.index < start
 
 
 class _LeafTracer(fx.Tracer):

@@ -24,9 +24,10 @@ import torch
 from scipy import stats
 from torch import nn
 
-from ..attribution import Explainer
+from ..attribution import Explainer, to_device
 from ..graph import INPUT, LINEAR, Graph
 from ..methods import Method, get_method
+from ..rules.base import times
 
 PAPER_BINS = (0.9, 0.99, 0.999, 0.9999)
 PERCENTILES = (1, 5, 25, 75, 95, 99)
@@ -168,24 +169,27 @@ def csc(model: nn.Module | Explainer, inputs, method: str | Method,
         graph.forward(x_all[:1].to(explainer.device), keep=lambda n: False, shapes=shapes)
     bs = batch_size or 8
     pooled: dict[tuple[str, str], list[np.ndarray]] = {}
+    recs = [[r for r in record if graph.by_name[r].index < graph.by_name[s].index]
+            for s in start_nodes]
     for b0 in range(0, x_all.shape[0], bs):
-        xb = x_all[b0:b0 + bs].to(explainer.device)
-        x_rep = xb.repeat_interleave(n_vectors, 0)
-        for s_name, s_node in zip(starts, start_nodes):
-            rec = [r for r in record if graph.by_name[r].index < graph.by_name[s_node].index]
-            v = torch.cat([random_vectors(seed, s_node, b0 + i, n_vectors, shapes[s_node][1:])
-                           for i in range(xb.shape[0])]).to(explainer.device, x_rep.dtype)
-            out = explainer.walk(x_rep, m, inject={s_node: v}, record=rec)
+        xb = to_device(x_all[b0:b0 + bs], explainer.device)
+        injects = [{s_node: to_device(torch.cat([
+            random_vectors(seed, s_node, b0 + i, n_vectors, shapes[s_node][1:])
+            for i in range(xb.shape[0])]), explainer.device).to(xb.dtype)}
+            for s_node in start_nodes]
+        # one forward pass of the batch for every start and vector
+        outs = explainer.walks(xb, m, injects, recs, fan=n_vectors)
+        for s_name, rec, out in zip(starts, recs, outs):
             if m.post == "x_input" and graph.input in out:
-                out[graph.input] = out[graph.input] * x_rep
+                out[graph.input] = times(xb, out[graph.input])
             for r in rec:
                 vals = pooled.setdefault((s_name, r), [])
                 if r not in out:
                     continue
                 rr = _as_channels(out[r], n_vectors)
-                for i in range(rr.shape[0]):
-                    d = 1.0 - abs_cos(rr[i]).flatten()
-                    vals.append(d[~torch.isnan(d)].cpu().numpy().astype(np.float32))
+                d = torch.cat([(1.0 - abs_cos(rr[i])).flatten().float()
+                               for i in range(rr.shape[0])]).cpu().numpy()
+                vals.append(d[~np.isnan(d)])
     rows, raw_values = [], {}
     for (s_name, s_node) in zip(starts, start_nodes):
         for r in record:
