@@ -55,14 +55,18 @@ def gradient_pass(model, x: torch.Tensor, device: str, repeats: int) -> float:
 
 def run_model(name: str, args, names_arg: str) -> dict:
     import liecheck
-    from liecheck.data import sample_photos
+    from liecheck.data.images import sample_photos
     from liecheck.metrics import csc, paper_starts, random_logit, sanity
     from liecheck.models import load
 
     model, src = load(name, verbose=False)
     model = model.to(args.device)
     size = args.size if name != "cifar_net" else 32
-    photos = sample_photos(size=size).images
+    try:
+        photos = sample_photos(size=size).images
+    except Exception:  # no scikit-image or its data (a bare GPU machine): seeded noise
+        photos = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+        print("no scikit-image sample photos: timing on seeded random images")
     reps = -(-args.n // len(photos))
     x = photos.repeat(reps, 1, 1, 1)[: args.n]
     names = liecheck.method_names() if names_arg == "all" else names_arg.split(",")
@@ -87,13 +91,18 @@ def run_model(name: str, args, names_arg: str) -> dict:
                 continue
             _sync(args.device)
             t0 = time.perf_counter()
-            if t == "csc":
-                csc(ex, x, m, start=starts, n_vectors=args.n_vectors,
-                    batch_size=args.batch_size)
-            elif t == "sanity":
-                sanity(model, x, m, batch_size=args.batch_size)
-            elif t == "random_logit":
-                random_logit(ex, x, m, batch_size=args.batch_size)
+            try:
+                if t == "csc":
+                    csc(ex, x, m, start=starts, n_vectors=args.n_vectors,
+                        batch_size=args.batch_size)
+                elif t == "sanity":
+                    sanity(model, x, m, batch_size=args.batch_size)
+                elif t == "random_logit":
+                    random_logit(ex, x, m, batch_size=args.batch_size)
+            except (ValueError, RuntimeError) as exc:  # e.g. PatternNet without patterns
+                row += f"{'error':>18s}{'':>8s}"
+                print(f"  {mname} {t}: {str(exc).splitlines()[0][:120]}")
+                continue
             _sync(args.device)
             dt = time.perf_counter() - t0
             per_image[t] += dt / args.n

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import DEVICES
 from test_identities import small_resnet, small_vgg
 from torch import nn
 
@@ -43,7 +44,6 @@ from liecheck.walk import NonFiniteRelevance, propagate
 # their rule reads no activation, so the fan cannot change it)
 WALKABLE = [n for n in liecheck.method_names() if liecheck.get_method(n).walkable
             and not n.startswith("pattern")]
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 def _x(seed, n=2, size=32):
@@ -99,13 +99,14 @@ def test_csc_equals_one_walk_per_start_and_vector(method, device):
                                rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("method", ["lrp_a1b0", "deeplift_revealcancel", "rectgrad"])
-def test_walks_with_fan_equal_walks_on_repeated_images(method):
+def test_walks_with_fan_equal_walks_on_repeated_images(method, device):
     """Engine level, every recorded tensor: fan V over N images == N * V images."""
     model = small_resnet(5)
-    ex = liecheck.Explainer(model)
+    ex = liecheck.Explainer(model, device=device)
     g = ex.graph
-    x, fan = _x(2, size=16), 3
+    x, fan = _x(2, size=16).to(device), 3
     record = [g.input] + [n.name for n in g.linear_nodes()]
     gen = torch.Generator().manual_seed(0)
     injects, records = [], []
@@ -113,7 +114,7 @@ def test_walks_with_fan_equal_walks_on_repeated_images(method):
     g.forward(x[:1], keep=lambda n: False, shapes=shapes)
     for node in paper_starts(g, "resnet50")[:3]:
         shape = (x.shape[0] * fan,) + shapes[node][1:]
-        injects.append({node: torch.randn(shape, generator=gen, dtype=x.dtype)})
+        injects.append({node: torch.randn(shape, generator=gen, dtype=x.dtype).to(device)})
         records.append([r for r in record if g.by_name[r].index < g.by_name[node].index])
     new = ex.walks(x, method, injects, records, fan=fan)
     x_rep = x.repeat_interleave(fan, 0)
@@ -179,10 +180,11 @@ class _BNNet(nn.Module):
     ("lrp_a1b0", "cascading", "all"), ("gradient", "independent", "all"),
     ("deeplift_rescale", "cascading", ["conv_a"]), ("lrp_epsilon", "cascading", 2),
     ("smoothgrad", "cascading", "all"), ("lrp_a2b1", "independent", ["norm", "head"])])
-def test_cascade_without_retracing_equals_retracing(method, mode, layers):
+@pytest.mark.parametrize("device", DEVICES)
+def test_cascade_without_retracing_equals_retracing(method, mode, layers, device):
     from test_identities import randomize_bn
     torch.manual_seed(0)
-    model = randomize_bn(_BNNet(), 1).double().eval()
+    model = randomize_bn(_BNNet(), 1).double().eval().to(device)
     x = _x(4, n=3, size=8)
     old = sanity_reference(model, x, method, layers=layers, seed=2, mode=mode, bs=2)
     new = liecheck.sanity(model, x, method, layers=layers, seed=2, mode=mode, batch_size=2)

@@ -59,7 +59,8 @@ class Explainer:
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.graph.forward(x.to(self.device), keep=lambda n: False)[self.graph.output]
+        x = to_device(x, self.device)
+        return self.graph.forward(x, keep=lambda n: False)[self.graph.output]
 
     def walk(self, x: torch.Tensor, method: str | Method, inject=None, record: Iterable[str] = (),
              target=None, **params) -> dict[str, torch.Tensor]:
@@ -132,7 +133,7 @@ class Explainer:
         m = get_method(method)
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"inputs must be a tensor, not {type(x).__name__}")
-        x = x.to(self.device)
+        x = to_device(x, self.device)
         p = {**m.params, **params}
         if m.attribute_fn is not None:
             return m.attribute_fn(self, x, target, p)

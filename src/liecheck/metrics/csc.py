@@ -108,7 +108,8 @@ def random_vectors(seed: int, start: str, image: int, n_vectors: int,
 
 def csc(model: nn.Module | Explainer, inputs, method: str | Method,
         start: str | Iterable[str] = "output", layers: Iterable[str] | None = None,
-        n_vectors: int = 5, seed: int = 0, raw: bool = False, batch_size: int | None = None):
+        n_vectors: int = 5, seed: int = 0, raw: bool = False, batch_size: int | None = None,
+        device: str | torch.device | None = None):
     """Cosine similarity convergence of ``method`` on ``model``.
 
     Parameters
@@ -126,13 +127,15 @@ def csc(model: nn.Module | Explainer, inputs, method: str | Method,
     n_vectors : random vectors per image (5 in the paper, giving 10 pairs).
     seed : seed of the random vectors (independent of the method).
     raw : also return the pooled |cos| values.
-    batch_size : images per walk (each walk carries ``batch_size * n_vectors``
-        samples); default 8.
+    batch_size : images per forward pass (its walks carry ``batch_size * n_vectors``
+        relevance samples); default 8.
+    device : where to run (default: the model's device; ignored for an Explainer).
 
     Notes
     -----
-    Every image's ``n_vectors`` walks run as one batch through
-    :meth:`Explainer.walk` (one walk per start; the trace is shared). Methods that
+    One forward pass per batch of images serves every start and vector
+    (:meth:`Explainer.walks`, relevance batch ``N * n_vectors``); quantities the rules
+    derive from the forward pass alone are computed once per image. Methods that
     post-process the walk do so there: DeepLIFT returns *contributions*
     (multiplier x delta) at the recorded nodes, as the paper measures it; a
     ``post="x_input"`` method is multiplied by the input at the input node.
@@ -154,7 +157,7 @@ def csc(model: nn.Module | Explainer, inputs, method: str | Method,
                          "relevance vectors cannot be injected; the paper excludes it).")
     if n_vectors < 2:
         raise ValueError(f"n_vectors must be at least 2 (pairs are compared), got {n_vectors}")
-    explainer = model if isinstance(model, Explainer) else Explainer(model)
+    explainer = model if isinstance(model, Explainer) else Explainer(model, device=device)
     graph = explainer.graph
     x_all = getattr(inputs, "images", inputs)
     if not isinstance(x_all, torch.Tensor) or x_all.dim() < 2:

@@ -29,8 +29,8 @@ def other_classes(target: torch.Tensor, n_classes: int, seed: int = 0) -> torch.
 
 
 def random_logit(model: nn.Module | Explainer, inputs, method: str | Method, target=None,
-                 seed: int = 0, similarity: str = "ssim", batch_size: int | None = None
-                 ) -> pd.DataFrame:
+                 seed: int = 0, similarity: str = "ssim", batch_size: int | None = None,
+                 device: str | torch.device | None = None) -> pd.DataFrame:
     """SSIM between the target-class map and a random other class's map.
 
     Parameters
@@ -43,13 +43,14 @@ def random_logit(model: nn.Module | Explainer, inputs, method: str | Method, tar
     similarity : ``"ssim"`` (default; max over the sign flip, as in the sanity
         check), ``"spearman"`` or ``"l1"`` (see :mod:`liecheck.metrics.similarity`).
     batch_size : images per attribution call (default 16).
+    device : where to run (default: the model's device; ignored for an Explainer).
 
     Returns
     -------
     ``DataFrame`` with one row per image: ``method, image, target, other, measure, score``.
     """
     m = get_method(method)
-    ex = model if isinstance(model, Explainer) else Explainer(model)
+    ex = model if isinstance(model, Explainer) else Explainer(model, device=device)
     x = getattr(inputs, "images", inputs)
     bs = batch_size or 16
     tgt = resolve_targets(ex, x, target, bs)

@@ -125,7 +125,8 @@ def resolve_targets(model: nn.Module | Explainer, x: torch.Tensor, target=None,
 
 def cascade_maps(model: nn.Module, inputs, method: str | Method, target=None,
                  layers="all", seed: int = 0, mode: str = "cascading",
-                 batch_size: int | None = None) -> Iterator[tuple[int, list[str], torch.Tensor]]:
+                 batch_size: int | None = None, device: str | torch.device | None = None
+                 ) -> Iterator[tuple[int, list[str], torch.Tensor]]:
     """Yield ``(step, randomised modules, relevance (N, C, H, W))``; step 0 is the
     trained model, step k the model with the k topmost layers (cascading) or the
     k-th layer from the top (independent) re-initialised. ``target`` as in
@@ -134,7 +135,7 @@ def cascade_maps(model: nn.Module, inputs, method: str | Method, target=None,
     m = get_method(method)
     x = getattr(inputs, "images", inputs)
     bs = batch_size or 16
-    ex = Explainer(model, device=_device(model))
+    ex = Explainer(model, device=device or _device(model))
     target = resolve_targets(ex, x, target, bs)
     maps: dict[int, list[torch.Tensor]] = {}
     names_of: dict[int, list[str]] = {}
@@ -199,7 +200,8 @@ def _set_ops(graph, ops: dict) -> None:
 
 def sanity(model: nn.Module, inputs, method: str | Method, target=None, layers="all",
            seed: int = 0, mode: str = "cascading", similarity: str = "ssim",
-           batch_size: int | None = None) -> pd.DataFrame:
+           batch_size: int | None = None, device: str | torch.device | None = None
+           ) -> pd.DataFrame:
     """Cascading (or independent) parameter randomisation test.
 
     Parameters
@@ -216,6 +218,7 @@ def sanity(model: nn.Module, inputs, method: str | Method, target=None, layers="
     mode : ``"cascading"`` (the paper) or ``"independent"`` (one layer at a time).
     similarity : ``"ssim"`` (max over the sign flip), ``"spearman"`` or ``"l1"``.
     batch_size : images per attribution call (default 16).
+    device : where to run (default: the model's device).
 
     Returns
     -------
@@ -230,7 +233,7 @@ def sanity(model: nn.Module, inputs, method: str | Method, target=None, layers="
         model = model.graph.module
     x = getattr(inputs, "images", inputs)
     bs = batch_size or 16
-    ex = Explainer(model, device=_device(model))  # traced once; its copy is randomised
+    ex = Explainer(model, device=device or _device(model))  # traced once
     tgt = resolve_targets(ex, x, target, bs)
     scores: dict[int, list[torch.Tensor]] = {}
     names_of: dict[int, list[str]] = {}

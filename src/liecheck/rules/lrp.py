@@ -208,6 +208,8 @@ class ZBox(Rule):
                 raise ValueError(f"bound must be a number, a tensor or 'input', not {v!r}")
             return fn(x.reshape(x.shape[0], -1), dim=1).values.view(-1, *[1] * (x.dim() - 1)
                                                                    ).expand_as(x)
+        if isinstance(v, (int, float)):  # no host-to-device copy per node
+            return torch.full_like(x, v)
         t = torch.as_tensor(v, dtype=x.dtype, device=x.device)
         if t.dim() == 1 and x.dim() == 4:
             t = t.view(1, -1, 1, 1)
