@@ -10,7 +10,8 @@ test, for every method (CSC skips methods that are not one walk, e.g. SmoothGrad
 Every number is wall-clock time on the same images (scikit-image's sample photos,
 repeated if ``--n`` exceeds them). ``grad`` is one plain autograd gradient pass of
 the same images (forward + input gradient of the predicted logit, batch ``--n``,
-median of ``--repeats``); each test is also printed as a multiple of it (``x grad``),
+median of ``--repeats``); each test is also printed as a multiple of it (``x grad``,
+against the mean of one gradient pass just before and one just after the test),
 the number to compare across machines. The last lines extrapolate linearly to the
 paper's full setting: ``--extrapolate`` images (200) for every method of every model
 run here (the paper adds the CIFAR net; pass ``--models vgg16,resnet50,cifar_net``).
@@ -31,14 +32,15 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def gradient_pass(model, x: torch.Tensor, device: str, repeats: int) -> float:
+def gradient_pass(model, x: torch.Tensor, device: str, repeats: int, warmup: int = 1
+                  ) -> float:
     """Median seconds of one autograd gradient pass of the predicted logit over ``x``."""
     params = [p.requires_grad for p in model.parameters()]
     for p in model.parameters():
         p.requires_grad_(False)
     times = []
     try:
-        for _ in range(repeats + 1):  # the first call warms up
+        for _ in range(repeats + warmup):
             _sync(device)
             t0 = time.perf_counter()
             xi = x.to(device).requires_grad_(True)
@@ -50,7 +52,7 @@ def gradient_pass(model, x: torch.Tensor, device: str, repeats: int) -> float:
     finally:
         for p, r in zip(model.parameters(), params):
             p.requires_grad_(r)
-    return statistics.median(times[1:])
+    return statistics.median(times[warmup:])
 
 
 def run_model(name: str, args, names_arg: str) -> dict:
@@ -89,6 +91,7 @@ def run_model(name: str, args, names_arg: str) -> dict:
             if t == "csc" and not m.walkable:
                 row += f"{'n/a':>18s}{'':>8s}"
                 continue
+            g0 = gradient_pass(model, x, args.device, 1, warmup=0)
             _sync(args.device)
             t0 = time.perf_counter()
             try:
@@ -105,9 +108,12 @@ def run_model(name: str, args, names_arg: str) -> dict:
                 continue
             _sync(args.device)
             dt = time.perf_counter() - t0
+            # the gradient pass right before and after: on a shared machine the load
+            # changes during a run, and the ratio should see the load the test saw
+            g = (g0 + gradient_pass(model, x, args.device, 1, warmup=0)) / 2
             per_image[t] += dt / args.n
-            rec[t + "_s"] = dt
-            row += f"{dt / args.n:18.3f}{dt / grad:8.1f}"
+            rec[t + "_s"], rec[t + "_grad_s"] = dt, g
+            row += f"{dt / args.n:18.3f}{dt / g:8.1f}"
         rows.append(rec)
         print(row, flush=True)
     total = sum(per_image.values())
