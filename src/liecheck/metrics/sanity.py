@@ -183,6 +183,8 @@ def _cascade(ex: Explainer, x: torch.Tensor, m: Method, target: torch.Tensor, la
                 yield b0, 0, [], rf.attribute().cpu()
                 for step, names, ops, j in plan:
                     _set_ops(graph, {**trained, **ops})
+                    for name in ops:  # memory: a replaced op's cached [W+; W-] is rebuilt
+                        trained[name].__dict__.pop("_wcache", None)  # for the next batch
                     yield b0, step, names, rf.attribute(j).cpu()
             else:
                 yield b0, 0, [], ex.attribute(xb, m, target=tb).cpu()
