@@ -94,13 +94,19 @@ class Explainer:
 
     def walks(self, x: torch.Tensor, method: str | Method, injects, records, fan: int = 1,
               **params) -> list[dict[str, torch.Tensor]]:
+        """The list of :meth:`iter_walks`."""
+        return list(self.iter_walks(x, method, injects, records, fan, **params))
+
+    def iter_walks(self, x: torch.Tensor, method: str | Method, injects, records, fan: int = 1,
+                   **params):
         """Several walks over one forward pass of ``x``; see
         :func:`liecheck.walk.propagate_many`.
 
         ``injects[k]`` (node -> relevance of batch ``N * fan``: sample ``i * fan + j``
         belongs to image ``i``) and ``records[k]`` describe walk ``k``. Methods that
         post-process a walk (DeepLIFT's contributions) do so per walk, as
-        :meth:`walk` does.
+        :meth:`walk` does. A generator: walk ``k + 1`` starts when walk ``k``'s
+        result has been taken (and may be dropped, to bound memory).
         """
         m = get_method(method)
         p = {**m.params, **params}
@@ -120,12 +126,13 @@ class Explainer:
                                          n if xf.shape[0] != n else None, fan,
                                          shared=len(injects) > 1, extra_keep=extra)
             release = len(injects) == 1 and finish is None
-            outs = [walk_back(ctx, rules, {self.graph.resolve(k): v for k, v in inj.items()},
-                              rec, logits, release=release)
-                    for inj, rec in zip(injects, records, strict=True)]
-            if finish is None:
-                return outs
-            return [finish(self, x, xf, o, p, fan=fan, acts=ctx.acts) for o in outs]
+        for inj, rec in zip(injects, records, strict=True):
+            with torch.no_grad():
+                out = walk_back(ctx, rules, {self.graph.resolve(k): v for k, v in inj.items()},
+                                rec, logits, release=release)
+                if finish is not None:
+                    out = finish(self, x, xf, out, p, fan=fan, acts=ctx.acts)
+            yield out
 
     def attribute(self, x: torch.Tensor, method: str | Method, target=None, **params
                   ) -> torch.Tensor:

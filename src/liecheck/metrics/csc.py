@@ -181,8 +181,8 @@ def csc(model: nn.Module | Explainer, inputs, method: str | Method,
             for i in range(xb.shape[0])]), explainer.device).to(xb.dtype)}
             for s_node in start_nodes]
         # one forward pass of the batch for every start and vector
-        outs = explainer.walks(xb, m, injects, recs, fan=n_vectors)
-        for s_name, rec, out in zip(starts, recs, outs):
+        outs = explainer.iter_walks(xb, m, injects, recs, fan=n_vectors)
+        for s_name, rec, out in zip(starts, recs, outs):  # one walk's relevance at a time
             if m.post == "x_input" and graph.input in out:
                 out[graph.input] = times(xb, out[graph.input])
             for r in rec:
@@ -193,6 +193,7 @@ def csc(model: nn.Module | Explainer, inputs, method: str | Method,
                 d = torch.cat([(1.0 - abs_cos(rr[i])).flatten().float()
                                for i in range(rr.shape[0])]).cpu().numpy()
                 vals.append(d[~np.isnan(d)])
+            del out  # before the next walk runs
     rows, raw_values = [], {}
     for (s_name, s_node) in zip(starts, start_nodes):
         for r in record:
