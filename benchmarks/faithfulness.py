@@ -79,7 +79,7 @@ def run_model(name: str, args, names_arg: str) -> dict:
     print(f"\n{src}; {args.n} images at {size}px; device {args.device}; torch threads "
           f"{torch.get_num_threads()}; CSC starts {starts}; one gradient pass of the "
           f"{args.n} images: {grad:.3f} s")
-    print(f"{'method':24s}" + "".join(f"{t + ' s/img':>18s}{'x grad':>8s}" for t in tests))
+    print(f"{'method':24s}" + "".join(f"{t + ' s/img':>20s}{'x grad':>8s}" for t in tests))
     per_image = dict.fromkeys(tests, 0.0)
     rows = []
     for mname in names:
@@ -89,7 +89,7 @@ def run_model(name: str, args, names_arg: str) -> dict:
                "grad_s": grad}
         for t in tests:
             if t == "csc" and not m.walkable:
-                row += f"{'n/a':>18s}{'':>8s}"
+                row += f"{'n/a':>20s}{'':>8s}"
                 continue
             g0 = gradient_pass(model, x, args.device, 1, warmup=0)
             _sync(args.device)
@@ -103,7 +103,7 @@ def run_model(name: str, args, names_arg: str) -> dict:
                 elif t == "random_logit":
                     random_logit(ex, x, m, batch_size=args.batch_size)
             except (ValueError, RuntimeError) as exc:  # e.g. PatternNet without patterns
-                row += f"{'error':>18s}{'':>8s}"
+                row += f"{'error':>20s}{'':>8s}"
                 print(f"  {mname} {t}: {str(exc).splitlines()[0][:120]}")
                 continue
             _sync(args.device)
@@ -113,11 +113,11 @@ def run_model(name: str, args, names_arg: str) -> dict:
             g = (g0 + gradient_pass(model, x, args.device, 1, warmup=0)) / 2
             per_image[t] += dt / args.n
             rec[t + "_s"], rec[t + "_grad_s"] = dt, g
-            row += f"{dt / args.n:18.3f}{dt / g:8.1f}"
+            row += f"{dt / args.n:20.3f}{dt / g:8.1f}"
         rows.append(rec)
         print(row, flush=True)
     total = sum(per_image.values())
-    print(f"{'all methods':24s}" + "".join(f"{per_image[t]:18.3f}{'':>8s}" for t in tests))
+    print(f"{'all methods':24s}" + "".join(f"{per_image[t]:20.3f}{'':>8s}" for t in tests))
     print(f"{name}: {len(names)} methods x {args.extrapolate} images x ({', '.join(tests)}): "
           f"{total * args.extrapolate / 60:.1f} min (linear extrapolation)")
     if args.device.startswith("cuda"):
