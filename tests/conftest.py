@@ -10,6 +10,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+# tests that can run on a GPU take ``device`` from DEVICES: "cpu" always, "cuda" (marked
+# ``cuda``, select with ``-m cuda``) when a GPU is present
+DEVICES = ["cpu", pytest.param("cuda", marks=[
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")])]
+
 
 def seeded(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)

@@ -97,13 +97,14 @@ def test_vgg16_zplus_converges_gradient_and_lrp_z_do_not():
 
 
 def test_seeded_vectors_batches_and_multiple_starts():
-    model = cifar_net()
-    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    # float64: lrp_z divides by near-zero sums, which magnifies float32 convolutions'
+    # batch-size-dependent rounding into the |cos| percentiles
+    model = cifar_net().double()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2)).double()
     a = liecheck.csc(model, x, "lrp_z", start=["output", "relu4"], n_vectors=3)
     b = liecheck.csc(model, x, "lrp_z", start=["output", "relu4"], n_vectors=3, batch_size=1)
     c = liecheck.csc(model, x, "lrp_z", start="relu4", n_vectors=3)
     cols = ["median", "p5", "p95", "n_values"]
-    # float32 convolutions vary slightly with the batch size
     np.testing.assert_allclose(a[cols].to_numpy(float), b[cols].to_numpy(float), rtol=1e-3)
     np.testing.assert_allclose(a[a.start == "relu4"][cols].to_numpy(float),
                                c[cols].to_numpy(float), rtol=1e-5)

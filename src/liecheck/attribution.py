@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from .graph import Graph, trace
 from .methods import Method, get_method, start_relevance
-from .walk import propagate
+from .walk import propagate, record_forward, walk_back
 
 
 def _targets(target, logits: torch.Tensor) -> torch.Tensor:
@@ -64,7 +64,8 @@ class Explainer:
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.graph.forward(x.to(self.device), keep=lambda n: False)[self.graph.output]
+        x = to_device(x, self.device)
+        return self.graph.forward(x, keep=lambda n: False)[self.graph.output]
 
     def walk(self, x: torch.Tensor, method: str | Method, inject=None, record: Iterable[str] = (),
              target=None, **params) -> dict[str, torch.Tensor]:
@@ -75,7 +76,7 @@ class Explainer:
         """
         m = get_method(method)
         p = {**m.params, **params}
-        x = x.to(self.device)
+        x = to_device(x, self.device)
         if m.attribute_fn is not None and not m.walkable:
             raise ValueError(f"method '{m.name}' is not a single backward walk")
         n = x.shape[0]
@@ -96,13 +97,55 @@ class Explainer:
                             batch=n if xf.shape[0] != n else None)
             return finish(self, x, xf, out, p) if finish is not None else out
 
+    def walks(self, x: torch.Tensor, method: str | Method, injects, records, fan: int = 1,
+              **params) -> list[dict[str, torch.Tensor]]:
+        """The list of :meth:`iter_walks`."""
+        return list(self.iter_walks(x, method, injects, records, fan, **params))
+
+    def iter_walks(self, x: torch.Tensor, method: str | Method, injects, records, fan: int = 1,
+                   **params):
+        """Several walks over one forward pass of ``x``; see
+        :func:`liecheck.walk.propagate_many`.
+
+        ``injects[k]`` (node -> relevance of batch ``N * fan``: sample ``i * fan + j``
+        belongs to image ``i``) and ``records[k]`` describe walk ``k``. Methods that
+        post-process a walk (DeepLIFT's contributions) do so per walk, as
+        :meth:`walk` does. A generator: walk ``k + 1`` starts when walk ``k``'s
+        result has been taken (and may be dropped, to bound memory).
+        """
+        m = get_method(method)
+        p = {**m.params, **params}
+        if m.attribute_fn is not None and not m.walkable:
+            raise ValueError(f"method '{m.name}' is not a single backward walk")
+        x = to_device(x, self.device)
+        n = x.shape[0]
+        records = [[self.graph.resolve(r) for r in rec] for rec in records]
+        prepare, finish = getattr(m, "prepare", None), getattr(m, "finish", None)
+        keep = getattr(m, "keep", None)
+        extra = set().union(*[keep(self.graph, rec) for rec in records]) if keep else ()
+        with torch.no_grad():
+            xf = prepare(x, p) if prepare is not None else x
+            state = {"params": p, "target": None, "method": m}
+            rules = self.rules(m, p)
+            ctx, logits = record_forward(self.graph, xf, rules, state,
+                                         n if xf.shape[0] != n else None, fan,
+                                         shared=len(injects) > 1, extra_keep=extra)
+            release = len(injects) == 1 and finish is None
+        for inj, rec in zip(injects, records, strict=True):
+            with torch.no_grad():
+                out = walk_back(ctx, rules, {self.graph.resolve(k): v for k, v in inj.items()},
+                                rec, logits, release=release)
+                if finish is not None:
+                    out = finish(self, x, xf, out, p, fan=fan, acts=ctx.acts)
+            yield out
+
     def attribute(self, x: torch.Tensor, method: str | Method, target=None, **params
                   ) -> torch.Tensor:
         """Attribution map of the input's shape ``(N, C, H, W)``."""
         m = get_method(method)
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"inputs must be a tensor, not {type(x).__name__}")
-        x = x.to(self.device)
+        x = to_device(x, self.device)
         p = {**m.params, **params}
         if m.attribute_fn is not None:
             return m.attribute_fn(self, x, target, p)
@@ -113,6 +156,15 @@ class Explainer:
         if m.post == "x_input":
             r = r * x
         return r
+
+
+def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``x`` on ``device``; from the CPU to a GPU through pinned memory, asynchronously."""
+    if x.device == device:
+        return x
+    if x.device.type == "cpu" and device.type == "cuda":
+        return x.pin_memory().to(device, non_blocking=True)
+    return x.to(device)
 
 
 class Attribution:

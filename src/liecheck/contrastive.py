@@ -25,7 +25,7 @@ from . import graph as g
 from .attribution import _targets
 from .methods import Method, composite, register_method
 from .rules import lrp as rl
-from .rules.base import Rule, safe_divide
+from .rules.base import Rule, cached, divide, safe_divide, times, zero_free
 
 
 def normalise_by_sum(r: torch.Tensor) -> torch.Tensor:
@@ -54,9 +54,10 @@ class ContrastiveExcitation(Rule):
         x = ctx.inputs(node)[0]
         op = node.op
         wp, wd = op.pos(), -op.neg()            # W+ and (-W)+
-        zp, zd = op.forward_many(x, [wp, wd], [None, None])
-        return [x * op.transpose_many([safe_divide(r, zp), -safe_divide(r, zd)], x.shape,
-                                      [wp, wd])]
+        zp, zd = cached(ctx, node, ("cebp",), lambda: tuple(
+            zero_free(z, fresh=False) for z in op.forward_many(x, [wp, wd], [None, None])))
+        shape = (r.shape[0],) + tuple(x.shape[1:])
+        return [times(x, op.transpose_many([divide(r, zp), -divide(r, zd)], shape, [wp, wd]))]
 
 
 def _cebp_linear(node, graph, params):

@@ -94,7 +94,19 @@ class DeepLiftMethod(Method):
         ref = make_reference(x, params.get("reference"), params.get("blur_sigma", 10.0))
         return torch.cat([x, ref])
 
-    def finish(self, explainer, x, xf, recorded: dict, params: dict) -> dict:
+    def keep(self, graph: g.Graph, record) -> set[str]:
+        """Activations :meth:`finish` reads for the recorded nodes ``record``."""
+        need: set[str] = set()
+        for k in record:
+            if k not in ("output", graph.input):
+                need |= {k} | _split_needs(graph, k)
+        return need
+
+    def finish(self, explainer, x, xf, recorded: dict, params: dict, fan: int = 1,
+               acts: dict | None = None) -> dict:
+        """Multipliers -> contributions at the recorded nodes. ``fan``: relevance
+        samples per image (see :func:`liecheck.walk.propagate_many`); ``acts``: the
+        forward pass's activations if still held (else one more forward pass)."""
         mode = params.get("record_as", "contributions")
         if mode not in ("contributions", "multipliers"):
             raise ValueError(f"record_as must be 'contributions' or 'multipliers', not {mode!r}")
@@ -103,20 +115,18 @@ class DeepLiftMethod(Method):
             return recorded
         graph = explainer.graph
         out = dict(recorded)
-        inner = [k for k in names if k != graph.input]
+        need = self.keep(graph, names)
         ctx = None
-        if inner:  # the walk released these activations: one more forward pass
-            need = set(inner)
-            for k in inner:
-                need.update(_split_needs(graph, k))
-            acts = graph.forward(xf, keep=lambda n: n.name in need)
+        if need:
+            if acts is None or not need <= acts.keys():  # released by the walk: forward again
+                acts = graph.forward(xf, keep=lambda n: n.name in need)
             ctx = Walk(graph, acts, {}, {})
         for k in names:
             r = recorded[k]
             act = xf if k == graph.input else ctx.act(k)
-            if rd.is_pair(r, act):  # only inner linear / add nodes can hold pairs
+            if rd.is_pair(r, act, fan):  # only inner linear / add nodes can hold pairs
                 r = rd.collapse(r, *rd.split_delta(ctx, k))
-            out[k] = r * rd.delta(act) if mode == "contributions" else r
+            out[k] = rb.times(rd.delta(act), r) if mode == "contributions" else r
         return out
 
 

@@ -472,8 +472,8 @@ class Graph:
 
     # ------------------------------------------------------------- forward
     def forward(self, x: torch.Tensor, keep: Callable[[Node], bool] | None = None,
-                shapes: dict | None = None, indices: dict | None = None
-                ) -> dict[str, torch.Tensor]:
+                shapes: dict | None = None, indices: dict | None = None, start: int = 0,
+                given: dict | None = None) -> dict[str, torch.Tensor]:
         """Run the canonical graph on ``x`` and return the kept node outputs.
 
         ``keep(node)`` decides which outputs are stored (default: all). The output
@@ -483,16 +483,21 @@ class Graph:
         The first batch (while ``check_forward`` and not yet ``checked``) is also run
         through the model's own forward and compared
         (:func:`liecheck.equivalence.check_forward`).
+
+        ``start``: compute only the nodes with index ``>= start``; the earlier nodes'
+        outputs that later nodes read are taken from ``given`` (node name -> tensor,
+        see :meth:`cut`); ``shapes``, ``indices`` and the result then cover only the
+        computed nodes.
         """
-        acts = self.run(x, keep, shapes, indices)
-        if self.check_forward and not self.checked:
+        acts = self.run(x, keep, shapes, indices, start, given)
+        if self.check_forward and not self.checked and not start:
             equivalence.check_forward(self, x, acts[self.output])
             self.checked = True
         return acts
 
     def run(self, x: torch.Tensor, keep: Callable[[Node], bool] | None = None,
-            shapes: dict | None = None, indices: dict | None = None
-            ) -> dict[str, torch.Tensor]:
+            shapes: dict | None = None, indices: dict | None = None, start: int = 0,
+            given: dict | None = None) -> dict[str, torch.Tensor]:
         """:meth:`forward` without the forward check."""
         env: dict[str, Any] = {}
         acts: dict[str, torch.Tensor] = {}
@@ -500,6 +505,11 @@ class Graph:
             if fxn.op == "output":
                 break
             node = self.by_name.get(fxn.name)
+            if start and self._below(fxn, start):
+                src = self.aliases.get(fxn.name, fxn.name)
+                if given is not None and src in given:
+                    env[fxn.name] = given[src]
+                continue
             if fxn.op == "placeholder":
                 val = x
             elif node is not None and node.kind == LINEAR:
@@ -538,6 +548,25 @@ class Graph:
             for dead in self._last_use.get(fxn.name, ()):
                 env.pop(dead, None)
         return acts
+
+
+    def cut(self, start: int) -> set[str]:
+        """Node outputs below index ``start`` that ``forward(start=start)`` reads."""
+        out: set[str] = set()
+        for fxn in self.gm.graph.nodes:
+            if fxn.op == "output" or self._below(fxn, start):
+                continue
+            for a in _flat_nodes(fxn.args) + _flat_nodes(fxn.kwargs):
+                src = self.by_name.get(self.aliases.get(a.name, a.name))
+                if src is not None and src.index < start:
+                    out.add(src.name)
+        return out
+
+    def _below(self, fxn: fx.Node, start: int) -> bool:
+        """Whether an fx node's value comes from a graph node below index ``start``
+        (a folded BatchNorm counts as its layer; shape queries are never below)."""
+        src = self.by_name.get(self.aliases.get(fxn.name, fxn.name))
+        return src is not None and src.index < start
 
 
 class _InplaceProxy(fx.Proxy):

@@ -5,11 +5,21 @@ metric uses. Relevance can be injected at any node (any tensor of that node's
 output shape) and read at any set of nodes in the same pass; where a tensor feeds
 several nodes, the relevances add. Activations are released as soon as the walk
 has passed them, and only those some rule needs are kept at all.
+
+``propagate_many`` runs several walks over one recorded forward pass (CSC: every
+start layer of a method, every random vector of an image). The relevance batch may
+be a multiple ``fan`` of the forward batch: sample ``i * fan + j`` of the relevance
+belongs to sample ``i`` of the forward pass, and rules broadcast the activations
+(and what they compute from them, cached per node in ``Walk.memo`` across the walks)
+over the ``fan`` relevance samples of each image.
+
+The walk never reads a value back to the host: the finite check of every node's
+relevance is reduced on the device and inspected once, after the walk.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 
@@ -28,14 +38,22 @@ class NonFiniteRelevance(FloatingPointError):
 
 
 class Walk:
-    """The context a rule sees: activations, shapes and per-walk state."""
+    """The context a rule sees: activations, shapes and per-walk state.
+
+    ``shapes`` are the *relevance* shapes (batch ``fan`` times the forward batch);
+    ``fan`` is the number of relevance samples per forward sample; ``memo`` (or
+    ``None``) caches quantities rules derive from the forward pass alone, keyed by
+    ``(node name, key)``, for the walks that share this forward pass.
+    """
 
     def __init__(self, graph: Graph, acts: dict[str, torch.Tensor], shapes: dict[str, tuple],
-                 state: dict | None = None):
+                 state: dict | None = None, fan: int = 1, memo: dict | None = None):
         self.graph = graph
         self.acts = acts
         self.shapes = shapes
         self.state = state if state is not None else {}
+        self.fan = fan
+        self.memo = memo
 
     def output(self, node: Node) -> torch.Tensor:
         return self.acts[node.name]
@@ -54,40 +72,54 @@ class Walk:
         return self.acts.get(node.name + INDICES)
 
 
+def keep_set(graph: Graph, rules: Mapping[str, Rule], extra_keep: Iterable[str] = ()) -> set:
+    """Names of the activations the rules read (plus ``extra_keep``)."""
+    names = set(extra_keep)
+    for n in graph.nodes:
+        rule = rules.get(n.name)
+        if rule is None:
+            continue
+        if rule.needs_output:
+            names.add(n.name)
+        if rule.needs_inputs:
+            names.update(n.inputs)
+    return names
+
+
 def forward(graph: Graph, x: torch.Tensor, rules: Mapping[str, Rule] | None = None,
-            extra_keep: Iterable[str] = ()) -> tuple[dict, dict]:
+            extra_keep: Iterable[str] = (), start: int = 0,
+            given: Mapping[str, torch.Tensor] | None = None) -> tuple[dict, dict]:
     """Run the graph once; keep the activations the rules need.
 
     Returns ``(acts, shapes)``. With ``rules=None`` every activation is kept.
+    ``start`` / ``given``: compute only the nodes from index ``start`` on, reading
+    the outputs of earlier nodes from ``given`` (see :meth:`Graph.forward`).
     """
-    keep_names: set[str] | None = None
-    if rules is not None:
-        keep_names = set(extra_keep)
-        for n in graph.nodes:
-            rule = rules.get(n.name)
-            if rule is None:
-                continue
-            if rule.needs_output:
-                keep_names.add(n.name)
-            if rule.needs_inputs:
-                keep_names.update(n.inputs)
+    keep_names = None if rules is None else keep_set(graph, rules, extra_keep)
     shapes: dict[str, tuple] = {}
 
     def keep(node: Node) -> bool:
         return keep_names is None or node.name in keep_names
 
     indices: dict[str, torch.Tensor] = {}
-    acts = graph.forward(x, keep=keep, shapes=shapes, indices=indices)
+    acts = graph.forward(x, keep=keep, shapes=shapes, indices=indices, start=start,
+                         given=given)
     for name, idx in indices.items():  # max-pool switches, for the rules that read the input
         if keep_names is None or graph.by_name[name].inputs[0] in keep_names:
             acts[name + INDICES] = idx
     return acts, shapes
 
 
+def relevance_shapes(shapes: Mapping[str, tuple], batch: int) -> dict[str, tuple]:
+    """The forward pass's shapes with the relevance batch size ``batch``."""
+    return {k: (batch,) + tuple(s[1:]) for k, s in shapes.items()}
+
+
 def propagate(graph: Graph, x: torch.Tensor, rules: Mapping[str, Rule],
               inject: Mapping[str, torch.Tensor] | None = None,
               record: Iterable[str] = (), start_fn=None, state: dict | None = None,
-              check_finite: bool = True, batch: int | None = None) -> dict[str, torch.Tensor]:
+              check_finite: bool = True, batch: int | None = None,
+              fan: int = 1) -> dict[str, torch.Tensor]:
     """Forward ``x`` through ``graph``, then walk back with ``rules``.
 
     Parameters
@@ -95,7 +127,8 @@ def propagate(graph: Graph, x: torch.Tensor, rules: Mapping[str, Rule],
     graph : a traced :class:`~liecheck.graph.Graph`.
     x : input batch ``(N, C, H, W)``.
     rules : node name -> :class:`~liecheck.rules.base.Rule` (see ``methods``).
-    inject : node name -> relevance at that node's output (shape of the output).
+    inject : node name -> relevance at that node's output (shape of the output, batch
+        ``batch * fan``).
     record : node names whose relevance (at their output) is returned.
     start_fn : ``start_fn(acts) -> {node: relevance}`` computed after the forward
         pass (e.g. one-hot times the logits); merged with ``inject``.
@@ -104,34 +137,76 @@ def propagate(graph: Graph, x: torch.Tensor, rules: Mapping[str, Rule],
         (DeepLIFT runs ``[x; reference]``, ``2N`` samples, with ``N``-sample
         relevance): ``ctx.shape``, the injection check and the returned logits
         then use the first ``batch`` samples; rules still see all activations.
+    fan : relevance samples per forward sample (see :func:`propagate_many`).
 
     Returns
     -------
     dict node name -> relevance for every recorded node the walk reached
     (``"output"`` -> the logits is added).
     """
-    record = [graph.resolve(r) for r in record]
-    inject = {graph.resolve(k): v for k, v in (inject or {}).items()}
-    acts, shapes = forward(graph, x, rules, extra_keep=[graph.output])
-    logits = acts[graph.output]
-    if batch is not None:
-        shapes = {k: (batch,) + tuple(s[1:]) for k, s in shapes.items()}
-        logits = logits[:batch]
-    if start_fn is not None:
-        for k, v in start_fn(acts).items():
-            k = graph.resolve(k)
-            inject[k] = inject[k] + v if k in inject else v
-    ctx = Walk(graph, acts, shapes, state)
-    try:
-        return _walk(graph, ctx, rules, inject, record, logits, check_finite)
-    except NonFiniteRelevance as exc:
-        if exc.node is None:
-            raise
-        raise NonFiniteRelevance(_non_finite_cause(graph, rules, exc.node, x, logits, inject),
-                                 exc.node) from None
+    return propagate_many(graph, x, rules, [inject or {}], [record], start_fn, state,
+                          check_finite, batch, fan)[0]
 
 
-def _walk(graph, ctx, rules, inject, record, logits, check_finite):
+def propagate_many(graph: Graph, x: torch.Tensor, rules: Mapping[str, Rule],
+                   injects: Sequence[Mapping[str, torch.Tensor]],
+                   records: Sequence[Iterable[str]], start_fn=None, state: dict | None = None,
+                   check_finite: bool = True, batch: int | None = None, fan: int = 1,
+                   extra_keep: Iterable[str] = ()) -> list[dict[str, torch.Tensor]]:
+    """Several walks over one forward pass of ``x``: walk ``k`` injects ``injects[k]``
+    and returns the relevance at ``records[k]`` (as :func:`propagate` does).
+
+    The relevance batch is ``fan`` times the forward batch (``batch`` or ``N``):
+    relevance sample ``i * fan + j`` belongs to image ``i`` (e.g. ``fan`` random
+    vectors per image, ``x`` not repeated). With more than one walk the activations
+    are kept until the last walk and the rules' forward-only quantities are computed
+    once (``Walk.memo``). ``extra_keep``: activations to keep besides what the rules
+    read; returned as ``ctx.acts`` through :func:`record_forward`.
+    """
+    ctx, logits = record_forward(graph, x, rules, state, batch, fan, len(injects) > 1,
+                                 extra_keep)
+    outs = []
+    for inject, record in zip(injects, records, strict=True):
+        inj = {graph.resolve(k): v for k, v in inject.items()}
+        if start_fn is not None:
+            for k, v in start_fn(ctx.acts).items():
+                k = graph.resolve(k)
+                inj[k] = inj[k] + v if k in inj else v
+        try:
+            outs.append(walk_back(ctx, rules, inj, [graph.resolve(r) for r in record], logits,
+                                  check_finite, release=len(injects) == 1))
+        except NonFiniteRelevance as exc:
+            if exc.node is None:
+                raise
+            raise NonFiniteRelevance(_non_finite_cause(graph, rules, exc.node, x, logits, inj),
+                                     exc.node) from None
+    return outs
+
+
+def record_forward(graph: Graph, x: torch.Tensor, rules: Mapping[str, Rule],
+                   state: dict | None = None, batch: int | None = None, fan: int = 1,
+                   shared: bool = False, extra_keep: Iterable[str] = ()
+                   ) -> tuple[Walk, torch.Tensor]:
+    """The forward pass of a walk: ``(ctx, logits)``; ``shared`` gives the context a
+    memo (several walks will read it)."""
+    acts, shapes = forward(graph, x, rules, extra_keep=[graph.output, *extra_keep])
+    nb = batch if batch is not None else x.shape[0]
+    logits = acts[graph.output][:nb]
+    ctx = Walk(graph, acts, relevance_shapes(shapes, nb * fan), state, fan,
+               {} if shared else None)
+    return ctx, logits
+
+
+def walk_back(ctx: Walk, rules: Mapping[str, Rule], inject: Mapping[str, torch.Tensor],
+              record: Iterable[str], logits: torch.Tensor, check_finite: bool = True,
+              release: bool = True) -> dict[str, torch.Tensor]:
+    """The reverse walk over ``ctx``'s forward pass (node names already resolved).
+
+    ``release`` frees each activation once the walk has passed it (a single walk);
+    the finite check raises :class:`NonFiniteRelevance` after the walk, naming the
+    first node (in walk order) whose incoming relevance was not finite.
+    """
+    graph = ctx.graph
     rel: dict[str, torch.Tensor] = {}
     pending = dict(inject)
     start_index = max(graph.by_name[k].index for k in pending) if pending else -1
@@ -141,16 +216,19 @@ def _walk(graph, ctx, rules, inject, record, logits, check_finite):
                              f"node's output has shape {tuple(ctx.shapes[k])}")
     recorded: dict[str, torch.Tensor] = {}
     record_set = set(record)
+    checked: list[str] = []
+    extremes: list[torch.Tensor] = []
     for node in reversed(graph.nodes[: start_index + 1]):
         r = rel.pop(node.name, None)
         if node.name in pending:
             r = pending.pop(node.name) if r is None else r + pending.pop(node.name)
         if r is None:
-            _release(ctx, node)
+            if release:
+                _release(ctx, node)
             continue
-        if check_finite and not _all_finite(r):
-            raise NonFiniteRelevance(f"relevance at node '{node.name}' is not finite",
-                                     node.name)
+        if check_finite and r.is_floating_point() and r.numel():
+            checked.append(node.name)
+            extremes.append(torch.stack(r.detach().aminmax()))  # NaN / inf survive min, max
         if node.name in record_set:
             recorded[node.name] = r
         if node.kind == INPUT:
@@ -163,7 +241,10 @@ def _walk(graph, ctx, rules, inject, record, logits, check_finite):
             if ri is None:
                 continue
             rel[name] = rel[name] + ri if name in rel else ri
-        _release(ctx, node)
+        if release:
+            _release(ctx, node)
+    if extremes:
+        _raise_if_not_finite(checked, torch.stack(extremes))
     recorded["output"] = logits
     return recorded
 
@@ -194,6 +275,15 @@ def _all_finite(r: torch.Tensor) -> bool:
     if r.numel() == 0 or not r.is_floating_point():
         return bool(torch.isfinite(r).all())
     return bool(torch.isfinite(r.sum())) or bool(torch.isfinite(r).all())
+
+
+def _raise_if_not_finite(names: list[str], extremes: torch.Tensor) -> None:
+    """One host read for the whole walk; only on failure are nodes looked at one by one."""
+    ok = torch.isfinite(extremes).all(1)
+    if bool(ok.all()):
+        return
+    first = names[int((~ok).nonzero()[0, 0])]
+    raise NonFiniteRelevance(f"relevance at node '{first}' is not finite", first)
 
 
 def _release(ctx: Walk, node: Node) -> None:

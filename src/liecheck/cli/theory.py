@@ -59,6 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="cap on Lanczos steps per image and layer (default: min(dims, 300))")
     p.add_argument("--no-csc", action="store_true", help="skip the CSC column")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu | cuda")
     p.add_argument("--out", required=True, help="output directory")
     p.set_defaults(func=run_spectrum)
 
@@ -159,9 +160,9 @@ def run_spectrum(args) -> int:
     model, src = load(args.model, args.weights)
     if args.float64:
         model = model.double()
-    explainer = Explainer(model)
+    explainer = Explainer(model, device=args.device)
     x = _inputs(args.model, args.images, args.size, args.seed)
-    x = x.to(next(model.parameters()).dtype)
+    x = x.to(args.device, next(model.parameters()).dtype)
     layers = ([s.strip() for s in args.layers.split(",") if s.strip()] if args.layers
               else paper_starts(explainer.graph, args.model))
     out = Path(args.out)

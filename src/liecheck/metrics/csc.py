@@ -24,9 +24,10 @@ import torch
 from scipy import stats
 from torch import nn
 
-from ..attribution import Explainer
+from ..attribution import Explainer, to_device
 from ..graph import INPUT, LINEAR, Graph
 from ..methods import Method, get_method
+from ..rules.base import times
 
 PAPER_BINS = (0.9, 0.99, 0.999, 0.9999)
 PERCENTILES = (1, 5, 25, 75, 95, 99)
@@ -108,7 +109,7 @@ def random_vectors(seed: int, start: str, image: int, n_vectors: int,
 def csc(model: nn.Module | Explainer, inputs, method: str | Method,
         start: str | Iterable[str] = "output", layers: Iterable[str] | None = None,
         n_vectors: int = 5, seed: int = 0, raw: bool = False, batch_size: int | None = None,
-        image_ids: Sequence[int] | None = None):
+        image_ids: Sequence[int] | None = None, device: str | torch.device | None = None):
     """Cosine similarity convergence of ``method`` on ``model``.
 
     Parameters
@@ -126,16 +127,18 @@ def csc(model: nn.Module | Explainer, inputs, method: str | Method,
     n_vectors : random vectors per image (5 in the paper, giving 10 pairs).
     seed : seed of the random vectors (independent of the method).
     raw : also return the pooled |cos| values.
-    batch_size : images per walk (each walk carries ``batch_size * n_vectors``
-        samples); default 8.
+    batch_size : images per forward pass (its walks carry ``batch_size * n_vectors``
+        relevance samples); default 8.
     image_ids : ``(N,)`` the images' numbers, which key their random vectors
         (default ``0 ... N-1``); a part of a larger image set passes its positions in
         the whole set, so its values equal those of the whole set's run.
+    device : where to run (default: the model's device; ignored for an Explainer).
 
     Notes
     -----
-    Every image's ``n_vectors`` walks run as one batch through
-    :meth:`Explainer.walk` (one walk per start; the trace is shared). Methods that
+    One forward pass per batch of images serves every start and vector
+    (:meth:`Explainer.walks`, relevance batch ``N * n_vectors``); quantities the rules
+    derive from the forward pass alone are computed once per image. Methods that
     post-process the walk do so there: DeepLIFT returns *contributions*
     (multiplier x delta) at the recorded nodes, as the paper measures it; a
     ``post="x_input"`` method is multiplied by the input at the input node.
@@ -153,7 +156,7 @@ def csc(model: nn.Module | Explainer, inputs, method: str | Method,
     ``N x 10 x H x W`` per conv layer).
     """
     parts = csc_values(model, inputs, method, start, layers, n_vectors, seed, batch_size,
-                       image_ids)
+                       image_ids, device)
     df = csc_rows(parts)
     if not raw:
         return df
@@ -169,7 +172,8 @@ VALUE_COLUMNS = ["method", "start", "start_node", "layer", "module", "kind", "de
 def csc_values(model: nn.Module | Explainer, inputs, method: str | Method,
                start: str | Iterable[str] = "output", layers: Iterable[str] | None = None,
                n_vectors: int = 5, seed: int = 0, batch_size: int | None = None,
-               image_ids: Sequence[int] | None = None) -> pd.DataFrame:
+               image_ids: Sequence[int] | None = None,
+               device: str | torch.device | None = None) -> pd.DataFrame:
     """The pooled values behind :func:`csc` (same parameters), before any statistic.
 
     Returns
@@ -182,15 +186,16 @@ def csc_values(model: nn.Module | Explainer, inputs, method: str | Method,
     """
     m = get_method(method)
     if getattr(m, "peer", None) is not None:  # Zennit / Captum / function adapters
-        from .csc_hooks import csc_hooks
-        return csc_hooks(model, inputs, m, start, layers, n_vectors, seed, raw, batch_size)
+        from .csc_hooks import csc_hook_values
+        return csc_hook_values(model, inputs, m, start, layers, n_vectors, seed, batch_size,
+                               image_ids, device)
     if not m.walkable:
         raise ValueError(f"CSC needs a method that is a single backward walk; '{m.name}' is "
                          "not (SmoothGrad averages walks over noisy inputs, so random "
                          "relevance vectors cannot be injected; the paper excludes it).")
     if n_vectors < 2:
         raise ValueError(f"n_vectors must be at least 2 (pairs are compared), got {n_vectors}")
-    explainer = model if isinstance(model, Explainer) else Explainer(model)
+    explainer = model if isinstance(model, Explainer) else Explainer(model, device=device)
     graph = explainer.graph
     x_all = getattr(inputs, "images", inputs)
     if not isinstance(x_all, torch.Tensor) or x_all.dim() < 2:
@@ -208,25 +213,28 @@ def csc_values(model: nn.Module | Explainer, inputs, method: str | Method,
         graph.forward(x_all[:1].to(explainer.device), keep=lambda n: False, shapes=shapes)
     bs = batch_size or 8
     pooled: dict[tuple[str, str], list[np.ndarray]] = {}
+    recs = [[r for r in record if graph.by_name[r].index < graph.by_name[s].index]
+            for s in start_nodes]
     for b0 in range(0, x_all.shape[0], bs):
-        xb = x_all[b0:b0 + bs].to(explainer.device)
-        x_rep = xb.repeat_interleave(n_vectors, 0)
-        for s_name, s_node in zip(starts, start_nodes):
-            rec = [r for r in record if graph.by_name[r].index < graph.by_name[s_node].index]
-            v = torch.cat([random_vectors(seed, s_node, ids[b0 + i], n_vectors,
-                                          shapes[s_node][1:])
-                           for i in range(xb.shape[0])]).to(explainer.device, x_rep.dtype)
-            out = explainer.walk(x_rep, m, inject={s_node: v}, record=rec)
+        xb = to_device(x_all[b0:b0 + bs], explainer.device)
+        injects = [{s_node: to_device(torch.cat([
+            random_vectors(seed, s_node, ids[b0 + i], n_vectors, shapes[s_node][1:])
+            for i in range(xb.shape[0])]), explainer.device).to(xb.dtype)}
+            for s_node in start_nodes]
+        # one forward pass of the batch for every start and vector
+        outs = explainer.iter_walks(xb, m, injects, recs, fan=n_vectors)
+        for s_name, rec, out in zip(starts, recs, outs):  # one walk's relevance at a time
             if m.post == "x_input" and graph.input in out:
-                out[graph.input] = out[graph.input] * x_rep
+                out[graph.input] = times(xb, out[graph.input])
             for r in rec:
                 vals = pooled.setdefault((s_name, r), [])
                 if r not in out:
                     continue
                 rr = _as_channels(out[r], n_vectors)
-                for i in range(rr.shape[0]):
-                    d = 1.0 - abs_cos(rr[i]).flatten()
-                    vals.append(d[~torch.isnan(d)].cpu().numpy().astype(np.float32))
+                d = torch.cat([(1.0 - abs_cos(rr[i])).flatten().float()
+                               for i in range(rr.shape[0])]).cpu().numpy()
+                vals.append(d[~np.isnan(d)])
+            del out  # before the next walk runs
     rows = []
     for (s_name, s_node) in zip(starts, start_nodes):
         for r in record:

@@ -25,7 +25,14 @@ from torch import nn
 
 from ..attribution import Explainer
 from ..graph import Graph
-from .csc import _as_channels, _kind, _row, abs_cos, default_record, random_vectors
+from .csc import (
+    VALUE_COLUMNS,
+    _as_channels,
+    _kind,
+    abs_cos,
+    default_record,
+    random_vectors,
+)
 
 
 def module_calls(graph: Graph, nodes: Iterable[str]) -> dict[str, tuple[str, int]]:
@@ -124,18 +131,23 @@ def hooked_relevance(module: nn.Module, method, x: torch.Tensor, graph: Graph, s
     return out
 
 
-def csc_hooks(model, inputs, method, start="output", layers=None, n_vectors: int = 5,
-              seed: int = 0, raw: bool = False, batch_size: int | None = None):
-    """:func:`liecheck.csc` for a peer method: same arguments, vectors and output."""
+def csc_hook_values(model, inputs, method, start="output", layers=None, n_vectors: int = 5,
+                    seed: int = 0, batch_size: int | None = None, image_ids=None,
+                    device=None) -> pd.DataFrame:
+    """:func:`liecheck.metrics.csc.csc_values` for a peer method: same arguments, vectors
+    and output (the pooled values; :func:`~liecheck.metrics.csc.csc_rows` summarises)."""
     if method.hooks is None:
         raise ValueError(f"CSC does not apply to '{method.name}': {method.csc_refusal}")
     if n_vectors < 2:
         raise ValueError(f"n_vectors must be at least 2 (pairs are compared), got {n_vectors}")
-    explainer = model if isinstance(model, Explainer) else Explainer(model)
+    explainer = model if isinstance(model, Explainer) else Explainer(model, device=device)
     graph = explainer.graph
     x_all = getattr(inputs, "images", inputs)
     if not isinstance(x_all, torch.Tensor) or x_all.dim() < 2:
         raise TypeError("inputs must be an (N, C, H, W) tensor or an ImageSet")
+    ids = list(range(x_all.shape[0])) if image_ids is None else [int(i) for i in image_ids]
+    if len(ids) != x_all.shape[0]:
+        raise ValueError(f"image_ids has {len(ids)} entries for {x_all.shape[0]} images")
     starts = [start] if isinstance(start, str) else list(start)
     start_nodes = [graph.resolve(s) for s in starts]
     record = default_record(graph) if layers is None else [graph.resolve(r) for r in layers]
@@ -152,7 +164,8 @@ def csc_hooks(model, inputs, method, start="output", layers=None, n_vectors: int
         x_rep = xb.repeat_interleave(n_vectors, 0)
         for s_name, s_node in zip(starts, start_nodes):
             rec = [r for r in record if graph.by_name[r].index < graph.by_name[s_node].index]
-            v = torch.cat([random_vectors(seed, s_node, b0 + i, n_vectors, shapes[s_node][1:])
+            v = torch.cat([random_vectors(seed, s_node, ids[b0 + i], n_vectors,
+                                          shapes[s_node][1:])
                            for i in range(xb.shape[0])]).to(explainer.device, x_rep.dtype)
             out = hooked_relevance(graph.module, method, x_rep, graph, s_node, v, rec)
             for r in rec:
@@ -163,17 +176,16 @@ def csc_hooks(model, inputs, method, start="output", layers=None, n_vectors: int
                 for i in range(rr.shape[0]):
                     d = 1.0 - abs_cos(rr[i]).flatten()
                     vals.append(d[~torch.isnan(d)].cpu().numpy().astype(np.float32))
-    rows, raw_values = [], {}
+    rows = []
     for s_name, s_node in zip(starts, start_nodes):
         for r in record:
             if (s_name, r) not in pooled:
                 continue
             vals = pooled.pop((s_name, r))
-            d = np.concatenate(vals) if vals else np.zeros(0, np.float32)
             node = graph.by_name[r]
-            c = shapes[r][1] if len(shapes[r]) > 1 else 1
-            rows.append(_row(method.name, s_name, s_node, node, _kind(node), depth[r], c, d))
-            if raw:
-                raw_values[(s_name, r)] = 1.0 - d.astype(np.float64)
-    df = pd.DataFrame(rows)
-    return (df, raw_values) if raw else df
+            rows.append({"method": method.name, "start": s_name, "start_node": s_node,
+                         "layer": node.name, "module": node.module, "kind": _kind(node),
+                         "depth": depth[r], "channels": shapes[r][1] if len(shapes[r]) > 1
+                         else 1,
+                         "values": np.concatenate(vals) if vals else np.zeros(0, np.float32)})
+    return pd.DataFrame(rows, columns=VALUE_COLUMNS)

@@ -35,7 +35,8 @@ def other_classes(target: torch.Tensor, n_classes: int, seed: int = 0,
 
 def random_logit(model: nn.Module | Explainer, inputs, method: str | Method, target=None,
                  seed: int = 0, similarity: str = "ssim", batch_size: int | None = None,
-                 image_ids: Sequence[int] | None = None) -> pd.DataFrame:
+                 image_ids: Sequence[int] | None = None,
+                 device: str | torch.device | None = None) -> pd.DataFrame:
     """SSIM between the target-class map and a random other class's map.
 
     Parameters
@@ -51,13 +52,14 @@ def random_logit(model: nn.Module | Explainer, inputs, method: str | Method, tar
     image_ids : ``(N,)`` the images' numbers (default ``0 ... N-1``): they key the
         other-class draw and fill the ``image`` column, so a part of an image set
         gives the rows of the whole set's run.
+    device : where to run (default: the model's device; ignored for an Explainer).
 
     Returns
     -------
     ``DataFrame`` with one row per image: ``method, image, target, other, measure, score``.
     """
     m = get_method(method)
-    ex = model if isinstance(model, Explainer) else Explainer(model)
+    ex = model if isinstance(model, Explainer) else Explainer(model, device=device)
     x = getattr(inputs, "images", inputs)
     bs = batch_size or 16
     tgt = resolve_targets(ex, x, target, bs)

@@ -28,9 +28,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..attribution import Explainer
+from ..attribution import Explainer, to_device
 from ..graph import trace
 from ..methods import Method, get_method
+from ..reforward import Reforward, layer_ops
 from .similarity import prepare
 from .similarity import similarity as compare
 
@@ -96,7 +97,7 @@ def _steps(model, layers, mode):
 
 
 def _explain(model, x, m, target, batch_size, device):
-    ex = Explainer(model, device=device)
+    ex = model if isinstance(model, Explainer) else Explainer(model, device=device)
     out = [ex.attribute(x[i:i + batch_size], m, target=target[i:i + batch_size])
            for i in range(0, x.shape[0], batch_size)]
     return torch.cat(out).cpu()
@@ -124,36 +125,85 @@ def resolve_targets(model: nn.Module | Explainer, x: torch.Tensor, target=None,
 
 def cascade_maps(model: nn.Module, inputs, method: str | Method, target=None,
                  layers="all", seed: int = 0, mode: str = "cascading",
-                 batch_size: int | None = None) -> Iterator[tuple[int, list[str], torch.Tensor]]:
+                 batch_size: int | None = None, device: str | torch.device | None = None
+                 ) -> Iterator[tuple[int, list[str], torch.Tensor]]:
     """Yield ``(step, randomised modules, relevance (N, C, H, W))``; step 0 is the
     trained model, step k the model with the k topmost layers (cascading) or the
     k-th layer from the top (independent) re-initialised. ``target`` as in
-    :func:`sanity` (fixed by the trained model)."""
+    :func:`sanity` (fixed by the trained model). The model is traced once; all maps
+    are computed (batch by batch) before the first is yielded."""
     m = get_method(method)
     x = getattr(inputs, "images", inputs)
-    device = _device(model)
     bs = batch_size or 16
-    groups, chosen = _steps(model, layers, mode)
-    target = resolve_targets(model, x, target, bs)
-    yield 0, [], _explain(model, x, m, target, bs, device)
+    ex = Explainer(model, device=device or _device(model))
+    target = resolve_targets(ex, x, target, bs)
+    maps: dict[int, list[torch.Tensor]] = {}
+    names_of: dict[int, list[str]] = {}
+    for _, step, names, r in _cascade(ex, x, m, target, layers, seed, mode, bs):
+        maps.setdefault(step, []).append(r)
+        names_of[step] = names
+    for step in sorted(maps):
+        yield step, names_of[step], torch.cat(maps[step])
+
+
+def _cascade(ex: Explainer, x: torch.Tensor, m: Method, target: torch.Tensor, layers, seed,
+             mode, bs):
+    """``(first image, step, modules, maps of the batch on the CPU)``, batch by batch.
+
+    Re-initialising a layer swaps its operation in ``ex``'s traced graph (built from
+    its re-initialised modules as tracing would, see :func:`liecheck.reforward.layer_ops`);
+    walkable methods recompute the forward pass only from the lowest changed layer
+    up (:class:`~liecheck.reforward.Reforward`). The graph's trained operations are
+    restored at the end.
+    """
+    graph = ex.graph
+    groups, chosen = _steps(graph.module, layers, mode)
     last = max(chosen, default=-1)
-    work = copy.deepcopy(model)
-    for k, names in enumerate(groups):
-        if k > last:
-            break
-        if mode == "independent":
-            if k not in chosen:
-                continue
-            work = randomize(copy.deepcopy(model), names, seed)
-        else:
-            randomize(work, names, seed)
-        if k in chosen:
-            yield k + 1, names, _explain(work, x, m, target, bs, device)
+    group_ops: dict[int, dict] = {}
+    work = copy.deepcopy(graph.module)  # the graph's ops share the tensors of graph.module
+    for k, names in enumerate(groups[:last + 1]):  # each group's random ops, built once
+        randomize(work, names, seed)
+        group_ops[k] = layer_ops(graph, names, work)
+    del work
+    trained = {n.name: n.op for n in graph.nodes if n.is_parametrised}
+    plan = []  # (step, names, ops to swap in, lowest changed node index)
+    for k in sorted(chosen):
+        ops = {}
+        for i in ([k] if mode == "independent" else range(k + 1)):
+            ops.update(group_ops[i])
+        plan.append((k + 1, groups[k], ops, min(graph.by_name[n].index for n in ops)))
+    p = dict(m.params)
+    try:
+        for b0 in range(0, x.shape[0], bs):
+            xb = to_device(x[b0:b0 + bs], ex.device)
+            tb = target[b0:b0 + bs].to(ex.device)
+            _set_ops(graph, trained)
+            if m.walkable and m.attribute_fn is None:
+                rf = Reforward(ex, xb, m, tb, p, [j for *_, j in plan])
+                yield b0, 0, [], rf.attribute().cpu()
+                for step, names, ops, j in plan:
+                    _set_ops(graph, {**trained, **ops})
+                    for name in ops:  # memory: a replaced op's cached [W+; W-] is rebuilt
+                        trained[name].__dict__.pop("_wcache", None)  # for the next batch
+                    yield b0, step, names, rf.attribute(j).cpu()
+            else:
+                yield b0, 0, [], ex.attribute(xb, m, target=tb).cpu()
+                for step, names, ops, _ in plan:
+                    _set_ops(graph, {**trained, **ops})
+                    yield b0, step, names, ex.attribute(xb, m, target=tb).cpu()
+    finally:
+        _set_ops(graph, trained)
+
+
+def _set_ops(graph, ops: dict) -> None:
+    for name, op in ops.items():
+        graph.by_name[name].op = op
 
 
 def sanity(model: nn.Module, inputs, method: str | Method, target=None, layers="all",
            seed: int = 0, mode: str = "cascading", similarity: str = "ssim",
-           batch_size: int | None = None, image_ids=None) -> pd.DataFrame:
+           batch_size: int | None = None, image_ids=None,
+           device: str | torch.device | None = None) -> pd.DataFrame:
     """Cascading (or independent) parameter randomisation test.
 
     Parameters
@@ -172,6 +222,7 @@ def sanity(model: nn.Module, inputs, method: str | Method, target=None, layers="
     batch_size : images per attribution call (default 16).
     image_ids : ``(N,)`` the images' numbers for the ``image`` column (default
         ``0 ... N-1``; the re-initialisations depend on layer names only).
+    device : where to run (default: the model's device).
 
     Returns
     -------
@@ -186,22 +237,32 @@ def sanity(model: nn.Module, inputs, method: str | Method, target=None, layers="
         model = model.graph.module
     x = getattr(inputs, "images", inputs)
     bs = batch_size or 16
-    tgt = resolve_targets(model, x, target, bs)
+    ex = Explainer(model, device=device or _device(model))  # traced once
+    tgt = resolve_targets(ex, x, target, bs)
     ids = list(range(len(x))) if image_ids is None else [int(i) for i in image_ids]
     if len(ids) != len(x):
         raise ValueError(f"image_ids has {len(ids)} entries for {len(x)} images")
-    rows, ref = [], None
-    for step, names, r in cascade_maps(model, x, m, tgt, layers, seed, mode, bs):
+    scores: dict[int, list[torch.Tensor]] = {}
+    names_of: dict[int, list[str]] = {}
+    refs: dict[int, torch.Tensor] = {}  # first image of the batch -> trained maps
+    for b0, step, names, r in _cascade(ex, x, m, tgt, layers, seed, mode, bs):
         h = prepare(r, m)
         if step == 0:
-            ref = h
+            ref = refs[b0] = h
             continue
-        s = compare(ref, h, similarity)
+        scores.setdefault(step, []).append(compare(ref, h, similarity))
+        names_of[step] = names
+    rows = []
+    for step in sorted(scores):
+        s = torch.cat(scores[step])
         for i in range(len(s)):
             rows.append({"method": m.name, "mode": mode, "image": ids[i], "target": int(tgt[i]),
-                         "step": step, "layer": "+".join(names), "measure": similarity,
-                         "score": float(s[i])})
-    again = prepare(_explain(model, x, m, tgt, bs, _device(model)), m)
+                         "step": step, "layer": "+".join(names_of[step]),
+                         "measure": similarity, "score": float(s[i])})
+    # a fresh explanation by the trained model (ops restored) against step 0's map
+    again = [compare(refs[b0], prepare(_explain(ex, x[b0:b0 + bs], m, tgt[b0:b0 + bs], bs,
+                                                None), m), similarity)
+             for b0 in range(0, x.shape[0], bs)]
     df = pd.DataFrame(rows)
-    df.attrs["trained"] = [float(v) for v in compare(ref, again, similarity)]
+    df.attrs["trained"] = [float(v) for v in torch.cat(again)]
     return df

@@ -44,6 +44,73 @@ def safe_divide(r: torch.Tensor, z: torch.Tensor, scale: float = 1.0,
     return out * scale if scale != 1 else out
 
 
+def inplace_ok(*ts: torch.Tensor) -> bool:
+    """Whether a rule may overwrite its temporaries (not while autograd records them)."""
+    return not (torch.is_grad_enabled() and any(t.requires_grad for t in ts))
+
+
+def fan_of(a: torch.Tensor, r: torch.Tensor) -> int:
+    """Relevance samples per activation sample (``r`` has ``fan`` times ``a``'s batch)."""
+    return r.shape[0] // a.shape[0]
+
+
+def times(a: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """``a * r`` for a forward-pass tensor ``a`` ``(N, ...)`` and relevance ``r``
+    ``(N * fan, ...)``: ``a[i]`` multiplies the ``fan`` samples ``r[i * fan + j]``."""
+    fan = fan_of(a, r)
+    if fan == 1:
+        return a * r
+    return (a.unsqueeze(1) * r.unflatten(0, (-1, fan))).flatten(0, 1)
+
+
+def cached(ctx, node, key, fn):
+    """``fn()``, computed once per node and ``key`` for all walks over one forward
+    pass (``ctx.memo``); without a memo simply ``fn()``."""
+    memo = getattr(ctx, "memo", None)
+    if memo is None:
+        return fn()
+    k = (node.name, key)
+    v = memo.get(k)
+    if v is None:
+        v = memo[k] = fn()
+    return v
+
+
+def zero_free(z: torch.Tensor, fresh: bool = True) -> torch.Tensor:
+    """``z`` with zeros replaced by 1 (in place if ``fresh``: the caller owns ``z``)."""
+    if fresh and inplace_ok(z):
+        return z.masked_fill_(z == 0, 1)
+    return torch.where(z == 0, torch.ones_like(z), z)
+
+
+def divide(r: torch.Tensor, den: torch.Tensor, scale: float = 1.0,
+           into: torch.Tensor | None = None) -> torch.Tensor:
+    """``scale * r / den`` for a zero-free ``den`` ``(N, ...)`` broadcast over the
+    relevance's fan (see :func:`times`); ``into``: write the result there."""
+    fan = fan_of(den, r)
+    if fan == 1:
+        out = r / den if into is None else torch.div(r, den, out=into)
+    else:
+        rv, dv = r.unflatten(0, (-1, fan)), den.unsqueeze(1)
+        out = (rv / dv if into is None
+               else torch.div(rv, dv, out=into.unflatten(0, (-1, fan)))).flatten(0, 1)
+    if scale == 1:
+        return out
+    return out.mul_(scale) if inplace_ok(out) else out * scale
+
+
+def ratio(ctx, node, key, z_fn, r: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """``scale * r / z`` (0 where ``z == 0``) for the fresh forward-pass tensor
+    ``z = z_fn()``. A single walk overwrites ``z``; walks sharing a forward pass
+    compute its zero-free form once (``ctx.memo``) and broadcast it over the fan."""
+    if getattr(ctx, "memo", None) is None:
+        z = z_fn()
+        if z.shape[0] == r.shape[0]:
+            return safe_divide(r, z, scale, reuse_z=True)
+        return divide(r, zero_free(z), scale)
+    return divide(r, cached(ctx, node, key, lambda: zero_free(z_fn())), scale)
+
+
 def stabilize(z: torch.Tensor, eps: float) -> torch.Tensor:
     """``z + eps * sign(z)`` with sign(0) = +1 (the epsilon rule's stabiliser)."""
     if eps == 0:
@@ -94,8 +161,10 @@ class AddSplit(Rule):
     def backward(self, ctx, node, r):
         xs = ctx.inputs(node)  # with `x + constant`, the constant keeps its share
         z = ctx.output(node)
-        s = safe_divide(r, stabilize(z, self.eps))
-        return [x * s for x in xs]
+        den = cached(ctx, node, ("add", self.eps),
+                     lambda: zero_free(stabilize(z, self.eps), fresh=False))
+        s = divide(r, den)
+        return [times(x, s) for x in xs]
 
 
 class AddPass(Rule):

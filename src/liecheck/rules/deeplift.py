@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 
 from ..graph import ADD, LINEAR
-from .base import Rule
+from .base import Rule, cached, times
 from .gradient import MaxPoolSwitch
 
 NEAR_ZERO = 1e-7
@@ -47,12 +47,29 @@ def delta(t: torch.Tensor) -> torch.Tensor:
     return a - b
 
 
-def is_pair(r: torch.Tensor, act: torch.Tensor) -> bool:
-    """True if ``r`` holds ``[m+; m-]`` (as many samples as the stacked activation)."""
-    return r.shape[0] == act.shape[0]
+def is_pair(r: torch.Tensor, act: torch.Tensor, fan: int = 1) -> bool:
+    """True if ``r`` holds ``[m+; m-]`` (``fan`` times as many samples as the stacked
+    activation; ``fan`` relevance samples per image, see :mod:`liecheck.walk`)."""
+    return r.shape[0] == act.shape[0] * fan
+
+
+def _where(cond: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``torch.where`` with a per-image ``cond`` ``(N, ...)`` and relevance-batch
+    ``a``, ``b`` ``(N * fan, ...)``."""
+    fan = a.shape[0] // cond.shape[0]
+    if fan == 1:
+        return torch.where(cond, a, b)
+    return torch.where(cond.unsqueeze(1), a.unflatten(0, (-1, fan)),
+                       b.unflatten(0, (-1, fan))).flatten(0, 1)
 
 
 def split_delta(ctx, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(dz+, dz-)``: see :func:`_split_delta` (cached across walks sharing a forward)."""
+    return cached(ctx, ctx.graph.by_name[name], ("split_delta",),
+                  lambda: _split_delta(ctx, name))
+
+
+def _split_delta(ctx, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     """``(dz+, dz-)``: the positive and negative parts of node ``name``'s delta.
 
     Linear node: sums of the positive / negative terms ``w_ij dh_j`` (bias cancels);
@@ -86,12 +103,24 @@ def collapse(r: torch.Tensor, dpos: torch.Tensor, dneg: torch.Tensor) -> torch.T
     mp, mn = halves(r)
     dz = dpos + dneg
     small = dz.abs() < NEAR_ZERO
-    ratio = (mp * dpos + mn * dneg) / torch.where(small, torch.ones_like(dz), dz)
-    return torch.where(small, 0.5 * (mp + mn), ratio)
+    num = times(dpos, mp) + times(dneg, mn)
+    ratio = _divide(num, torch.where(small, torch.ones_like(dz), dz))
+    return _where(small, 0.5 * (mp + mn), ratio)
+
+
+def _divide(r: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    fan = r.shape[0] // den.shape[0]
+    if fan == 1:
+        return r / den
+    return (r.unflatten(0, (-1, fan)) / den.unsqueeze(1)).flatten(0, 1)
+
+
+def _fan(ctx) -> int:
+    return getattr(ctx, "fan", 1)
 
 
 def _single(ctx, name: str, r: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-    if not is_pair(r, act):
+    if not is_pair(r, act, _fan(ctx)):
         return r
     return collapse(r, *split_delta(ctx, name))
 
@@ -122,7 +151,7 @@ class DeepLiftLinear(Rule):
         h = ctx.inputs(node)[0]
         op = node.op
         shape = ctx.shape(node.inputs[0])
-        pair = is_pair(r, h)
+        pair = is_pair(r, h, _fan(ctx))
         if self.cross and not pair:
             return [op.transpose(r, shape)]  # m+ = m-: eq. 13 is the chain rule
         mp, mn = halves(r) if pair else (r, r)
@@ -141,7 +170,7 @@ class DeepLiftLinear(Rule):
                 tpos = op.transpose(mp, shape, wp)
                 tneg = op.transpose(mn, shape, wp if self.negative_weight == "pos" else wn)
                 tzero = 0.5 * op.transpose(mp + mn, shape)
-        return [torch.where(dh > 0, tpos, torch.where(dh < 0, tneg, tzero))]
+        return [_where(dh > 0, tpos, _where(dh < 0, tneg, tzero))]
 
 
 class DeepLiftAdd(Rule):
@@ -154,7 +183,7 @@ class DeepLiftAdd(Rule):
 
     def backward(self, ctx, node, r):
         h = ctx.inputs(node)[0]
-        if not is_pair(r, h):
+        if not is_pair(r, h, _fan(ctx)):
             return [r for _ in node.inputs]
         out = []
         for name in node.inputs:
@@ -176,11 +205,13 @@ class RescaleReLU(Rule):
 
     def backward(self, ctx, node, r):
         h = ctx.inputs(node)[0]
-        x, x0 = halves(h)
-        m = _single(ctx, node.name, r, h) if is_pair(r, h) else r
-        dx = x - x0
-        dy = torch.relu(x) - torch.relu(x0)
-        return [m * _ratio(dy, dx, _relu_gradient(x))]
+        m = _single(ctx, node.name, r, h)
+
+        def rescale():
+            x, x0 = halves(h)
+            return _ratio(torch.relu(x) - torch.relu(x0), x - x0, _relu_gradient(x))
+
+        return [times(cached(ctx, node, ("rescale",), rescale), m)]
 
 
 class RevealCancelReLU(Rule):
@@ -202,15 +233,20 @@ class RevealCancelReLU(Rule):
 
     def backward(self, ctx, node, r):
         h = ctx.inputs(node)[0]
-        x, x0 = halves(h)
-        m = _single(ctx, node.name, r, h) if is_pair(r, h) else r
+        m = _single(ctx, node.name, r, h)
         dp, dn = split_delta(ctx, node.inputs[0])
-        f = torch.relu
-        fx0 = f(x0)
-        dyp = 0.5 * (f(x0 + dp) - fx0) + 0.5 * (f(x0 + dn + dp) - f(x0 + dn))
-        dyn = 0.5 * (f(x0 + dn) - fx0) + 0.5 * (f(x0 + dp + dn) - f(x0 + dp))
-        g = _relu_gradient(x)
-        pair = torch.cat([m * _ratio(dyp, dp, g), m * _ratio(dyn, dn, g)])
+
+        def ratios():
+            x, x0 = halves(h)
+            f = torch.relu
+            fx0 = f(x0)
+            dyp = 0.5 * (f(x0 + dp) - fx0) + 0.5 * (f(x0 + dn + dp) - f(x0 + dn))
+            dyn = 0.5 * (f(x0 + dn) - fx0) + 0.5 * (f(x0 + dp + dn) - f(x0 + dp))
+            g = _relu_gradient(x)
+            return _ratio(dyp, dp, g), _ratio(dyn, dn, g)
+
+        rp, rn = cached(ctx, node, ("revealcancel",), ratios)
+        pair = torch.cat([times(rp, m), times(rn, m)])
         if _keeps_pair(ctx, node.inputs[0], node.name):
             return [pair]
         return [collapse(pair, dp, dn)]
@@ -223,7 +259,7 @@ class DeepLiftMaxPool(Rule):
 
     def backward(self, ctx, node, r):
         h = ctx.inputs(node)[0]
-        m = _single(ctx, node.name, r, h) if is_pair(r, h) else r
+        m = _single(ctx, node.name, r, h)
         return MaxPoolSwitch().backward(_FirstHalf(ctx), node, m)
 
 

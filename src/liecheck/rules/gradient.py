@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from .base import Rule
+from .base import Rule, fan_of, times
 
 
 class GradientLinear(Rule):
@@ -25,7 +25,16 @@ class GradientReLU(Rule):
     needs_output = True
 
     def backward(self, ctx, node, r):
-        return [torch.ops.aten.threshold_backward(r, ctx.output(node), 0)]
+        return [_gate(r, ctx.output(node))]
+
+
+def _gate(r: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``r * 1[out > 0]`` (fused), ``out`` broadcast over the relevance's fan."""
+    fan = fan_of(out, r)
+    if fan == 1:
+        return torch.ops.aten.threshold_backward(r, out, 0)
+    return torch.ops.aten.threshold_backward(r.unflatten(0, (-1, fan)), out.unsqueeze(1),
+                                             0).flatten(0, 1)
 
 
 class DeconvReLU(Rule):
@@ -44,7 +53,7 @@ class GuidedReLU(Rule):
     needs_output = True
 
     def backward(self, ctx, node, r):
-        return [torch.ops.aten.threshold_backward(r.clamp(min=0), ctx.output(node), 0)]
+        return [_gate(r.clamp(min=0), ctx.output(node))]
 
 
 def per_sample_percentile(t: torch.Tensor, q: float) -> torch.Tensor:
@@ -76,9 +85,13 @@ class RectGradReLU(Rule):
 
     def backward(self, ctx, node, r):
         a = ctx.output(node)
-        ag = a * r
+        ag = times(a, r)
         tau = per_sample_percentile(ag, self.q)
-        return [r * ((ag > tau) & (a > 0))]
+        fan = fan_of(a, r)
+        if fan == 1:
+            return [r * ((ag > tau) & (a > 0))]
+        keep = (ag > tau).unflatten(0, (-1, fan)) & (a > 0).unsqueeze(1)
+        return [r * keep.flatten(0, 1)]
 
 
 class MaxPoolSwitch(Rule):
@@ -91,6 +104,10 @@ class MaxPoolSwitch(Rule):
         idx = getattr(ctx, "pool_indices", lambda n: None)(node)
         if idx is None or idx.shape[0] != x.shape[0]:  # not recorded (or another stream)
             _, idx = torch.nn.functional.max_pool2d(x, return_indices=True, **p)
+        fan = fan_of(x, r)
+        if fan > 1:  # the switches are per image; the input is only read for its shape
+            idx = idx.repeat_interleave(fan, 0)
+            x = x.new_empty((r.shape[0],) + tuple(x.shape[1:]))
         g = torch.ops.aten.max_pool2d_with_indices_backward(
             r, x, _pair(p["kernel_size"]), _pair(p["stride"] or p["kernel_size"]),
             _pair(p["padding"]), _pair(p["dilation"]), p["ceil_mode"], idx)

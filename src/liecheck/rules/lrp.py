@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Rule, safe_divide, stabilize
+from .base import Rule, cached, divide, ratio, safe_divide, stabilize, times, zero_free
 
 
 class Epsilon(Rule):
@@ -28,9 +28,18 @@ class Epsilon(Rule):
     def backward(self, ctx, node, r):
         x = ctx.inputs(node)[0]
         op = node.op
-        z = ctx.output(node) if self.bias or op.bias is None else op(x, bias=None)
-        s = safe_divide(r, stabilize(z, self.eps))
-        return [x * op.transpose(s, x.shape)]
+
+        def den():
+            z = ctx.output(node) if self.bias or op.bias is None else op(x, bias=None)
+            return zero_free(stabilize(z, self.eps), fresh=False)
+
+        s = divide(r, cached(ctx, node, ("eps", self.eps, self.bias), den))
+        return [times(x, op.transpose(s, _rshape(x, r)))]
+
+
+def _rshape(x: torch.Tensor, r: torch.Tensor) -> tuple:
+    """The shape of ``x`` with the relevance batch of ``r``."""
+    return (r.shape[0],) + tuple(x.shape[1:])
 
 
 def _split_bias(op, bias: bool):
@@ -61,7 +70,7 @@ class AlphaBeta(Rule):
     def backward(self, ctx, node, r):
         x = ctx.inputs(node)[0]
         op = node.op
-        shape = x.shape
+        shape = _rshape(x, r)
         bp, bn = _split_bias(op, self.bias)
         neg_w = op.has_negative_weights
         use_inh = self.beta != 0 and (neg_w or not node.nonneg_input)
@@ -70,35 +79,62 @@ class AlphaBeta(Rule):
         wp, wn = op.split() if need_wn else (
             op.pos() if op.weight is not None else None, None)
         a, b = self.alpha, -self.beta
+        key = ("ab", self.bias)
         if node.nonneg_input:
             # x- = 0: activator x W+ + b+, inhibitor x W- + b-
             if use_inh and wn is not None:
-                z = op.forward_stacked(x, [wp, wn], [bp, bn])
-                k = z.shape[1] // 2
-                safe_divide(r, z[:, :k], a, reuse_z=True)
-                safe_divide(r, z[:, k:], b, reuse_z=True)
-                return [x * op.transpose_stacked(z, shape, [wp, wn])]
-            za = op(x, wp, bp)
-            return [x * op.transpose(safe_divide(r, za, a, reuse_z=True), shape, wp)]
+                return [times(x, op.transpose_stacked(
+                    self._stacked_ratio(ctx, node, x, r, wp, wn, bp, bn), shape, [wp, wn]))]
+            sa = ratio(ctx, node, key, lambda: op(x, wp, bp), r, a)
+            return [times(x, op.transpose(sa, shape, wp))]
         xp, xn = x.clamp(min=0), x.clamp(max=0)
         if wn is None:  # pooling: implicit non-negative weights
-            za = op(xp) + (bp if bp is not None else 0)
-            out = xp * op.transpose(safe_divide(r, za, a, reuse_z=True), shape)
+            sa = ratio(ctx, node, key + ("a",),
+                       lambda: op(xp) + (bp if bp is not None else 0), r, a)
+            out = times(xp, op.transpose(sa, shape))
             if use_inh:
-                zi = op(xn) + (bn if bn is not None else 0)
-                out = out + xn * op.transpose(safe_divide(r, zi, b, reuse_z=True), shape)
+                si = ratio(ctx, node, key + ("i",),
+                           lambda: op(xn) + (bn if bn is not None else 0), r, b)
+                out = out + times(xn, op.transpose(si, shape))
             return [out]
         if use_inh:
-            a1, i1 = op.forward_many(xp, [wp, wn], [bp, bn])
-            a2, i2 = op.forward_many(xn, [wn, wp])
-            sa = safe_divide(r, a1 + a2, a, reuse_z=True)
-            si = safe_divide(r, i1 + i2, b, reuse_z=True)
-            return [xp * op.transpose_many([sa, si], shape, [wp, wn])
-                    + xn * op.transpose_many([sa, si], shape, [wn, wp])]
-        za = op(xp, wp, bp)
-        za += op(xn, wn, None)
-        sa = safe_divide(r, za, a, reuse_z=True)
-        return [xp * op.transpose(sa, shape, wp) + xn * op.transpose(sa, shape, wn)]
+            def za():
+                a1, i1 = op.forward_many(xp, [wp, wn], [bp, bn])
+                a2, i2 = op.forward_many(xn, [wn, wp])
+                ctx_inh[0] = i1 + i2
+                return a1 + a2
+
+            ctx_inh: list = [None]
+            sa = ratio(ctx, node, key + ("a",), za, r, a)
+            si = ratio(ctx, node, key + ("i",), lambda: ctx_inh[0], r, b)
+            return [times(xp, op.transpose_many([sa, si], shape, [wp, wn]))
+                    + times(xn, op.transpose_many([sa, si], shape, [wn, wp]))]
+
+        def z_act():
+            za = op(xp, wp, bp)
+            za += op(xn, wn, None)
+            return za
+
+        sa = ratio(ctx, node, key + ("a",), z_act, r, a)
+        return [times(xp, op.transpose(sa, shape, wp)) + times(xn, op.transpose(sa, shape, wn))]
+
+    def _stacked_ratio(self, ctx, node, x, r, wp, wn, bp, bn) -> torch.Tensor:
+        """``[a r / (x W+ + b+), b r / (x W- + b-)]`` stacked on dim 1, one fused call."""
+        op = node.op
+        a, b = self.alpha, -self.beta
+        if getattr(ctx, "memo", None) is None and x.shape[0] == r.shape[0]:
+            z = op.forward_stacked(x, [wp, wn], [bp, bn])  # divided in place
+            k = z.shape[1] // 2
+            safe_divide(r, z[:, :k], a, reuse_z=True)
+            safe_divide(r, z[:, k:], b, reuse_z=True)
+            return z
+        den = cached(ctx, node, ("ab", self.bias, "stacked"),
+                     lambda: zero_free(op.forward_stacked(x, [wp, wn], [bp, bn])))
+        k = den.shape[1] // 2
+        s = r.new_empty((r.shape[0],) + tuple(den.shape[1:]))
+        divide(r, den[:, :k], a, into=s[:, :k])
+        divide(r, den[:, k:], b, into=s[:, k:])
+        return s
 
 
 class ZPlus(AlphaBeta):
@@ -122,8 +158,8 @@ class Excitation(Rule):
         x = ctx.inputs(node)[0]
         op = node.op
         wp = op.pos() if op.weight is not None else None
-        z = op(x, wp, None)
-        return [x * op.transpose(safe_divide(r, z), x.shape, wp)]
+        den = cached(ctx, node, ("excitation",), lambda: zero_free(op(x, wp, None)))
+        return [times(x, op.transpose(divide(r, den), _rshape(x, r), wp))]
 
 
 class WSquare(Rule):
@@ -172,6 +208,8 @@ class ZBox(Rule):
                 raise ValueError(f"bound must be a number, a tensor or 'input', not {v!r}")
             return fn(x.reshape(x.shape[0], -1), dim=1).values.view(-1, *[1] * (x.dim() - 1)
                                                                    ).expand_as(x)
+        if isinstance(v, (int, float)):  # no host-to-device copy per node
+            return torch.full_like(x, v)
         t = torch.as_tensor(v, dtype=x.dtype, device=x.device)
         if t.dim() == 1 and x.dim() == 4:
             t = t.view(1, -1, 1, 1)
@@ -182,11 +220,13 @@ class ZBox(Rule):
         op = node.op
         lo = self._bound(self.low, x, torch.min)
         hi = self._bound(self.high, x, torch.max)
+        shape = _rshape(x, r)
         if op.weight is None:  # pooling: implicit non-negative weights, W+ = W, W- = 0
-            z = op(x - lo, None, None)
-            return [(x - lo) * op.transpose(safe_divide(r, z), x.shape)]
+            den = cached(ctx, node, ("zbox",), lambda: zero_free(op(x - lo, None, None)))
+            return [times(x - lo, op.transpose(divide(r, den), shape))]
         wp, wn = op.split()
-        z = op(x, None, None) - op(lo, wp, None) - op(hi, wn, None)
-        s = safe_divide(r, z)
-        return [x * op.transpose(s, x.shape) - lo * op.transpose(s, x.shape, wp)
-                - hi * op.transpose(s, x.shape, wn)]
+        den = cached(ctx, node, ("zbox",), lambda: zero_free(
+            op(x, None, None) - op(lo, wp, None) - op(hi, wn, None)))
+        s = divide(r, den)
+        return [times(x, op.transpose(s, shape)) - times(lo, op.transpose(s, shape, wp))
+                - times(hi, op.transpose(s, shape, wn))]

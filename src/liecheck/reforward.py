@@ -1,0 +1,120 @@
+"""Explain one image batch while layers of the traced graph change their parameters.
+
+The cascading randomisation test (``metrics.sanity``) explains the same images with
+the ``k`` topmost layers re-initialised, for ``k = 0, 1, ...``. Below the lowest
+changed layer every activation, and every quantity a rule derives from them alone
+(``Walk.memo``), is the trained model's. :class:`Reforward` keeps those from the
+trained forward pass and recomputes only the nodes from the lowest changed layer
+up. :func:`layer_ops` builds a layer's operation from (re-initialised) modules
+exactly as tracing does, so swapping it into the graph gives the same numbers as
+re-tracing the changed model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+
+from .graph import Graph
+from .methods import Method, start_relevance
+from .ops import AffineOp, ConvOp, DenseOp, LinearOp
+from .walk import INDICES, Walk, forward, relevance_shapes, walk_back
+
+
+def layer_ops(graph: Graph, modules: Iterable[str], root: torch.nn.Module | None = None
+              ) -> dict[str, LinearOp]:
+    """``{node name: op}`` for every parametrised node whose module (or the
+    BatchNorm folded into it) is one of ``modules``, built from the current
+    parameters of ``root``'s submodules (default ``graph.module``; the graph's ops
+    share their tensors with it) as :func:`~liecheck.graph.trace` does (BatchNorm
+    folded, on the graph's device)."""
+    root = graph.module if root is None else root
+    names = set(modules)
+    folded: dict[str, list[str]] = {}
+    targets = {n.name: n.target for n in graph.gm.graph.nodes if n.op == "call_module"}
+    for bn_fx, layer in graph.aliases.items():
+        if bn_fx in targets:
+            folded.setdefault(layer, []).append(targets[bn_fx])
+    out: dict[str, LinearOp] = {}
+    for node in graph.nodes:
+        bns = folded.get(node.name, [])
+        if not node.is_parametrised or not ({node.module, *bns} & names):
+            continue
+        mod = root.get_submodule(node.module)
+        if node.layer == "conv":
+            op = ConvOp.from_module(mod)
+        elif node.layer == "dense":
+            op = DenseOp(mod.weight, mod.bias)
+        else:
+            op = AffineOp.from_batchnorm(mod)
+        for bn in bns:
+            op = op.fold(AffineOp.from_batchnorm(root.get_submodule(bn)))
+        device = node.op.weight.device if node.op.weight is not None else None
+        out[node.name] = op.to(device) if device is not None else op
+    return out
+
+
+class Reforward:
+    """One image batch explained by one walkable method, for changing layer ops.
+
+    Parameters
+    ----------
+    explainer : the :class:`~liecheck.Explainer` whose graph's ops will change.
+    x : the batch ``(N, C, H, W)`` on the explainer's device.
+    method, params : the method and its parameters.
+    target : ``(N,)`` classes on the device.
+    starts : node indices from which :meth:`attribute` may be asked to recompute
+        (the lowest node of each layer group that will change).
+    """
+
+    def __init__(self, explainer, x: torch.Tensor, method: Method, target: torch.Tensor,
+                 params: dict, starts: Iterable[int]):
+        self.ex, self.graph, self.m, self.p = explainer, explainer.graph, method, params
+        self.x, self.target = x, target
+        self.rules = explainer.rules(method, params)
+        prepare = getattr(method, "prepare", None)
+        with torch.no_grad():
+            self.xf = prepare(x, params) if prepare is not None else x
+        keep = {self.graph.output}
+        for j in starts:
+            keep |= self.graph.cut(j)
+        self.extra = keep
+        with torch.no_grad():
+            self.base, shapes = forward(self.graph, self.xf, self.rules, extra_keep=keep)
+        self.shapes = relevance_shapes(shapes, x.shape[0])
+        self.memo: dict = {}
+        self._dirty = len(self.graph.nodes)  # memo entries from here up are not the trained
+
+    def _index(self, name: str) -> int:
+        return self.graph.by_name[name.split(INDICES)[0]].index
+
+    @torch.no_grad()
+    def attribute(self, start: int | None = None) -> torch.Tensor:
+        """The map ``(N, C, H, W)`` with the graph's current ops; every op below node
+        index ``start`` must be the one the batch was first recorded with
+        (``None``: nothing changed)."""
+        g = self.graph
+        start = len(g.nodes) if start is None else start
+        low = min(start, self._dirty)
+        self.memo = {k: v for k, v in self.memo.items() if g.by_name[k[0]].index < low}
+        self._dirty = start
+        acts = {k: v for k, v in self.base.items() if self._index(k) < start}
+        if start < len(g.nodes):
+            given = {k: self.base[k] for k in g.cut(start)}
+            new, _ = forward(g, self.xf, self.rules, extra_keep=self.extra, start=start,
+                             given=given)
+            acts.update(new)
+        n = self.x.shape[0]
+        logits = acts[g.output][:n]
+        state = {"params": self.p, "target": self.target, "method": self.m}
+        ctx = Walk(g, acts, self.shapes, state, 1, self.memo)
+        inject = {g.output: start_relevance(self.m, logits, self.target, self.p)}
+        out = walk_back(ctx, self.rules, inject, [g.input], logits)
+        finish = getattr(self.m, "finish", None)
+        if finish is not None:
+            out = finish(self.ex, self.x, self.xf, out, self.p)
+        r = out.get(g.input)
+        if r is None:
+            r = torch.zeros_like(self.x)
+        return r * self.x if self.m.post == "x_input" else r
