@@ -75,7 +75,7 @@ def run(cfg: RunConfig, out: str | Path, fresh: bool = False, progress: bool = T
         print(f"resuming {out}: {len(units) - len(todo)} of {len(units)} units already done")
     bar = tqdm(total=sum(u.cost for u in todo), desc="reproduce", unit="work",
                disable=not progress, bar_format="{l_bar}{bar}| {percentage:3.0f}% "
-               "[{elapsed}<{remaining}] {postfix}")
+               "[{elapsed}<{remaining}{postfix}]")
     timings = store.manifest().get("timings", {})
     for u in todo:
         bar.set_postfix_str(u.label)

@@ -39,9 +39,29 @@ class ModelPlan:
     n: int = 200
     size: int = 224                 # input side for ImageNet models
     methods: tuple[str, ...] = PAPER_METHODS
-    starts: str = "paper"           # "paper" (PROTOCOL.md) or "logits"
+    starts: str = "paper"           # "paper" (PROTOCOL.md), "logits", or "node,node,..."
     experiments: tuple[str, ...] = EXPERIMENTS
     note: str = ""
+    similarity: str = "ssim"        # random logit and sanity: ssim | spearman | l1
+    mode: str = "cascading"         # sanity: cascading | independent
+
+    def start_nodes(self, graph) -> list[str]:
+        """CSC's start layers on ``graph``: the paper's, the logits, or the listed nodes
+        or modules (either spelling, ``features_0`` or ``features.0``)."""
+        from ..metrics import paper_starts
+
+        if self.starts == "paper":
+            return paper_starts(graph, self.name)
+        if self.starts in ("logits", "output"):
+            return [graph.output]
+        return [s.strip() for s in self.starts.split(",") if s.strip()]
+
+    @property
+    def n_starts(self) -> int:
+        """How many start layers :meth:`start_nodes` gives (for the cost estimate)."""
+        if self.starts == "paper":
+            return 5
+        return 1 if self.starts in ("logits", "output") else len(self.starts.split(","))
 
 
 @dataclass

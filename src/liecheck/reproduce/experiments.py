@@ -52,15 +52,14 @@ def _with_names(df: pd.DataFrame, s: Subject) -> pd.DataFrame:
 
 def csc_unit(s: Subject, m, seed: int, n_vectors: int) -> Unit:
     from ..attribution import Explainer
-    from ..metrics import csc, paper_starts
+    from ..metrics import csc
 
     def compute():
         ex = Explainer(s.model)
-        starts = (paper_starts(ex.graph, s.plan.name) if s.plan.starts == "paper"
-                  else [ex.graph.output])
+        starts = s.plan.start_nodes(ex.graph)
         df = csc(ex, s.images.images, m, start=starts, n_vectors=n_vectors, seed=seed)
         return _tag(df, s), {}
-    n_starts = 5 if s.plan.starts == "paper" else 1
+    n_starts = s.plan.n_starts
     return Unit("csc", unit_id("csc", s.plan.name, m.name), f"CSC {s.plan.name} {m.name}",
                 compute, cost=n_starts * n_vectors * len(s.images) * _scale(s))
 
@@ -69,7 +68,8 @@ def random_logit_unit(s: Subject, m, seed: int) -> Unit:
     from ..metrics import random_logit
 
     def compute():
-        df = random_logit(s.model, s.images.images, m, target=s.target, seed=seed)
+        df = random_logit(s.model, s.images.images, m, target=s.target, seed=seed,
+                          similarity=s.plan.similarity)
         return _with_names(_tag(df, s), s), {}
     return Unit("random_logit", unit_id("rl", s.plan.name, m.name),
                 f"random logit {s.plan.name} {m.name}", compute,
@@ -83,11 +83,11 @@ def sanity_unit(s: Subject, m, seed: int) -> Unit:
     from ..metrics import cascade_maps, sanity
 
     def compute():
-        df = _with_names(_tag(sanity(s.model, s.images.images, m, target=s.target, seed=seed),
-                              s), s)
+        df = _with_names(_tag(sanity(s.model, s.images.images, m, target=s.target, seed=seed,
+                                     mode=s.plan.mode, similarity=s.plan.similarity), s), s)
         maps, layers = [], []
         for step, names, r in cascade_maps(s.model, s.images.images[:1], m, s.target[:1],
-                                           seed=seed):
+                                           seed=seed, mode=s.plan.mode):
             maps.append(normalize_signed(heatmap(r.cpu(), m))[0].numpy().astype(np.float32))
             layers.append("trained" if step == 0 else "+".join(names))
         arrays = {unit_id("sanity_maps", s.plan.name, m.name):
