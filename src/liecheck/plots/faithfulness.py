@@ -16,7 +16,7 @@ import pandas as pd
 from ..layer_names import layer_label
 from ..metrics.csc import HIST_COLUMNS, PAPER_BINS
 from ..metrics.stats import summarize
-from .style import MIN_FONT, legend_outside, line_style
+from .style import LEGEND_IN, MIN_FONT, legend_outside, line_style
 
 
 def _plt():
@@ -85,7 +85,7 @@ def sanity_curve(df: pd.DataFrame, confidence: float = 0.99, n_resamples: int = 
     model = _model(df, model)
     s = summarize(df, ["method", "step", "layer"], "score", confidence, n_resamples, seed)
     steps = s.drop_duplicates("step").sort_values("step")
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.4 * len(steps) + 2), 3.6))
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * len(steps) + 2.5) + LEGEND_IN, 3.8))
     for i, (m, g) in enumerate(s.groupby("method", sort=False)):
         g = g.sort_values("step")
         st = line_style(i)
@@ -117,7 +117,7 @@ def csc_curve(df: pd.DataFrame, start: str | None = None, log: bool = False,
     if hue == "method" and d["start"].nunique() > 1:
         d = d[d["start"] == d["start"].iloc[0]]
     layers = d.drop_duplicates("depth").sort_values("depth")
-    fig, ax = plt.subplots(figsize=(max(4.5, 0.4 * len(layers) + 2), 3.6))
+    fig, ax = plt.subplots(figsize=(max(4.5, 0.45 * len(layers) + 2.5) + LEGEND_IN, 3.8))
     tiny = 1e-16
     logits = _logits_node(df)
     for i, (key, g) in enumerate(d.groupby(hue, sort=False)):
@@ -167,7 +167,7 @@ def csc_histogram(df: pd.DataFrame, layer: str | None = None, start: str | None 
     d = d[(d["layer"] == layer) | (d["module"] == layer)]
     edges = ["0"] + [str(b) for b in PAPER_BINS] + ["1"]
     names = [f"[{a}, {b})" for a, b in pairwise(edges)]
-    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    fig, ax = plt.subplots(figsize=(5.5 + LEGEND_IN, 3.4))
     k = len(d)
     width = 0.8 / max(k, 1)
     for i, (_, row) in enumerate(d.iterrows()):

@@ -10,6 +10,7 @@ the first ``len(COLORS) * len(MARKERS)`` methods (10 x 6 = 60).
 from __future__ import annotations
 
 MIN_FONT = 9
+LEGEND_IN = 2.2          # inches added to a figure's width for the legend on its right
 COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
           "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
 MARKERS = ("o", "s", "^", "D", "v", "P")

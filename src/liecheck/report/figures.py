@@ -67,21 +67,21 @@ def figure_csc(store: RunStore) -> list[Figure]:
     for model in _models(csc):
         d = csc[csc["model"] == model]
         st = logits_start(d)
-        name = layer_label(model, st, st)
-        out.append(Figure("5a-d", f"CSC, {model}, from the logits ({name})",
-                          f"random relevance started at the logits ({name}); 1 - median |cos| "
+        name = layer_label(model, st)
+        out.append(Figure("5a-d", f"CSC, {model}, from the logits, {name}",
+                          f"random relevance started at the logits, {name}; 1 - median |cos| "
                           "per layer on a log axis (converged methods at the top, input on "
                           "the left); dashed: the random baseline. Layers: liecheck's node "
                           "name, the paper's name in parentheses.",
                           png(csc_curve(d, start=st, log=True, model=model,
-                                        title=f"{model}: CSC from the logits ({name})"))))
+                                        title=f"{model}: CSC from the logits, {name}"))))
         out.append(Figure("5e-g", f"CSC histogram at the first conv, {model}",
                           f"share of |cos| values in the paper's bins at the first conv layer, "
-                          f"relevance started at the logits ({name}).",
+                          f"relevance started at the logits, {name}.",
                           png(csc_histogram(d, start=st))))
         cmp = d[d["method"].str.startswith("lrp_cmp")]
         if not cmp.empty:
-            out.append(Figure("6c", f"CSC of LRP-CMP, {model}, from the logits ({name})",
+            out.append(Figure("6c", f"CSC of LRP-CMP, {model}, from the logits, {name}",
                               "LRP-CMP: epsilon on dense layers, alpha-beta on convs.",
                               png(csc_curve(cmp, start=st, log=True, model=model,
                                             title=f"{model}: CSC of LRP-CMP from {name}"))))
@@ -229,8 +229,8 @@ def figure_insensitivity(store: RunStore) -> list[Figure]:
                             ha="center", va="bottom", fontsize=LABEL_PT, gid="l1-label",
                             bbox={"facecolor": "white", "alpha": 0.85, "lw": 0, "pad": 1.5})
         r0 = d.iloc[0]
-        heads = ("image", f"(c) class {r0['class_a']}", f"(d) class {r0['class_b']}",
-                 "(e) = (c) - (d)")
+        heads = ("image", f"(c) class {r0['class_a']}, explained",
+                 f"(d) class {r0['class_b']}, runner-up", "(e) = (c) - (d)")
         for ax, head in zip(axes[0], heads):
             ax.set_title(head, fontsize=LABEL_PT)
         for ax in axes.flat:

@@ -118,7 +118,7 @@ def plot_singular_ratios(df: pd.DataFrame, path: str | Path | None = None,
             bad = ~np.isfinite(r) | (r > DEGENERATE)
             bad &= ~np.isnan(r)
             x = np.arange(len(layers)) + (j - (len(kinds) - 1) / 2) * width
-            bars = ax.bar(x, np.where(bad, top, r), width, label=kind)
+            bars = ax.bar(x, np.where(bad, top, r), width, color=f"C{j}")
             for k in np.flatnonzero(bad):
                 any_degenerate = True
                 bars[k].set_hatch("//")
@@ -136,8 +136,15 @@ def plot_singular_ratios(df: pd.DataFrame, path: str | Path | None = None,
                      else r"inter-layer $T_l = \sqrt{S_l} V_l U_{l+1} \sqrt{S_{l+1}}$",
                      fontsize=10)
         ax.grid(True, axis="y", alpha=0.4)
-    axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=MIN_FONT,
-                       frameon=False, title="matrix", title_fontsize=MIN_FONT)
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=f"C{j}", label=k) for j, k in enumerate(kinds)]
+    if any_degenerate:
+        handles.append(Patch(facecolor="white", edgecolor="black", hatch="//",
+                             label="rank 1 (clipped)"))
+    axes[0, -1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                       fontsize=MIN_FONT, frameon=False, title="matrix",
+                       title_fontsize=MIN_FONT)
     fig.tight_layout()
     if any_degenerate:
         note = (f"hatched: sigma1/sigma2 > {DEGENERATE:.0e} (sigma2 ~ 0, rank 1), drawn at "
