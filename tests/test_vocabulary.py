@@ -70,3 +70,42 @@ def test_one_number_format(v, text):
 def test_near_one_values_stay_distinct():
     vals = [1 - 10.0 ** -k for k in range(1, 10)]
     assert len({fmt(v) for v in vals}) == len(vals)
+
+
+def _subparsers():
+    import argparse
+
+    from liecheck.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices
+
+
+def test_every_cli_option_has_help_text():
+    missing = [f"{name} {a.option_strings or a.dest}" for name, p in _subparsers().items()
+               for a in p._actions if a.dest != "help" and not a.help]
+    assert missing == []
+
+
+def test_shared_options_mean_the_same_everywhere():
+    """--images is a folder and --n a count in every subcommand that has them."""
+    for name, p in _subparsers().items():
+        acts = {s: a for a in p._actions for s in a.option_strings}
+        if "--images" in acts:
+            assert acts["--images"].type is None and "folder" in acts["--images"].help, name
+        if "--n" in acts:
+            assert acts["--n"].type is int and "images" in acts["--n"].help, name
+
+
+def test_reproduce_methods_without_model():
+    from liecheck.cli import build_parser
+    from liecheck.cli.reproduce import config_from_args
+
+    args = build_parser().parse_args(["reproduce", "--methods", "gradient,lrp_a1b0"])
+    cfg = config_from_args(args)
+    assert cfg.profile == "default"
+    assert all(p.methods == ("gradient", "lrp_a1b0") for p in cfg.models)
+    args = build_parser().parse_args(["reproduce", "--images", "somewhere"])
+    with pytest.raises(ValueError, match="need --model"):
+        config_from_args(args)
