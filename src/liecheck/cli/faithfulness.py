@@ -142,24 +142,28 @@ def seconds_per_walk(plan, seed: int, device: str, repeats: int = 3) -> tuple[fl
 
 
 def plan_line(cfg, command: str) -> str:
-    """One line: the planned work and its estimated time on this machine."""
+    """One line: the planned work and its estimated time on this machine (one timed
+    walk per model; the theory part and the setup are not included)."""
     from ..numbers import fmt
 
-    plan = cfg.models[0]
-    exp = plan.experiments[0]
-    t_walk, n_layers = seconds_per_walk(plan, cfg.seed, cfg.device)
-    n = plan.n
-    walks = len(plan.methods) * walks_per_method(exp, n, n_layers, plan.n_starts,
-                                                 cfg.n_vectors)
-    what = f"{len(plan.methods)} methods x {n} images"
-    if exp == "csc":
-        what += f" x {plan.n_starts} start layers x {cfg.n_vectors} vectors"
-    elif exp == "sanity":
-        what += f" x {n_layers + 1} randomisation steps"
-    secs = walks * t_walk
-    est = f"{fmt(secs / 60)} min" if secs >= 90 else f"{fmt(secs)} s"
-    return (f"liecheck {command}: {what} on {plan.name} = {walks} walks; estimated {est} "
-            f"({fmt(t_walk)} s per walk measured now; setup and figures extra)")
+    parts, secs, total = [], 0.0, 0
+    for plan in cfg.models:
+        t_walk, n_layers = seconds_per_walk(plan, cfg.seed, cfg.device)
+        for exp in plan.experiments:
+            w = len(plan.methods) * walks_per_method(exp, plan.n, n_layers, plan.n_starts,
+                                                     cfg.n_vectors)
+            what = f"{exp} {len(plan.methods)} methods x {plan.n} images"
+            if exp == "csc":
+                what += f" x {plan.n_starts} starts x {cfg.n_vectors} vectors"
+            elif exp == "sanity":
+                what += f" x {n_layers + 1} steps"
+            parts.append(f"{what} on {plan.name}")
+            secs += w * t_walk
+            total += w
+    est = f"{fmt(round(secs / 60, 1))} min" if secs >= 90 else f"{fmt(round(secs))} s"
+    return (f"liecheck {command}: {'; '.join(parts)} = {total} walks; estimated {est} from "
+            "a walk timed now (setup, theory and figures extra; resumable, Ctrl-C keeps "
+            "finished units)")
 
 
 def run_experiment(args, experiment: str):

@@ -19,8 +19,9 @@ def register(sub) -> None:
 
     p = sub.add_parser("reproduce", help="run every experiment of the paper and write the report")
     p.add_argument("--model", default="default",
-                   help="default (built-in digits model + random VGG-16 CSC, ~5 min on 2 CPU "
-                        "cores), cifar_net, vgg16, resnet50, all, or a comma list")
+                   help="default (built-in digits model + random VGG-16 CSC; a few minutes on a "
+                        "quiet 2-core CPU, see README), cifar_net, vgg16, resnet50, all, or a "
+                        "comma list")
     p.add_argument("--weights", action="append", default=[],
                    help="weights for the model: a torchvision name (IMAGENET1K_V1) or a "
                         "checkpoint path; with several models NAME=WEIGHTS (repeatable)")
@@ -115,9 +116,11 @@ def config_from_args(args):
 def _reproduce(args) -> int:
     from ..reproduce import run
     from ..reproduce.summary import format_summary, summary_table
+    from .faithfulness import plan_line
 
     cfg = config_from_args(args)
     t0 = time.perf_counter()
+    print(plan_line(cfg, "reproduce"), flush=True)
     store = run(cfg, args.out, fresh=args.fresh, report=not args.no_report)
     tables = {t: store.read(t) for t in store.tables()}
     print()

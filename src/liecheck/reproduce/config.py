@@ -4,8 +4,8 @@ Two profiles:
 
 * the **default** (no arguments): the built-in digits model (the paper's CIFAR
   network trained on scikit-learn's digits) with every experiment, plus VGG-16 with
-  a seeded *random* initialisation for CSC only, at a reduced input size, so that
-  the whole run fits in about 5 minutes on 2 CPU cores. The untrained VGG-16 tests
+  a seeded *random* initialisation for CSC only, at a reduced input size (5 min 55 s
+  of CPU time measured; see the README for wall times). The untrained VGG-16 tests
   the rules, not a trained model;
 * the **paper** profile (``--model vgg16|resnet50|all`` or ``--n``...): 200 images,
   the paper's start layers, 224x224 inputs, every applicable method.
@@ -23,7 +23,7 @@ PAPER_METHODS = (
     "deconv", "guided_bp", "rectgrad", "smoothgrad",
 )
 # the default run's methods: the converging z+ family, the non-converging controls,
-# one CMP and one gradient-type modified BP (measured to fit the 5-minute budget)
+# one CMP and one gradient-type modified BP (a few minutes on 2 CPU cores)
 DEFAULT_METHODS = ("gradient", "lrp_z", "lrp_a1b0", "lrp_a5b4", "lrp_cmp_a1b0",
                    "excitation_bp", "patternattribution", "deeplift_rescale", "guided_bp")
 DEFAULT_VGG_METHODS = ("gradient", "lrp_z", "lrp_a1b0", "guided_bp")
@@ -85,7 +85,7 @@ class RunConfig:
 
 
 def default_config(device: str = "cpu") -> RunConfig:
-    """The no-argument run (sizes measured to fit 5 minutes on 2 CPU cores)."""
+    """The no-argument run (sizes chosen for a few minutes on 2 CPU cores)."""
     digits = ModelPlan("cifar_net", None, n=8, size=32, methods=DEFAULT_METHODS,
                        starts="paper", note="trained on scikit-learn digits (built-in)")
     vgg = ModelPlan("vgg16", None, n=2, size=64, methods=DEFAULT_VGG_METHODS, starts="logits",
