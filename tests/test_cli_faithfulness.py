@@ -26,11 +26,26 @@ def test_sanity_and_random_logit_cli(tmp_path):
     df = pd.read_csv(tmp_path / "sanity.csv")
     assert list(df["layer"]) == ["fc6", "fc5", "conv4", "conv3", "conv2", "conv1"]
     assert (tmp_path / "sanity.png").exists() and (tmp_path / "sanity_grid.png").exists()
+    # a run directory holds one configuration (as with reproduce): another test, another dir
+    rl_dir = tmp_path / "rl"
     assert main(["random-logit", *COMMON, "--methods", "lrp_z,lrp_a1b0",
-                 "--out", str(tmp_path)]) == 0
-    rl = pd.read_csv(tmp_path / "random_logit.csv")
+                 "--out", str(rl_dir)]) == 0
+    rl = pd.read_csv(rl_dir / "random_logit.csv")
     assert len(rl) == 2 and (rl["target"] != rl["other"]).all()
-    assert (tmp_path / "random_logit.svg").exists()
+    assert (rl_dir / "random_logit.svg").exists()
+
+
+def test_cli_resumes_and_prints_plan_and_summary(tmp_path, capsys):
+    args = ["random-logit", *COMMON, "--methods", "gradient,lrp_a1b0", "--out", str(tmp_path)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    first = out.splitlines()[0]
+    assert first.startswith("liecheck random-logit:") and "2 methods x 1 images" in first
+    assert "estimated" in first
+    assert "SSIM random logit" in out                 # the summary table
+    assert (tmp_path / "manifest.json").exists()      # the run store
+    assert main(args) == 0                            # again: resumes, computes nothing
+    assert "2 of 2 units already done" in capsys.readouterr().out
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

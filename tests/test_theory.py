@@ -290,6 +290,9 @@ def test_spectrum_of_linear_network_equals_numpy_svd():
     model = nn.Sequential(nn.Flatten(), nn.Linear(12, 7), nn.Linear(7, 5)).double().eval()
     x = torch.randn(2, 3, 2, 2, dtype=torch.float64)
     s = spectrum(model, x, "gradient", "2", k=3)
+    assert list(s.columns) == ["sigma1", "sigma2", "sigma3", "ratio"]
+    np.testing.assert_allclose(s["ratio"], s["sigma1"] / s["sigma2"])
+    s = s.filter(like="sigma").to_numpy()
     j = (model[2].weight @ model[1].weight).detach().numpy()   # (5, 12): input grads are J^T
     ref = np.linalg.svd(j, compute_uv=False)[:3]
     np.testing.assert_allclose(s, np.stack([ref, ref]), rtol=1e-8)
@@ -316,7 +319,7 @@ def test_spectrum_matches_walk_built_matrix(method, layer):
     cols = e.walk(x.expand(n, -1, -1, -1), method, inject={layer: onehots}, record=["input"])
     j = cols[e.graph.input].reshape(n, -1).numpy().T
     ref = np.linalg.svd(j, compute_uv=False)[:2]
-    got = spectrum(e, x, method, layer, k=2)[0]
+    got = spectrum(e, x, method, layer, k=2).filter(like="sigma").to_numpy()[0]
     np.testing.assert_allclose(got, ref, rtol=1e-7)
 
 
@@ -327,7 +330,7 @@ def test_spectrum_of_rank_one_chain_has_vanishing_sigma2():
         model[1].weight.copy_(torch.outer(torch.randn(6, dtype=torch.float64),
                                           torch.randn(8, dtype=torch.float64)))
     x = torch.randn(1, 2, 2, 2, dtype=torch.float64)
-    s = spectrum(model, x, "gradient", "2", k=2)[0]
+    s = spectrum(model, x, "gradient", "2", k=2).filter(like="sigma").to_numpy()[0]
     assert s[0] > 0.1 and s[1] < 1e-10 * s[0]
     t = spectrum_table(model, x, "gradient", ["2"], k=2)
     # rank 1: every random vector gives the same direction at the input

@@ -429,7 +429,8 @@ class Graph:
 
     # ------------------------------------------------------------- queries
     def resolve(self, name: str) -> str:
-        """Map a node name, a folded BatchNorm's name or a module name to a node name."""
+        """Map a node name, a folded BatchNorm's name or a module name to a node name;
+        a name in the other spelling (``features.0`` / ``features_0``) resolves too."""
         if name in ("output", "logits"):
             return self.output
         if name == "input":
@@ -439,6 +440,12 @@ class Graph:
         if name in self.aliases:
             return self.aliases[name]
         matches = [n.name for n in self.nodes if n.module == name]
+        if not matches:              # the other spelling: "features_0" <-> "features.0"
+            alt = name.replace(".", "_")
+            if alt in self.by_name:
+                return alt
+            matches = [n.name for n in self.nodes
+                       if n.module is not None and n.module.replace(".", "_") == alt]
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:

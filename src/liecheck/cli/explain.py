@@ -11,29 +11,47 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="explain images with one or more methods, save a heatmap grid",
                        description="Explain images with one or more methods. IMAGE is a file "
                        "path or the name of a scikit-image sample photo (e.g. astronaut).")
-    p.add_argument("images", nargs="*", metavar="IMAGE", default=["astronaut"])
+    p.add_argument("images", nargs="*", metavar="IMAGE", default=["astronaut"],
+                   help="image files or scikit-image sample photo names (default astronaut)")
     p.add_argument("--model", default="vgg16", help="cifar_net | vgg16 | resnet50")
+    p.add_argument("--size", type=int, default=None,
+                   help="input side in pixels (default 32 for cifar_net, 224 otherwise)")
     p.add_argument("--weights", default=None,
                    help="torchvision weights name (IMAGENET1K_V1), a checkpoint path, or omit "
                         "for a seeded random initialisation")
     p.add_argument("--method", "--methods", dest="methods", default="lrp_a1b0",
                    help="comma-separated method names (see `liecheck methods`)")
     p.add_argument("--target", type=int, default=None, help="class index (default: predicted)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu | cuda")
     p.add_argument("-o", "--out", default="explanation.png", help="output PNG/SVG/PDF")
     p.set_defaults(func=run_explain)
 
-    m = sub.add_parser("methods", help="list the attribution methods")
+    m = sub.add_parser("methods", help="list the attribution methods (fits 100 columns)")
     m.set_defaults(func=run_methods)
 
 
-def run_methods(args) -> int:
-    import pandas as pd
+def methods_text(width: int = 100) -> str:
+    """The method registry as left-aligned text no wider than ``width`` columns: name,
+    paper name, then the description wrapped under them."""
+    import textwrap
 
     from .. import methods
 
-    with pd.option_context("display.max_colwidth", 80, "display.width", 200):
-        print(methods().to_string(index=False))
+    df = methods()
+    w_name = max(len("name"), *(len(v) for v in df["name"]))
+    w_paper = max(len("paper name"), *(len(v) for v in df["paper_name"]))
+    indent = w_name + w_paper + 4
+    lines = [f"{'name'.ljust(w_name)}  {'paper name'.ljust(w_paper)}  what it does"]
+    for _, r in df.iterrows():
+        desc = textwrap.wrap(str(r["description"]), max(20, width - indent)) or [""]
+        lines.append(f"{r['name'].ljust(w_name)}  {r['paper_name'].ljust(w_paper)}  {desc[0]}")
+        lines += [" " * indent + d for d in desc[1:]]
+    return "\n".join(lines)
+
+
+def run_methods(args) -> int:
+    print(methods_text())
+    print("\nreferences and families: liecheck.methods() in Python")
     return 0
 
 
@@ -71,7 +89,7 @@ def run_explain(args) -> int:
     from ..plots.grid import heatmap_grid
 
     methods = [get_method(m.strip()) for m in args.methods.split(",") if m.strip()]
-    size = 32 if args.model == "cifar_net" else 224
+    size = args.size or (32 if args.model == "cifar_net" else 224)
     data = _load_images(args.images, size)  # bad paths fail before the model loads
     x = data.images
     model, src = load(args.model, weights=args.weights)

@@ -1,191 +1,245 @@
 """``liecheck csc | sanity | random-logit``: the paper's faithfulness tests.
 
-Each writes its table (CSV) and figures (PNG + SVG) into ``--out``.
+Each runs through ``liecheck reproduce``'s runner with one experiment on one model,
+so the results go into a resumable run store in ``--out`` (the same command again
+resumes; ``--fresh`` starts over; Ctrl-C keeps every finished method), with a
+progress bar and ETA. Before starting it prints the planned work and an estimate
+from a timed walk on this machine; at the end a summary table, the table as CSV
+and the figures (PNG + SVG).
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
+
+EXPERIMENT = {"csc": "csc", "sanity": "sanity", "random-logit": "random_logit"}
+
+
+def add_model_options(p: argparse.ArgumentParser, default_n: int = 200) -> None:
+    """``--model --weights --images --n --size --seed --device``: what every subcommand
+    that evaluates a model on images means by them."""
+    p.add_argument("--model", default="vgg16",
+                   help="cifar_net (the built-in digits model unless --weights) | vgg16 | "
+                        "resnet50")
+    p.add_argument("--weights", default=None,
+                   help="torchvision weights name (IMAGENET1K_V1), a checkpoint path, or omit "
+                        "(cifar_net: the built-in digits model; others: a seeded random "
+                        "initialisation)")
+    p.add_argument("--images", default=None, metavar="DIR",
+                   help="image folder (ImageNet-style class sub-folders give labels); default: "
+                        "scikit-image's sample photos (cifar_net: the digits test images)")
+    p.add_argument("--n", type=int, default=default_n,
+                   help=f"number of images (default {default_n}; the paper: 200)")
+    p.add_argument("--size", type=int, default=None,
+                   help="input side in pixels (default 32 for cifar_net, 224 otherwise)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random choice")
+    p.add_argument("--device", default="cpu", help="cpu | cuda")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="vgg16", help="cifar_net | vgg16 | resnet50")
-    p.add_argument("--weights", default=None,
-                   help="torchvision weights name, a checkpoint path, or omit for a seeded "
-                        "random initialisation")
+    add_model_options(p)
     p.add_argument("--methods", default="gradient,lrp_z,lrp_a1b0",
                    help="comma-separated method names (or package.module:attr), or 'all'")
-    p.add_argument("--images", default=None,
-                   help="image folder (ImageNet-style sub-folders give labels); default: "
-                        "scikit-image's sample photographs")
-    p.add_argument("--n", type=int, default=200, help="number of images (default 200)")
-    p.add_argument("--size", type=int, default=None,
-                   help="input size (default 32 for cifar_net, 224 otherwise)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--device", default="cpu", help="cpu | cuda")
-    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--out", required=True,
+                   help="run directory (resumable run store, CSV and figures)")
+    p.add_argument("--fresh", action="store_true",
+                   help="delete earlier results in --out instead of resuming")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser("csc", help="cosine similarity convergence (paper section 5, Fig. 5)")
     _common(c)
     c.add_argument("--start", default="paper",
-                   help="comma-separated start nodes/modules, 'output', or 'paper' (the "
-                        "protocol's start layers for the paper's models)")
-    c.add_argument("--n-vectors", type=int, default=5)
+                   help="comma-separated start nodes/modules (features_0 or features.0), "
+                        "'output', or 'paper' (the protocol's start layers)")
+    c.add_argument("--n-vectors", type=int, default=5,
+                   help="random vectors per image and start layer (default 5, the paper's)")
     c.set_defaults(func=run_csc)
 
     s = sub.add_parser("sanity", help="cascading parameter randomisation (Fig. 4b)")
     _common(s)
-    s.add_argument("--mode", default="cascading", choices=("cascading", "independent"))
-    s.add_argument("--similarity", default="ssim", choices=("ssim", "spearman", "l1"))
+    s.add_argument("--mode", default="cascading", choices=("cascading", "independent"),
+                   help="randomise the top k layers (cascading) or one layer at a time")
+    s.add_argument("--similarity", default="ssim", choices=("ssim", "spearman", "l1"),
+                   help="similarity of the maps (default ssim, the paper's)")
     s.add_argument("--grid-image", type=int, default=0,
                    help="index of the image shown in the saliency grid (-1: no grid)")
     s.set_defaults(func=run_sanity)
 
     r = sub.add_parser("random-logit", help="target vs random class maps (Fig. 4a)")
     _common(r)
-    r.add_argument("--similarity", default="ssim", choices=("ssim", "spearman", "l1"))
+    r.add_argument("--similarity", default="ssim", choices=("ssim", "spearman", "l1"),
+                   help="similarity of the maps (default ssim, the paper's)")
     r.set_defaults(func=run_random_logit)
 
 
-def _setup(args):
+def method_list(spec: str) -> list[str]:
+    """``'all'`` or a comma list -> method names; unknown names fail here, before any
+    model is loaded."""
+    from ..methods import get_method, method_names
+
+    names = method_names() if spec == "all" else [s.strip() for s in spec.split(",")
+                                                  if s.strip()]
+    for n in names:
+        get_method(n)
+    return names
+
+
+def _config(args, experiment: str):
+    from ..reproduce.config import ModelPlan, RunConfig
+
+    if args.model == "cifar_net" and args.images:
+        raise ValueError("--images is not used with cifar_net: it is evaluated on the digits "
+                         "test images (use the Python API for other images)")
+    if args.n < 1:
+        raise ValueError(f"--n must be at least 1, not {args.n}")
+    size = args.size or (32 if args.model == "cifar_net" else 224)
+    note = ""
+    if args.weights is None:
+        note = ("trained on scikit-learn digits (built-in)" if args.model == "cifar_net" else
+                "seeded RANDOM initialisation (no --weights): these results test the rules, "
+                "not a trained model")
+    plan = ModelPlan(args.model, args.weights, n=args.n, size=size,
+                     methods=tuple(method_list(args.methods)),
+                     starts=getattr(args, "start", "paper"), experiments=(experiment,),
+                     note=note, similarity=getattr(args, "similarity", "ssim"),
+                     mode=getattr(args, "mode", "cascading"))
+    return RunConfig([plan], images=args.images, device=args.device, seed=args.seed,
+                     n_vectors=getattr(args, "n_vectors", 5), theory=False,
+                     profile=f"liecheck {args.command}")
+
+
+def walks_per_method(experiment: str, n: int, n_layers: int, n_starts: int,
+                     n_vectors: int) -> int:
+    """Backward walks one method costs in ``experiment`` on ``n`` images."""
+    if experiment == "csc":
+        return n * n_starts * n_vectors
+    if experiment == "random_logit":
+        return 2 * n
+    return (n_layers + 1) * n + n_layers + 1     # sanity: each step, plus the grid image
+
+
+def seconds_per_walk(plan, seed: int, device: str, repeats: int = 3) -> tuple[float, int]:
+    """``(median seconds of one LRP walk on one image, number of conv/dense layers)``,
+    timed on this machine now (a busy machine gives a longer estimate)."""
     import torch
 
-    from ..data.images import load_folder, sample_photos, select
-    from ..methods import get_method, method_names
-    from ..models import load
+    from ..attribution import Explainer
+    from ..reproduce.setup import load_model
 
-    model, source = load(args.model, args.weights, seed=args.seed)
-    model = model.to(args.device)
-    size = args.size or (32 if args.model == "cifar_net" else 224)
-    imgs = (load_folder(args.images, size=size) if args.images
-            else sample_photos(size=size))
-    n = min(args.n, len(imgs))
-    if n < args.n:
-        print(f"using {n} images (only {len(imgs)} available)")
-    imgs = imgs.subset(select(len(imgs), n, seed=args.seed))
-    names = method_names() if args.methods == "all" else [
-        s.strip() for s in args.methods.split(",") if s.strip()]
-    methods = [get_method(s) for s in names]
-    labels = imgs.labels
-    target = (torch.tensor(labels) if labels and all(v is not None for v in labels) else None)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    return model, source, imgs, methods, target, out
+    model, _ = load_model(plan, seed)
+    n_layers = sum(isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) for m in model.modules())
+    ex = Explainer(model, device=device)
+    x = torch.randn(1, 3, plan.size, plan.size, generator=torch.Generator().manual_seed(seed))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        ex.attribute(x.to(device), "lrp_a1b0")
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2], n_layers
 
 
-def _run(m, fn):
-    """Run one method; a method that cannot run here (e.g. PatternNet without
-    patterns) is skipped with its error message instead of ending the whole run."""
-    try:
-        return fn(m)
-    except ValueError as exc:
-        print(f"skipping {m.name}: {exc}")
-        return None
+def plan_line(cfg, command: str) -> str:
+    """One line: the planned work and its estimated time on this machine (one timed
+    walk per model; the theory part and the setup are not included)."""
+    from ..numbers import fmt
+
+    parts, secs, total = [], 0.0, 0
+    for plan in cfg.models:
+        t_walk, n_layers = seconds_per_walk(plan, cfg.seed, cfg.device)
+        for exp in plan.experiments:
+            w = len(plan.methods) * walks_per_method(exp, plan.n, n_layers, plan.n_starts,
+                                                     cfg.n_vectors)
+            what = f"{exp} {len(plan.methods)} methods x {plan.n} images"
+            if exp == "csc":
+                what += f" x {plan.n_starts} starts x {cfg.n_vectors} vectors"
+            elif exp == "sanity":
+                what += f" x {n_layers + 1} steps"
+            parts.append(f"{what} on {plan.name}")
+            secs += w * t_walk
+            total += w
+    est = f"{fmt(round(secs / 60, 1))} min" if secs >= 90 else f"{fmt(round(secs))} s"
+    return (f"liecheck {command}: {'; '.join(parts)} = {total} walks; estimated {est} from "
+            "a walk timed now (setup, theory and figures extra; resumable, Ctrl-C keeps "
+            "finished units)")
 
 
-def _concat(frames):
-    import pandas as pd
+def run_experiment(args, experiment: str):
+    """Run ``experiment`` into the run store ``args.out``; returns ``(store, table)``."""
+    from ..reproduce import run
+    from ..reproduce.summary import format_summary, summary_table
 
-    frames = [f for f in frames if f is not None]
-    if not frames:
+    cfg = _config(args, experiment)
+    print(plan_line(cfg, args.command), flush=True)
+    store = run(cfg, args.out, fresh=args.fresh, report=False)
+    df = store.read(experiment)
+    for s in store.manifest().get("skipped", []):
+        print(f"skipped: {s}")
+    if df.empty:
         raise ValueError("no method could be run (see the messages above)")
-    return pd.concat(frames, ignore_index=True)
-
-
-def _write(df, out: Path, name: str, source) -> Path:
-    path = out / f"{name}.csv"
-    df.assign(model=source.name, weights=source.weights).to_csv(path, index=False)
-    print(f"wrote {path}")
-    return path
+    print()
+    print(format_summary(summary_table({experiment: df})))
+    out = Path(args.out)
+    path = out / f"{experiment}.csv"
+    src = store.manifest()["models"][cfg.models[0].name]["source"]
+    df.assign(weights=src.get("weights")).to_csv(path, index=False)
+    print(f"wrote {path}; run store in {out} (`liecheck report {out}` for the HTML report)")
+    return store, df
 
 
 def run_csc(args) -> int:
-    from tqdm import tqdm
-
-    from ..attribution import Explainer
-    from ..metrics import csc, paper_starts
     from ..plots.faithfulness import csc_curve, csc_histogram, save
 
-    model, source, imgs, methods, _, out = _setup(args)
-    ex = Explainer(model, device=args.device)
-    if args.start == "paper":
-        try:
-            starts = paper_starts(ex.graph, args.model)
-        except ValueError:
-            starts = ["output"]
-    else:
-        starts = [s.strip() for s in args.start.split(",")]
-    skipped = [m.name for m in methods if not m.walkable]
-    if skipped:
-        print(f"skipping {', '.join(skipped)}: not a single backward walk (no CSC, as in the "
-              "paper)")
-    frames = [_run(m, lambda m: csc(ex, imgs.images, m, start=starts,
-                                    n_vectors=args.n_vectors, seed=args.seed,
-                                    batch_size=args.batch_size))
-              for m in tqdm([m for m in methods if m.walkable], desc="csc", unit="method")]
-    df = _concat(frames)
-    _write(df, out, "csc", source)
+    _, df = run_experiment(args, "csc")
+    starts = list(dict.fromkeys(df["start"]))
     for st in starts:
-        tag = st.replace(".", "_")
+        tag = str(st).replace(".", "_")
         for log in (False, True):
-            save(csc_curve(df, start=st, log=log), out / f"csc_{tag}{'_log' if log else ''}")
-    save(csc_histogram(df, start=starts[0]), out / "csc_histogram_first_conv")
+            save(csc_curve(df, start=st, log=log), Path(args.out) / f"csc_{tag}"
+                 f"{'_log' if log else ''}")
+    save(csc_histogram(df, start=starts[0]), Path(args.out) / "csc_histogram_first_conv")
     if len(starts) > 1:
         for m in df["method"].unique():
             save(csc_curve(df[df.method == m], log=True, title=f"CSC of {m}, several starts"),
-                 out / f"csc_starts_{m}")
+                 Path(args.out) / f"csc_starts_{m}")
     return 0
 
 
 def run_sanity(args) -> int:
-    from tqdm import tqdm
-
-    from ..metrics.sanity import cascade_maps, sanity
     from ..plots.faithfulness import sanity_curve, save
     from ..plots.saliency import cascade_grid
+    from ..store import unit_id
 
-    model, source, imgs, methods, target, out = _setup(args)
-    frames = [_run(m, lambda m: sanity(model, imgs.images, m, target, seed=args.seed,
-                                       mode=args.mode, similarity=args.similarity,
-                                       batch_size=args.batch_size))
-              for m in tqdm(methods, desc="sanity", unit="method")]
-    df = _concat(frames)
-    methods = [m for m in methods if m.name in set(df["method"])]
-    _write(df, out, "sanity", source)
+    store, df = run_experiment(args, "sanity")
+    out = Path(args.out)
     save(sanity_curve(df, seed=args.seed), out / "sanity")
-    i = args.grid_image
-    if 0 <= i < len(imgs):
-        t = None if target is None else target[i:i + 1]
-        rows = {m.name: [("trained" if k == 0 else names[0], r[0]) for k, names, r in
-                         cascade_maps(model, imgs.images[i:i + 1], m, t, seed=args.seed,
-                                      mode=args.mode)] for m in methods}
-        pic = None
-        if imgs.raw:
-            from ..plots.grid import _centre_crop
+    if args.grid_image != 0:
+        if args.grid_image >= 0:
+            print("note: the saliency grid shows the first image (the run store keeps its "
+                  "maps); --grid-image other than 0 or -1 is not supported")
+        return 0
+    import torch
 
-            pic = _centre_crop(imgs.raw[i], imgs.images.shape[-1])
+    rows = {}
+    for m in dict.fromkeys(df["method"]):
+        name = unit_id("sanity_maps", args.model, m)
+        if store.has_arrays(name):
+            a = store.load_arrays(name)
+            rows[m] = [(str(lay).split("+")[-1], torch.from_numpy(h))
+                       for lay, h in zip(a["layers"], a["maps"])]
+    pic = None
+    if store.has_arrays(f"images-{args.model}"):
+        pic = store.load_arrays(f"images-{args.model}")["raw"][0]
+    if rows:
         save(cascade_grid(rows, image=pic), out / "sanity_grid")
     return 0
 
 
 def run_random_logit(args) -> int:
-    from tqdm import tqdm
-
-    from ..attribution import Explainer
-    from ..metrics import random_logit
     from ..plots.faithfulness import random_logit_boxplot, save
 
-    model, source, imgs, methods, target, out = _setup(args)
-    ex = Explainer(model, device=args.device)
-    frames = [_run(m, lambda m: random_logit(ex, imgs.images, m, target, seed=args.seed,
-                                             similarity=args.similarity,
-                                             batch_size=args.batch_size))
-              for m in tqdm(methods, desc="random logit", unit="method")]
-    df = _concat(frames)
-    _write(df, out, "random_logit", source)
-    save(random_logit_boxplot(df), out / "random_logit")
+    _, df = run_experiment(args, "random_logit")
+    save(random_logit_boxplot(df), Path(args.out) / "random_logit")
     return 0

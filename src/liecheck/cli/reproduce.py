@@ -9,39 +9,43 @@ from pathlib import Path
 
 def register(sub) -> None:
     p = sub.add_parser("train", help="train the paper's CIFAR network (digits or CIFAR-10)")
-    p.add_argument("model", choices=["cifar_net"])
-    p.add_argument("--data", choices=["digits", "cifar10"], default="digits")
+    p.add_argument("model", choices=["cifar_net"], help="the paper's CIFAR network")
+    p.add_argument("--data", choices=["digits", "cifar10"], default="digits",
+                   help="training data (default digits: scikit-learn, offline)")
     p.add_argument("--data-dir", help="folder holding cifar-10-batches-py (CIFAR-10 only)")
     p.add_argument("--epochs", type=int, help="default: 2 (digits), 100 (CIFAR-10)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of every random choice")
     p.add_argument("--out", help="state dict path (default: the cache, for digits)")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("reproduce", help="run every experiment of the paper and write the report")
     p.add_argument("--model", default="default",
-                   help="default (built-in digits model + random VGG-16 CSC, ~5 min on 2 CPU "
-                        "cores), cifar_net, vgg16, resnet50, all, or a comma list")
+                   help="default (built-in digits model + random VGG-16 CSC; a few minutes on a "
+                        "quiet 2-core CPU, see README), cifar_net, vgg16, resnet50, all, or a "
+                        "comma list")
     p.add_argument("--weights", action="append", default=[],
                    help="weights for the model: a torchvision name (IMAGENET1K_V1) or a "
                         "checkpoint path; with several models NAME=WEIGHTS (repeatable)")
     p.add_argument("--images", help="image folder for VGG-16/ResNet-50 (ImageNet-style "
                                     "class folders give ground-truth labels)")
-    p.add_argument("--n", type=int, help="images per model (paper: 200)")
-    p.add_argument("--methods", help="comma-separated method names (default: the paper's)")
+    p.add_argument("--n", type=int, help="images per model (paper: 200; default run: 8 digits)")
+    p.add_argument("--methods", help="comma-separated method names or 'all' (default: the "
+                                     "paper's; with the default model, the default run's)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fresh", action="store_true", help="delete earlier results in --out")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random choice")
+    p.add_argument("--fresh", action="store_true",
+                   help="delete earlier results in --out instead of resuming")
     p.add_argument("--out", default="runs/default", help="run directory (default runs/default)")
     p.add_argument("--simulation-repeats", type=int,
                    help="repetitions of the appendix-B simulation (paper: 20)")
     p.add_argument("--chunk-size", type=int, default=16,
                    help="images per unit of work: what a kill can lose and what processes "
                         "share (default 16; results do not depend on it)")
-    p.add_argument("--no-report", action="store_true")
+    p.add_argument("--no-report", action="store_true", help="skip the HTML report")
     p.set_defaults(func=_reproduce)
 
     p = sub.add_parser("report", help="build the HTML report of a run directory")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", help="a run directory of reproduce, csc, sanity, ...")
     p.add_argument("--out", help="HTML path (default RUN_DIR/report.html)")
     p.set_defaults(func=_report)
 
@@ -77,26 +81,32 @@ def config_from_args(args):
     from ..models import MODEL_NAMES
     from ..reproduce import default_config, paper_config
 
-    if args.model == "default" and not (args.weights or args.images or args.methods
-                                        or args.n):
+    if args.model == "default" and (args.weights or args.images):
+        raise ValueError("--weights/--images need --model (cifar_net, vgg16, resnet50 or all)")
+    if args.model == "default":
         cfg = default_config(args.device)
         cfg.seed = args.seed
         cfg.chunk_size = args.chunk_size
         if args.simulation_repeats is not None:
             cfg.simulation_repeats = args.simulation_repeats
+        if args.methods:                 # the default run restricted to these methods
+            from ..cli.faithfulness import method_list
+
+            keep = method_list(args.methods)
+            for plan in cfg.models:
+                plan.methods = tuple(keep)
+        if args.n:
+            cfg.models[0].n = args.n     # the digits model's images (VGG-16: 2 photos)
         return cfg
-    if args.model == "default":
-        raise ValueError("--weights/--images/--methods/--n need --model (cifar_net, vgg16, "
-                         "resnet50 or all)")
     models = list(MODEL_NAMES) if args.model == "all" else args.model.split(",")
     for m in models:
         if m not in MODEL_NAMES:
             raise ValueError(f"unknown model '{m}'; choose from {', '.join(MODEL_NAMES)}, all")
-    methods = [m.strip() for m in args.methods.split(",")] if args.methods else None
-    if methods:
-        from ..methods import get_method
-        for m in methods:
-            get_method(m)        # fails early with a suggestion for a typo
+    methods = None
+    if args.methods:
+        from .faithfulness import method_list
+
+        methods = method_list(args.methods)   # fails early with a suggestion for a typo
     if args.device.startswith("cuda"):
         import torch
         if not torch.cuda.is_available():
@@ -112,11 +122,13 @@ def config_from_args(args):
 def _reproduce(args) -> int:
     from ..reproduce import run
     from ..reproduce.summary import format_summary, summary_table
+    from .faithfulness import plan_line
 
     cfg = config_from_args(args)
     t0 = time.perf_counter()
     if args.chunk_size < 1:
         raise ValueError(f"--chunk-size must be at least 1, not {args.chunk_size}")
+    print(plan_line(cfg, "reproduce"), flush=True)
     store = run(cfg, args.out, fresh=args.fresh, report=not args.no_report)
     if int(os.environ.get("RANK", "0")) != 0:      # torchrun: rank 0 prints the summary
         return 0

@@ -25,12 +25,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "for a in 1..5,10); 'learned'/'relu-learned' use --model's weights")
     s.add_argument("--model", default=None, help="model for the learned families "
                    "(cifar_net | vgg16 | resnet50; random init unless --weights)")
-    s.add_argument("--weights", default=None)
-    s.add_argument("--n-vectors", type=int, default=32)
-    s.add_argument("--repeats", type=int, default=20)
+    s.add_argument("--weights", default=None,
+                   help="weights of --model: torchvision name or checkpoint path")
+    s.add_argument("--n-vectors", type=int, default=32,
+                   help="random vectors per chain (default 32, the paper's)")
+    s.add_argument("--repeats", type=int, default=20,
+                   help="repetitions per family (default 20, the paper's)")
     s.add_argument("--shapes", default="vgg16",
                    help="'vgg16' or a list such as '100x80,80x60,60x3'")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0, help="seed of every random choice")
     s.add_argument("--include-diagonal", action="store_true",
                    help="count each vector with itself, as the reference code did")
     s.add_argument("--float64", action="store_true", help="compute in float64 (slower)")
@@ -40,34 +43,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("spectrum", help="singular values of a method's derivation matrix vs CSC",
                        description="Top singular values of the matrix that maps relevance at "
                        "a layer to relevance at the input, per image, without forming it; "
-                       "next to CSC. Writes spectrum.csv and spectrum.png/svg.")
-    p.add_argument("--model", default="vgg16", help="cifar_net | vgg16 | resnet50")
-    p.add_argument("--weights", default=None, help="torchvision weights, checkpoint, or "
-                   "omit for a seeded random initialisation")
+                       "next to CSC. Resumable run store in --out (one unit per method and "
+                       "layer), spectrum.csv and spectrum.png/svg.")
+    from .faithfulness import add_model_options
+
+    add_model_options(p, default_n=1)
     p.add_argument("--method", "--methods", dest="methods", default="lrp_a1b0",
                    help="comma-separated methods linear in the relevance")
     p.add_argument("--layer", "--layers", dest="layers", default=None,
-                   help="comma-separated node/module names (default: the paper's CSC starts)")
-    p.add_argument("--images", type=int, default=1, help="number of sample photos / inputs")
-    p.add_argument("--size", type=int, default=None, help="input size (224 for ImageNet "
-                   "models, 32 for cifar_net)")
-    p.add_argument("-k", type=int, default=2, help="number of singular values")
+                   help="comma-separated node/module names, features_0 or features.0 "
+                        "(default: the paper's CSC starts)")
+    p.add_argument("-k", type=int, default=2, help="number of singular values (default 2)")
     p.add_argument("--float64", action="store_true", help="compute in float64 (slower)")
     p.add_argument("--tol", type=float, default=1e-4,
                    help="relative accuracy of each singular value (default 1e-4)")
     p.add_argument("--max-steps", type=int, default=None,
                    help="cap on Lanczos steps per image and layer (default: min(dims, 300))")
     p.add_argument("--no-csc", action="store_true", help="skip the CSC column")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu | cuda")
-    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--out", required=True, help="run directory (resumable), CSV and figures")
+    p.add_argument("--fresh", action="store_true",
+                   help="delete earlier results in --out instead of resuming")
     p.set_defaults(func=run_spectrum)
 
     g = sub.add_parser("singular", help="sigma1/sigma2 per layer of W, A, W*A (paper Fig. 3)")
-    g.add_argument("--model", default="vgg16")
-    g.add_argument("--weights", default=None)
-    g.add_argument("--patterns", default=None, help="a pattern file (liecheck.patterns)")
-    g.add_argument("--out", required=True)
+    g.add_argument("--model", default="vgg16", help="cifar_net | vgg16 | resnet50")
+    g.add_argument("--weights", default=None,
+                   help="torchvision weights name, a checkpoint path, or omit for a seeded "
+                        "random initialisation")
+    g.add_argument("--patterns", default=None,
+                   help="a pattern file (liecheck.patterns) for A and W*A")
+    g.add_argument("--out", required=True, help="output directory (singular.csv, figure3)")
     g.set_defaults(func=run_singular)
 
 
@@ -133,51 +138,74 @@ def run_simulate(args) -> int:
     return 0
 
 
-def _inputs(name: str, n: int, size: int | None, seed: int):
-    import torch
+def _inputs(args):
+    """The images of ``spectrum``: as every other subcommand (``--images DIR``, the
+    sample photos, or the digits test images for cifar_net)."""
+    from ..reproduce.config import ModelPlan
+    from ..reproduce.setup import load_images
 
-    if name == "cifar_net":
-        g = torch.Generator().manual_seed(seed)
-        return torch.randn(n, 3, size or 32, size or 32, generator=g)
-    from ..data.images import SAMPLE_PHOTOS, sample_photos
-
-    names = list(SAMPLE_PHOTOS)
-    if n > len(names):
-        raise ValueError(f"only {len(names)} sample photos available, asked for {n}")
-    return sample_photos(names[:n], size=size or 224).images
+    if args.model == "cifar_net" and args.images:
+        raise ValueError("--images is not used with cifar_net: it is evaluated on the digits "
+                         "test images (use the Python API for other images)")
+    size = args.size or (32 if args.model == "cifar_net" else 224)
+    imgs, notes = load_images(ModelPlan(args.model, args.weights, n=args.n, size=size),
+                              args.images, args.seed)
+    for n in notes:
+        print(f"note: {n}")
+    return imgs.images
 
 
 def run_spectrum(args) -> int:
     import pandas as pd
     import torch
+    from tqdm.auto import tqdm
 
     from ..attribution import Explainer
+    from ..methods import get_method
     from ..metrics.csc import paper_starts
     from ..models import load
+    from ..numbers import fmt
+    from ..store import RunStore, unit_id
     from ..theory import figures
-    from ..theory.spectrum import spectrum_table
+    from ..theory.spectrum import _check_method, spectrum_table
 
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    for m in methods:                      # a typo or a nonlinear method fails up front
+        _check_method(get_method(m))
+    settings = {k: v for k, v in vars(args).items()
+                if k not in ("func", "command", "out", "fresh", "device")}
+    store = RunStore(args.out, settings=settings, fresh=args.fresh)
     model, src = load(args.model, args.weights)
     if args.float64:
         model = model.double()
     explainer = Explainer(model, device=args.device)
-    x = _inputs(args.model, args.images, args.size, args.seed)
-    x = x.to(args.device, next(model.parameters()).dtype)
-    layers = ([s.strip() for s in args.layers.split(",") if s.strip()] if args.layers
-              else paper_starts(explainer.graph, args.model))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    tables = []
-    for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
-        t = spectrum_table(explainer, x, method, layers, k=args.k, with_csc=not args.no_csc,
+    x = _inputs(args).to(args.device, next(model.parameters()).dtype)
+    layers = ([explainer.graph.resolve(s.strip()) for s in args.layers.split(",") if s.strip()]
+              if args.layers else paper_starts(explainer.graph, args.model))
+    todo = [(m, lay) for m in methods for lay in layers
+            if not store.has("spectrum", unit_id("spectrum", m, lay))]
+    steps = args.max_steps or 300
+    print(f"liecheck spectrum: {len(methods)} methods x {len(layers)} layers x {len(x)} images "
+          f"= {len(methods) * len(layers) * len(x)} spectra, each up to {steps} Lanczos steps "
+          f"(2 walks per step); {len(todo)} to compute, the rest already in {args.out}",
+          flush=True)
+    store.update(models={args.model: {"source": {"kind": src.kind, "weights": src.weights,
+                                                 "sha256": src.sha256}}})
+    for m, lay in tqdm(todo, desc="spectrum", unit="layer"):
+        t = spectrum_table(explainer, x, m, [lay], k=args.k, with_csc=not args.no_csc,
                            seed=args.seed, tol=args.tol, max_steps=args.max_steps)
         t.insert(0, "model", str(src))
-        tables.append(t)
-        with pd.option_context("display.width", 200, "display.float_format", "{:.4g}".format):
-            print(t.drop(columns=["model"]).to_string(index=False))
-    df = pd.concat(tables, ignore_index=True)
+        store.write("spectrum", unit_id("spectrum", m, lay), t, ["method", "layer", "image"])
+    df = store.read("spectrum")
+    order = {key: i for i, key in enumerate((m, lay) for m in methods for lay in layers)}
+    df["_order"] = [order.get(key, len(order)) for key in zip(df["method"], df["layer"])]
+    df = df.sort_values(["_order", "image"], kind="stable").drop(columns="_order")
+    out = Path(args.out)
     df.to_csv(out / "spectrum.csv", index=False)
     figures.plot_spectrum(df, out / "spectrum")
+    cols = [c for c in df.columns if c not in ("model", "depth")]
+    with pd.option_context("display.width", 200):
+        print(df[cols].to_string(index=False, formatters={c: fmt for c in cols}))
     print(f"wrote {out / 'spectrum.csv'}, {out / 'spectrum.png'}, {out / 'spectrum.svg'}"
           f" ({src}; dtype {torch.float64 if args.float64 else torch.float32})")
     return 0

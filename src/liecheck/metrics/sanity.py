@@ -85,7 +85,8 @@ def _steps(model, layers, mode):
     elif layers == "all" or layers is None:
         chosen = set(range(len(groups)))
     else:
-        want = set(layers)
+        canon = {n.replace(".", "_"): n for g in groups for n in g}   # either spelling
+        want = {canon.get(str(n).replace(".", "_"), n) for n in layers}
         chosen = {i for i, g in enumerate(groups) if want & set(g)}
         missing = want - {n for g in groups for n in g}
         if missing:

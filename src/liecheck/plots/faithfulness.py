@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..layer_names import layer_label
 from ..metrics.csc import HIST_COLUMNS, PAPER_BINS
 from ..metrics.stats import summarize
+from .style import LEGEND_IN, MIN_FONT, legend_outside, line_style
 
 
 def _plt():
@@ -33,6 +35,12 @@ def _label(method: str) -> str:
         return get_method(method).paper_name
     except ValueError:
         return method
+
+
+def _model(df: pd.DataFrame, model: str | None) -> str:
+    if model is None and "model" in df and len(df):
+        return str(df["model"].iloc[0])
+    return model or ""
 
 
 def save(fig, path: str | Path, formats=("png", "svg")) -> list[Path]:
@@ -56,62 +64,73 @@ def random_logit_boxplot(df: pd.DataFrame, title: str = "random logit"):
     ax.boxplot([df.loc[df.method == m, "score"].dropna() for m in methods], vert=True,
                showfliers=True, flierprops={"markersize": 2})
     ax.set_xticks(range(1, len(methods) + 1), [_label(m) for m in methods], rotation=60,
-                  ha="right", fontsize=8)
+                  ha="right", fontsize=MIN_FONT)
     measure = df["measure"].iloc[0] if "measure" in df and len(df) else "score"
     ax.set_ylabel(measure.upper() if measure == "ssim" else measure)
     ax.set_ylim(min(0.0, float(df["score"].min())) if len(df) else 0, 1.02)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title, fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
 
 
 def sanity_curve(df: pd.DataFrame, confidence: float = 0.99, n_resamples: int = 10_000,
-                 seed: int = 0, title: str = "cascading parameter randomisation"):
+                 seed: int = 0, title: str = "cascading parameter randomisation",
+                 model: str | None = None):
     """Figures 4b / 8b: median score per randomisation step (last layer first) with
-    a bootstrap band per method. The trained model is not a step."""
+    a bootstrap band per method. The trained model is not a step. Layers are named
+    by their node and, where known, the paper's name (``model``: default the table's
+    ``model`` column)."""
     plt = _plt()
+    model = _model(df, model)
     s = summarize(df, ["method", "step", "layer"], "score", confidence, n_resamples, seed)
     steps = s.drop_duplicates("step").sort_values("step")
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * len(steps) + 2), 3.4))
-    for m, g in s.groupby("method", sort=False):
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * len(steps) + 2.5) + LEGEND_IN, 3.8))
+    for i, (m, g) in enumerate(s.groupby("method", sort=False)):
         g = g.sort_values("step")
-        ax.plot(g["step"], g["median"], marker="o", ms=3, label=_label(m))
-        ax.fill_between(g["step"], g["ci_low"], g["ci_high"], alpha=0.2)
-    ax.set_xticks(steps["step"], steps["layer"], rotation=60, ha="right", fontsize=7)
-    ax.set_xlabel("randomised up to (from the top)")
+        st = line_style(i)
+        ax.plot(g["step"], g["median"], ms=4, label=_label(m), **st)
+        ax.fill_between(g["step"], g["ci_low"], g["ci_high"], alpha=0.15, color=st["color"])
+    ax.set_xticks(steps["step"], [layer_label(model, str(v)) for v in steps["layer"]],
+                  rotation=60, ha="right", fontsize=MIN_FONT)
+    ax.set_xlabel("randomised down to (from the top)")
     ax.set_ylabel(f"median {df['measure'].iloc[0] if len(df) else 'score'}")
     ax.set_ylim(min(0.0, float(s["ci_low"].min())), 1.02)
-    ax.set_title(f"{title} ({int(confidence * 100)}% bootstrap bands)", fontsize=9)
+    ax.set_title(f"{title} ({int(confidence * 100)}% bootstrap bands)", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    legend_outside(ax)
     fig.tight_layout()
     return fig
 
 
 def csc_curve(df: pd.DataFrame, start: str | None = None, log: bool = False,
-              title: str | None = None):
+              title: str | None = None, model: str | None = None):
     """Figures 5a-d / 9: median CSC per recorded layer (input left) per method, or per
     start layer when the table holds one method and several starts; the random
-    baseline dashed. ``log=True`` plots ``1 - median`` on a log axis."""
+    baseline dashed. ``log=True`` plots ``1 - median`` on a log axis. Layers and
+    starts show the paper's name next to the node's (``model``: default the table's
+    ``model`` column)."""
     plt = _plt()
+    model = _model(df, model)
     d = df if start is None else df[df["start"] == start]
     hue = "start" if d["method"].nunique() == 1 and d["start"].nunique() > 1 else "method"
     if hue == "method" and d["start"].nunique() > 1:
         d = d[d["start"] == d["start"].iloc[0]]
     layers = d.drop_duplicates("depth").sort_values("depth")
-    fig, ax = plt.subplots(figsize=(max(4.5, 0.32 * len(layers) + 2), 3.4))
+    fig, ax = plt.subplots(figsize=(max(4.5, 0.45 * len(layers) + 2.5) + LEGEND_IN, 3.8))
     tiny = 1e-16
-    for key, g in d.groupby(hue, sort=False):
+    logits = _logits_node(df)
+    for i, (key, g) in enumerate(d.groupby(hue, sort=False)):
         g = g.sort_values("depth")
         y = (1 - g["median"]).clip(lower=tiny) if log else g["median"]
-        ax.plot(g["depth"], y, marker="o", ms=3,
-                label=_label(key) if hue == "method" else f"start {key}")
+        ax.plot(g["depth"], y, ms=4, **line_style(i),
+                label=_label(key) if hue == "method" else
+                f"start {layer_label(model, str(key), logits)}")
     base = layers["baseline"]
     ax.plot(layers["depth"], (1 - base) if log else base, "k--", lw=1, label="random baseline")
-    ticks = [m if isinstance(m, str) else ("input" if k == "input" else n)
+    ticks = [layer_label(model, m) if isinstance(m, str) else ("input" if k == "input" else n)
              for m, n, k in zip(layers["module"], layers["layer"], layers["kind"])]
-    ax.set_xticks(layers["depth"], ticks, rotation=60, ha="right", fontsize=7)
+    ax.set_xticks(layers["depth"], ticks, rotation=60, ha="right", fontsize=MIN_FONT)
     if log:
         ax.set_yscale("log")
         ax.invert_yaxis()
@@ -119,12 +138,20 @@ def csc_curve(df: pd.DataFrame, start: str | None = None, log: bool = False,
     else:
         ax.set_ylim(0, 1.02)
         ax.set_ylabel("median |cos|")
-    st = d["start"].iloc[0] if hue == "method" and len(d) else "several"
-    ax.set_title(title or f"CSC from {st}", fontsize=9)
+    st = (layer_label(model, str(d["start"].iloc[0]), logits) if hue == "method" and len(d)
+          else "several starts")
+    ax.set_title(title or f"CSC from {st}", fontsize=10)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7, ncol=2)
+    legend_outside(ax)
     fig.tight_layout()
     return fig
+
+
+def _logits_node(df: pd.DataFrame) -> str | None:
+    """The start that records the most layers below it: the logits."""
+    if df.empty or "start" not in df:
+        return None
+    return str(df.groupby("start")["layer"].nunique().idxmax())
 
 
 def csc_histogram(df: pd.DataFrame, layer: str | None = None, start: str | None = None):
@@ -140,7 +167,7 @@ def csc_histogram(df: pd.DataFrame, layer: str | None = None, start: str | None 
     d = d[(d["layer"] == layer) | (d["module"] == layer)]
     edges = ["0"] + [str(b) for b in PAPER_BINS] + ["1"]
     names = [f"[{a}, {b})" for a, b in pairwise(edges)]
-    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    fig, ax = plt.subplots(figsize=(5.5 + LEGEND_IN, 3.4))
     k = len(d)
     width = 0.8 / max(k, 1)
     for i, (_, row) in enumerate(d.iterrows()):
@@ -148,10 +175,10 @@ def csc_histogram(df: pd.DataFrame, layer: str | None = None, start: str | None 
         frac = counts / max(counts.sum(), 1)
         ax.bar(np.arange(len(names)) + (i - (k - 1) / 2) * width, frac, width,
                label=_label(row["method"]))
-    ax.set_xticks(range(len(names)), names, fontsize=7)
+    ax.set_xticks(range(len(names)), names, fontsize=MIN_FONT, rotation=20)
     ax.set_xlabel("|cos| bin")
     ax.set_ylabel("share of positions x pairs")
-    ax.set_title(f"CSC histogram at {layer}", fontsize=9)
-    ax.legend(fontsize=7, ncol=2)
+    ax.set_title(f"CSC histogram at {layer_label(_model(df, None), str(layer))}", fontsize=10)
+    legend_outside(ax)
     fig.tight_layout()
     return fig

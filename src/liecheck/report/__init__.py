@@ -10,13 +10,13 @@ from __future__ import annotations
 import base64
 import html
 import json
-import math
 from importlib import resources
 from pathlib import Path
 from string import Template
 
 import pandas as pd
 
+from ..numbers import fmt
 from ..store import CorruptStoreError, RunStore
 from .figures import ALL, Figure
 
@@ -34,6 +34,18 @@ SHOWN = {
 }
 
 
+# the heading of each stored table in the report
+HEADINGS = {
+    "csc": "Cosine similarity convergence (CSC) per layer",
+    "random_logit": "Random logit: SSIM per image",
+    "sanity": "Cascading parameter randomisation: SSIM per image and step",
+    "insensitivity": "Class insensitivity (Figure 1b-e)",
+    "simulation": "Matrix-chain simulation (appendix B, Figure 7)",
+    "singular": "Singular-value ratios per layer (Figure 3)",
+}
+SCROLL_ROWS = 15          # a table longer than this scrolls inside its box
+
+
 def _table(df: pd.DataFrame, max_rows: int = 400) -> str:
     if df.empty:
         return "<p>(empty)</p>"
@@ -42,10 +54,8 @@ def _table(df: pd.DataFrame, max_rows: int = 400) -> str:
         more = f"<p>first {max_rows} of {len(df)} rows; all rows are in the run store.</p>"
         df = df.head(max_rows)
 
-    def fmt(v):
-        if isinstance(v, float):
-            return "-" if math.isnan(v) else (f"{v:.6f}" if 0.99 < abs(v) < 1 else f"{v:.4g}")
-        return html.escape(str(v))
+    def cell(v):
+        return html.escape(fmt(v) if isinstance(v, float) else str(v))
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
     body = []
     for _, r in df.iterrows():
@@ -55,10 +65,13 @@ def _table(df: pd.DataFrame, max_rows: int = 400) -> str:
             cls = ""
             if c == "verdict":
                 cls = ' class="converges"' if v == "converges" else ' class="doesnot"'
-            cells.append(f"<td{cls}>{fmt(v)}</td>")
+            cells.append(f"<td{cls}>{cell(v)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>'
-            + "\n".join(body) + "</tbody></table></div>" + more)
+    table = (f"<table><thead><tr>{head}</tr></thead><tbody>" + "\n".join(body)
+             + "</tbody></table>")
+    if len(df) > SCROLL_ROWS:
+        table = f'<div class="scroll">{table}</div>'
+    return table + more
 
 
 def _figure_html(f: Figure) -> str:
@@ -76,8 +89,8 @@ def _aggregates(tables: dict[str, pd.DataFrame]) -> str:
     sa = tables.get("sanity", pd.DataFrame())
     if not sa.empty:
         s = summarize(sa, ["model", "method", "step", "layer"], n_resamples=2000)
-        out.append("<h3>Sanity check: median SSIM per step (99% bootstrap interval, 2000 "
-                   "resamples)</h3>" + _table(s))
+        out.append("<h3>Cascading parameter randomisation: median SSIM per step (99% "
+                   "bootstrap interval, 2000 resamples)</h3>" + _table(s))
     rl = tables.get("random_logit", pd.DataFrame())
     if not rl.empty:
         s = summarize(rl, ["model", "method"], n_resamples=2000)
@@ -151,7 +164,7 @@ def _status_notes(store: RunStore, m: dict) -> list[str]:
 
 def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write ``run_dir/report.html`` (or ``out``) and return its path."""
-    from ..reproduce.summary import CONVERGED, summary_table
+    from ..reproduce.summary import COLUMN_NAMES, CONVERGED, summary_table
 
     run_dir = Path(run_dir)
     if not (run_dir / "manifest.json").exists():
@@ -178,13 +191,13 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
                          f"{html.escape(info['note'])}.</div>")
     for s in m.get("skipped", []) + failed:
         notes.append(f'<div class="note">skipped: {html.escape(s)}</div>')
-    verdict = summary_table(tables)
+    verdict = summary_table(tables).rename(columns=COLUMN_NAMES)
     tab_html = [_aggregates(tables)]
     for t, df in tables.items():
         cols = SHOWN.get(t)
         if cols:
             df = df[[c for c in cols if c in df.columns]]
-        tab_html.append(f"<h3>{html.escape(t)}</h3>" + _table(df))
+        tab_html.append(f"<h3>{html.escape(HEADINGS.get(t, t))}</h3>" + _table(df))
     models = ", ".join(f"{k} ({v.get('note') or v.get('source', {}).get('kind', '?') + ' weights'})"
                        for k, v in m.get("models", {}).items())
     css = resources.files(__package__).joinpath("style.css").read_text()

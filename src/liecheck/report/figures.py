@@ -13,6 +13,12 @@ import pandas as pd
 
 from ..store import RunStore, unit_id
 
+LABEL_PT = 9              # every label of a report figure is at least this size
+ROBUST_PERCENTILE = 99.0  # Figure 1a's colour scale (per map)
+DIGITS_RANK1 = ("The built-in model's inputs are scikit-learn digits copied into all three "
+                "RGB channels, so the first layer's pattern A (fitted on those inputs) has "
+                "three identical input channels and is rank 1 at the centre tap.")
+
 
 @dataclass
 class Figure:
@@ -52,6 +58,7 @@ def _models(df: pd.DataFrame) -> list[str]:
 def figure_csc(store: RunStore) -> list[Figure]:
     """Figures 5a-d (median CSC per layer from the logits), 5e-g (histogram at the
     first conv), 9 (several start layers per method) and 6c (CMP methods)."""
+    from ..layer_names import layer_label
     from ..plots.faithfulness import csc_curve, csc_histogram
     from ..reproduce.summary import logits_start
 
@@ -60,25 +67,32 @@ def figure_csc(store: RunStore) -> list[Figure]:
     for model in _models(csc):
         d = csc[csc["model"] == model]
         st = logits_start(d)
-        out.append(Figure("5a-d", f"CSC, {model}, from the logits",
-                          "1 - median |cos| per layer (log axis, converged methods at the "
-                          "top); dashed: the random baseline.",
-                          png(csc_curve(d, start=st, log=True, title=f"{model}: CSC from {st}"))))
+        name = layer_label(model, st)
+        out.append(Figure("5a-d", f"CSC, {model}, from the logits, {name}",
+                          f"random relevance started at the logits, {name}; 1 - median |cos| "
+                          "per layer on a log axis (converged methods at the top, input on "
+                          "the left); dashed: the random baseline. Layers: liecheck's node "
+                          "name, the paper's name in parentheses.",
+                          png(csc_curve(d, start=st, log=True, model=model,
+                                        title=f"{model}: CSC from the logits, {name}"))))
         out.append(Figure("5e-g", f"CSC histogram at the first conv, {model}",
-                          "share of |cos| values in the paper's bins at the first conv layer.",
+                          f"share of |cos| values in the paper's bins at the first conv layer, "
+                          f"relevance started at the logits, {name}.",
                           png(csc_histogram(d, start=st))))
         cmp = d[d["method"].str.startswith("lrp_cmp")]
         if not cmp.empty:
-            out.append(Figure("6c", f"CSC of LRP-CMP, {model}",
+            out.append(Figure("6c", f"CSC of LRP-CMP, {model}, from the logits, {name}",
                               "LRP-CMP: epsilon on dense layers, alpha-beta on convs.",
-                              png(csc_curve(cmp, start=st, log=True,
-                                            title=f"{model}: CSC of LRP-CMP"))))
+                              png(csc_curve(cmp, start=st, log=True, model=model,
+                                            title=f"{model}: CSC of LRP-CMP from {name}"))))
         if d["start"].nunique() > 1:
             for method in dict.fromkeys(d["method"]):
                 dm = d[d["method"] == method]
                 out.append(Figure("9", f"CSC from several start layers, {model}, "
-                                  f"{_label(method)}", "one curve per start layer.",
-                                  png(csc_curve(dm, log=True,
+                                  f"{_label(method)}",
+                                  "one curve per start layer (node name, the paper's name in "
+                                  "parentheses; a paper layer includes its ReLU).",
+                                  png(csc_curve(dm, log=True, model=model,
                                                 title=f"{model}: {_label(method)}"))))
     return out
 
@@ -111,16 +125,19 @@ def figure_sanity(store: RunStore) -> list[Figure]:
         out.append(Figure(num, f"Cascading parameter randomisation, {model}",
                           "median SSIM to the trained model's map, layers randomised from the "
                           "last; bands: 99% bootstrap intervals.",
-                          png(sanity_curve(d, title=f"{model}: cascading randomisation"))))
+                          png(sanity_curve(d, title=f"{model}: cascading randomisation",
+                                           model=model))))
         cmp = d[d["method"].str.startswith("lrp_cmp")]
         if not cmp.empty:
             out.append(Figure("6a-b", f"Sanity check of LRP-CMP, {model}", "as Figure 4b.",
-                              png(sanity_curve(cmp, title=f"{model}: LRP-CMP"))))
+                              png(sanity_curve(cmp, title=f"{model}: LRP-CMP", model=model))))
     return out
 
 
 def figure_sanity_maps(store: RunStore) -> list[Figure]:
     """Figures 1a / 10: the first image's maps at every randomisation step."""
+    from ..layer_names import layer_label
+
     sa = store.read("sanity")
     out = []
     plt = _plt()
@@ -136,25 +153,49 @@ def figure_sanity_maps(store: RunStore) -> list[Figure]:
             continue
         img = _first_image(store, model)
         ncol = max(len(r[1]) for r in rows) + 1
-        fig, axes = plt.subplots(len(rows), ncol, figsize=(1.25 * ncol, 1.3 * len(rows)),
+        fig, axes = plt.subplots(len(rows), ncol, figsize=(1.1 * ncol + 1.4, 1.1 * len(rows)),
                                  squeeze=False)
         for i, (m, maps, layers) in enumerate(rows):
             if img is not None:
                 axes[i, 0].imshow(img)
-            axes[i, 0].set_ylabel(_label(m), fontsize=7, rotation=0, ha="right", va="center")
+            axes[i, 0].set_ylabel(_label(m), fontsize=LABEL_PT, rotation=0, ha="right",
+                                  va="center")
             for j, (h, lay) in enumerate(zip(maps, layers)):
-                axes[i, j + 1].imshow(h, cmap="bwr", vmin=-1, vmax=1)
+                axes[i, j + 1].imshow(robust_scale(h), cmap="bwr", vmin=-1, vmax=1)
                 if i == 0:
-                    axes[i, j + 1].set_title(lay.split("+")[-1] if j else "trained",
-                                             fontsize=6, rotation=45)
+                    axes[i, j + 1].set_title(
+                        layer_label(model, str(lay).split("+")[-1]) if j else "trained",
+                        fontsize=LABEL_PT, rotation=60, ha="left", va="bottom")
+        if img is not None:
+            axes[0, 0].set_title("image", fontsize=LABEL_PT, rotation=60, ha="left",
+                                 va="bottom")
         for ax in axes.flat:
             ax.set_xticks([])
             ax.set_yticks([])
         fig.subplots_adjust(wspace=0.05, hspace=0.05)
         out.append(Figure("1a, 10", f"Saliency maps under cascading randomisation, {model}",
-                          "columns: trained model, then randomised up to the named layer "
-                          "(last layer first); red positive, blue negative.", png(fig, 90)))
+                          "columns: trained model, then randomised down to the named layer "
+                          "(last layer first); red positive, blue negative. Each map is "
+                          f"scaled by the {ROBUST_PERCENTILE:g}th percentile of its absolute "
+                          "values and clipped to [-1, 1], so a few hot pixels cannot take the "
+                          "whole colour scale (the paper scaled by the absolute maximum). "
+                          "LRP a1b0, DTD and Excitation BP propagate the explained logit's "
+                          "value with its sign (z+ rule): when randomising a layer makes the "
+                          "logit negative the whole map turns from red to blue while its "
+                          "pattern stays, which is the paper's point (section 4: only the "
+                          "sign can change).", png(fig, 90)))
     return out
+
+
+def robust_scale(h, percentile: float | None = None):
+    """``h / q`` clipped to [-1, 1], ``q`` the ``percentile`` of ``|h|`` (default
+    :data:`ROBUST_PERCENTILE`); a map that is zero stays zero."""
+    import numpy as np
+
+    q = float(np.percentile(np.abs(h), percentile or ROBUST_PERCENTILE))
+    if q <= 0:
+        q = float(np.abs(h).max()) or 1.0
+    return np.clip(h / q, -1, 1)
 
 
 def _first_image(store: RunStore, model: str):
@@ -163,42 +204,50 @@ def _first_image(store: RunStore, model: str):
 
 
 def figure_insensitivity(store: RunStore) -> list[Figure]:
-    """Figure 1b-e: maps for two classes, their difference and its L1 norm."""
+    """Figure 1b-e: maps for two classes, their difference and its L1 norm (written
+    inside the row's difference panel, so it cannot be read as another row's)."""
+    from ..numbers import fmt
+
     ins = store.read("insensitivity")
     out = []
     plt = _plt()
     for model in _models(ins):
         d = ins[ins["model"] == model]
         img = _first_image(store, model)
-        fig, axes = plt.subplots(len(d), 4, figsize=(6.4, 1.6 * len(d)), squeeze=False)
+        fig, axes = plt.subplots(len(d), 4, figsize=(7.0, 1.6 * len(d) + 0.4), squeeze=False)
         for i, (_, r) in enumerate(d.iterrows()):
             a = store.load_arrays(unit_id("insensitivity", model, r["method"]))
             ma, mb = a["maps"]
             if img is not None:
                 axes[i, 0].imshow(img)
-            axes[i, 0].set_ylabel(_label(r["method"]), fontsize=7, rotation=0, ha="right",
-                                  va="center")
+            axes[i, 0].set_ylabel(_label(r["method"]), fontsize=LABEL_PT, rotation=0,
+                                  ha="right", va="center")
             axes[i, 1].imshow(ma, cmap="viridis", vmin=0, vmax=1)
             axes[i, 2].imshow(mb, cmap="viridis", vmin=0, vmax=1)
             axes[i, 3].imshow(ma - mb, cmap="bwr", vmin=-1, vmax=1)
-            axes[i, 3].set_title(f"L1 = {r['l1']:.2g}", fontsize=7)
-            if i == 0:
-                axes[i, 1].set_title(f"class {r['class_a']}\n" + axes[i, 1].get_title(),
-                                     fontsize=7)
-                axes[i, 2].set_title(f"class {r['class_b']}", fontsize=7)
+            axes[i, 3].text(0.5, 0.04, f"L1 = {fmt(r['l1'])}", transform=axes[i, 3].transAxes,
+                            ha="center", va="bottom", fontsize=LABEL_PT, gid="l1-label",
+                            bbox={"facecolor": "white", "alpha": 0.85, "lw": 0, "pad": 1.5})
+        r0 = d.iloc[0]
+        heads = ("image", f"(c) class {r0['class_a']}, explained",
+                 f"(d) class {r0['class_b']}, runner-up", "(e) = (c) - (d)")
+        for ax, head in zip(axes[0], heads):
+            ax.set_title(head, fontsize=LABEL_PT)
         for ax in axes.flat:
             ax.set_xticks([])
             ax.set_yticks([])
+        fig.subplots_adjust(wspace=0.05, hspace=0.08)
         out.append(Figure("1b-e", f"Class insensitivity, {model}",
-                          "the first image explained for its class and for the runner-up class "
-                          "(both maps normalised to [0, 1]), their difference, and the mean "
-                          "absolute difference (L1).", png(fig, 90)))
+                          f"the first image explained for its class (c, class {r0['class_a']})"
+                          f" and for the runner-up class (d, class {r0['class_b']}), both "
+                          "maps normalised to [0, 1]; (e) their difference, with its mean "
+                          "absolute value (L1) written in each row's panel.", png(fig, 90)))
     return out
 
 
 def figure_theory(store: RunStore) -> list[Figure]:
     """Figure 7 (matrix-chain simulation) and Figure 3 (singular-value ratios)."""
-    from ..theory.figures import plot_chain_figure7, plot_singular_ratios
+    from ..theory.figures import DEGENERATE, plot_chain_figure7, plot_singular_ratios
 
     out = []
     sim = store.read("simulation")
@@ -208,12 +257,19 @@ def figure_theory(store: RunStore) -> list[Figure]:
                           "VGG-16-shaped random matrices; median over repetitions.",
                           png(plot_chain_figure7(sim.drop(columns="chain")))))
     sv = store.read("singular")
+    models = store.manifest().get("models", {})
     for model in _models(sv):
         d = sv[sv["model"] == model].drop(columns="model")
+        why = ""
+        if "digits" in (models.get(model, {}).get("note") or ""):
+            why = DIGITS_RANK1
+        fig = plot_singular_ratios(d, degenerate_note=why or None, model=model)
         out.append(Figure("3", f"sigma1 / sigma2 per layer, {model}",
                           "ratio of the first two singular values of each layer's centre-tap "
                           "matrix (W; A and W*A where patterns were fitted) and of the "
-                          "inter-layer matrices.", png(plot_singular_ratios(d))))
+                          f"inter-layer matrices. Ratios above {DEGENERATE:.0e} (sigma2 "
+                          "numerically zero: a rank-1 matrix) are drawn hatched at the top "
+                          "of the axis and labelled 'rank 1'. " + why, png(fig)))
     return out
 
 

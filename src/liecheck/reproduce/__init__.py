@@ -204,8 +204,9 @@ def _compute(cfg: RunConfig, store: RunStore, progress: bool, ranks, device) -> 
         print(f"{who}resuming {out}: {len(mine) - len(todo)} of {len(mine)} units already done")
     timings: dict[str, float] = {}
     bar = tqdm(total=sum(u.cost for u in todo), desc="reproduce", unit="work",
-               disable=not (progress and ranks.main),
-               bar_format="{l_bar}{bar}| {percentage:3.0f}% [{elapsed}<{remaining}] {postfix}")
+               disable=not (progress and ranks.main), bar_format="{l_bar}{bar}| "
+               "{percentage:3.0f}% [{elapsed}<{remaining}{postfix}]")
+    timings = store.manifest().get("timings", {})
     for u in todo:
         bar.set_postfix_str(u.label)
         t0 = time.perf_counter()

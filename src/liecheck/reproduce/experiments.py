@@ -87,14 +87,12 @@ def _part(s: Subject, a: int, b: int):
 def csc_units(s: Subject, m, cfg, order: str) -> list[Unit]:
     """One unit per chunk (pooled values) and the merge unit (the ``csc`` rows)."""
     from ..attribution import Explainer
-    from ..metrics import paper_starts
     from ..metrics.csc import csc_rows, csc_values
 
     def chunk_compute(a, b, c):
         def compute():
             ex = Explainer(s.model)
-            starts = (paper_starts(ex.graph, s.plan.name) if s.plan.starts == "paper"
-                      else [ex.graph.output])
+            starts = s.plan.start_nodes(ex.graph)
             x, _, ids = _part(s, a, b)
             df = csc_values(ex, x, m, start=starts, n_vectors=cfg.n_vectors, seed=cfg.seed,
                             image_ids=ids)
@@ -102,7 +100,7 @@ def csc_units(s: Subject, m, cfg, order: str) -> list[Unit]:
             return _tag(df, s), {}
         return compute
 
-    n_starts = 5 if s.plan.starts == "paper" else 1
+    n_starts = s.plan.n_starts
     units, needs = [], []
     for c, (a, b) in enumerate(chunks(len(s.images), cfg.chunk_size)):
         name = unit_id(order, "csc", s.plan.name, m.name, f"c{c:05d}")
@@ -128,7 +126,8 @@ def random_logit_units(s: Subject, m, cfg, order: str) -> list[Unit]:
     def chunk_compute(a, b):
         def compute():
             x, t, ids = _part(s, a, b)
-            df = random_logit(s.model, x, m, target=t, seed=cfg.seed, image_ids=ids)
+            df = random_logit(s.model, x, m, target=t, seed=cfg.seed, image_ids=ids,
+                              similarity=s.plan.similarity)
             return _with_names(_tag(df, s), s), {}
         return compute
     return [Unit("random_logit", unit_id(order, "rl", s.plan.name, m.name, f"c{c:05d}"),
@@ -149,12 +148,13 @@ def sanity_units(s: Subject, m, cfg, order: str) -> list[Unit]:
         def compute():
             x, t, ids = _part(s, a, b)
             df = _with_names(_tag(sanity(s.model, x, m, target=t, seed=cfg.seed,
-                                         image_ids=ids), s), s)
+                                         image_ids=ids, mode=s.plan.mode,
+                                         similarity=s.plan.similarity), s), s)
             if a > 0:
                 return df, {}
             maps, layers = [], []
             for step, names, r in cascade_maps(s.model, s.images.images[:1], m, s.target[:1],
-                                               seed=cfg.seed):
+                                               seed=cfg.seed, mode=s.plan.mode):
                 maps.append(normalize_signed(heatmap(r.cpu(), m))[0].numpy()
                             .astype(np.float32))
                 layers.append("trained" if step == 0 else "+".join(names))

@@ -62,23 +62,30 @@ def summary_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     if "csc_first_conv" in df:
         df.insert(3, "verdict", np.where(df["csc_first_conv"].isna(), "-",
                                          np.where(df["csc_first_conv"] >= CONVERGED,
-                                                  "converges", "does not")))
+                                                  "converges", "does not converge")))
     return df
 
 
+# prose headings of :func:`summary_table`'s columns (terminal and report)
+COLUMN_NAMES = {"model": "model", "method": "method",
+                "csc_first_conv": "CSC at conv1", "verdict": "verdict",
+                "ssim_random_logit": "SSIM random logit",
+                "ssim_sanity_last_layer": "SSIM last layer random",
+                "ssim_sanity_all_layers": "SSIM all layers random",
+                "l1_class_difference": "L1 class difference"}
+
+
 def format_summary(df: pd.DataFrame) -> str:
-    """A one-screen text rendering of :func:`summary_table`."""
+    """A one-screen text rendering of :func:`summary_table` (numbers through
+    :func:`liecheck.numbers.fmt`, columns left-aligned)."""
+    from ..numbers import fmt
+
     if df.empty:
         return "(no results)"
-    short = {"csc_first_conv": "CSC@conv1", "ssim_random_logit": "SSIM rnd-logit",
-             "ssim_sanity_last_layer": "SSIM rand-last", "ssim_sanity_all_layers":
-             "SSIM rand-all", "l1_class_difference": "L1 class diff"}
-    out = df.rename(columns=short)
-
-    def fmt(v):
-        if isinstance(v, float):
-            if np.isnan(v):
-                return "-"
-            return f"{v:.6f}" if v > 0.99 and v < 1 else f"{v:.3f}"
-        return str(v)
-    return out.to_string(index=False, na_rep="-", formatters={c: fmt for c in out.columns})
+    out = df.rename(columns=COLUMN_NAMES)
+    cells = [[fmt(v) for v in out[c]] for c in out.columns]
+    widths = [max(len(str(c)), *(len(v) for v in col)) for c, col in zip(out.columns, cells)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(out.columns, widths)).rstrip()]
+    for row in zip(*cells):
+        lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+    return "\n".join(lines)

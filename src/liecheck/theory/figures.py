@@ -23,6 +23,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 FLOOR = 1e-16  # 1 - cos below this is drawn at the floor (float64 resolution)
+DEGENERATE = 1e6  # sigma1/sigma2 above this: sigma2 is numerically zero (rank 1)
+MIN_FONT = 9
 
 
 def save(fig: Figure, path: str | Path | None) -> list[Path]:
@@ -61,7 +63,7 @@ def plot_chain(df: pd.DataFrame, families=None, title: str | None = None,
     ax.set_xlabel("matrix products")
     ax.set_ylabel("1 - median |cos|")
     ax.grid(True, which="major", alpha=0.4)
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=MIN_FONT, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     if title:
         ax.set_title(title)
     save(fig, path)
@@ -86,31 +88,72 @@ def plot_chain_figure7(df: pd.DataFrame, path: str | Path | None = None) -> Figu
     return fig
 
 
-def plot_singular_ratios(df: pd.DataFrame, path: str | Path | None = None) -> Figure:
+def plot_singular_ratios(df: pd.DataFrame, path: str | Path | None = None,
+                         degenerate_note: str | None = None, model: str | None = None
+                         ) -> Figure:
     """Figure 3: sigma1/sigma2 per layer for W, A, W*A (layer and inter-layer panels).
 
-    ``df`` is :func:`~liecheck.theory.singular_ratios`'s table.
+    ``df`` is :func:`~liecheck.theory.singular_ratios`'s table. A ratio above
+    :data:`DEGENERATE` (sigma2 numerically zero: a rank-1 matrix) would squash the
+    log axis, so it is drawn hatched at the top of the axis and labelled "rank 1";
+    ``degenerate_note`` (e.g. why the matrix is rank 1) is written under the panels
+    when such a bar exists. ``model`` adds the paper's layer names to the ticks.
     """
+    from ..layer_names import layer_label
+
     parts = [p for p in ("layer", "inter") if (df["part"] == p).any()]
-    fig, axes = plt.subplots(1, len(parts), figsize=(6.0 * len(parts), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(parts), figsize=(6.0 * len(parts), 4.0), squeeze=False)
     kinds = [k for k in ("A", "W", "W*A") if (df["kind"] == k).any()]
+    ratios = df["ratio"].to_numpy(dtype=float)
+    finite = ratios[np.isfinite(ratios) & (ratios <= DEGENERATE)]
+    top = 10 ** np.ceil(np.log10(max(finite.max() if finite.size else 10.0, 10.0)) + 0.5)
+    any_degenerate = False
     for ax, part in zip(axes[0], parts):
         d = df[df["part"] == part]
         layers = list(dict.fromkeys(d["layer"]))
         width = 0.8 / max(len(kinds), 1)
         for j, kind in enumerate(kinds):
             dk = d[d["kind"] == kind].set_index("layer").reindex(layers)
-            ax.bar(np.arange(len(layers)) + (j - (len(kinds) - 1) / 2) * width,
-                   dk["ratio"].to_numpy(dtype=float), width, label=kind)
+            r = dk["ratio"].to_numpy(dtype=float)
+            bad = ~np.isfinite(r) | (r > DEGENERATE)
+            bad &= ~np.isnan(r)
+            x = np.arange(len(layers)) + (j - (len(kinds) - 1) / 2) * width
+            bars = ax.bar(x, np.where(bad, top, r), width, color=f"C{j}")
+            for k in np.flatnonzero(bad):
+                any_degenerate = True
+                bars[k].set_hatch("//")
+                bars[k].set_edgecolor("black")
+                ax.text(x[k], top, f"rank 1\n({r[k]:.0e})", ha="center", va="bottom",
+                        fontsize=MIN_FONT, rotation=90)
         ax.set_xticks(np.arange(len(layers)))
-        ax.set_xticklabels(layers, rotation=70, fontsize=6)
+        ax.set_xticklabels([layer_label(model, str(v)) if model else str(v) for v in layers],
+                           rotation=45, ha="right", fontsize=MIN_FONT)
+        ax.tick_params(axis="y", labelsize=MIN_FONT)
         ax.set_yscale("log")
+        ax.set_ylim(top=top * 30)
         ax.set_ylabel(r"$\sigma_1 / \sigma_2$")
         ax.set_title("per layer (centre taps)" if part == "layer"
-                     else r"inter-layer $T_l = \sqrt{S_l} V_l U_{l+1} \sqrt{S_{l+1}}$")
-        ax.legend(fontsize=7)
+                     else r"inter-layer $T_l = \sqrt{S_l} V_l U_{l+1} \sqrt{S_{l+1}}$",
+                     fontsize=10)
         ax.grid(True, axis="y", alpha=0.4)
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=f"C{j}", label=k) for j, k in enumerate(kinds)]
+    if any_degenerate:
+        handles.append(Patch(facecolor="white", edgecolor="black", hatch="//",
+                             label="rank 1 (clipped)"))
+    axes[0, -1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                       fontsize=MIN_FONT, frameon=False, title="matrix",
+                       title_fontsize=MIN_FONT)
     fig.tight_layout()
+    if any_degenerate:
+        note = (f"hatched: sigma1/sigma2 > {DEGENERATE:.0e} (sigma2 ~ 0, rank 1), drawn at "
+                "the top of the axis")
+        if degenerate_note:
+            note += ". " + degenerate_note
+        import textwrap
+        fig.text(0.01, -0.02, "\n".join(textwrap.wrap(note, 110)), ha="left", va="top",
+                 fontsize=MIN_FONT, gid="degenerate-note")
     save(fig, path)
     return fig
 
@@ -133,10 +176,11 @@ def plot_spectrum(df: pd.DataFrame, path: str | Path | None = None) -> Figure:
     layers = df.drop_duplicates("depth").sort_values("depth")
     for ax in axes[0]:
         ax.set_xticks(layers["depth"])
-        ax.set_xticklabels(layers["layer"], rotation=60, fontsize=6)
+        ax.set_xticklabels(layers["layer"], rotation=60, fontsize=MIN_FONT)
         ax.set_xlabel("start layer (node)")
         ax.grid(True, alpha=0.4)
-        ax.legend(fontsize=7)
+    axes[0, -1].legend(fontsize=MIN_FONT, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                       frameon=False)
     axes[0, 0].set_ylabel(r"$\sigma_1 / \sigma_2$ of $J$ (median over images)")
     if has_csc:
         axes[0, 1].set_ylabel("1 - CSC median |cos| at the input")

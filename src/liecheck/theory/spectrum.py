@@ -164,7 +164,7 @@ def _explainer(model, dtype) -> Explainer:
 def spectrum(model: nn.Module | Explainer, inputs: torch.Tensor, method: str | Method,
              layer: str, k: int = 2, dtype: torch.dtype | None = None, tol: float = 1e-6,
              floor: float | None = None, solver: str = "lanczos", seed: int = 0,
-             max_steps: int | None = None, **params) -> np.ndarray:
+             max_steps: int | None = None, **params) -> pd.DataFrame:
     """Top-``k`` singular values of the derivation matrix from the input to ``layer``.
 
     Parameters
@@ -193,7 +193,10 @@ def spectrum(model: nn.Module | Explainer, inputs: torch.Tensor, method: str | M
 
     Returns
     -------
-    ``(N, k)`` float64 array, singular values in descending order.
+    DataFrame with one row per image (index ``image``) and the columns ``sigma1 ...
+    sigma<k>`` (float64, descending) and, for ``k > 1``, ``ratio`` = sigma1 / sigma2
+    (``inf`` where sigma2 is 0). ``.filter(like="sigma").to_numpy()`` is the
+    ``(N, k)`` array.
     """
     explainer = _explainer(model, dtype)
     x_all = getattr(inputs, "images", inputs)
@@ -219,7 +222,14 @@ def spectrum(model: nn.Module | Explainer, inputs: torch.Tensor, method: str | M
             raise ValueError(f"solver must be 'lanczos' or 'arpack', not '{solver}'")
         out.append(np.sort(s)[::-1])
         del op
-    return np.asarray(out, dtype=np.float64)
+    sv = np.asarray(out, dtype=np.float64).reshape(len(out), k)
+    df = pd.DataFrame(sv, columns=[f"sigma{j + 1}" for j in range(k)])
+    df.index.name = "image"
+    if k > 1:
+        with np.errstate(divide="ignore"):
+            df["ratio"] = np.where(sv[:, 1] > 0, sv[:, 0] / np.where(sv[:, 1] > 0, sv[:, 1], 1),
+                                   np.inf)
+    return df
 
 
 def spectrum_table(model: nn.Module | Explainer, inputs: torch.Tensor, method: str | Method,
@@ -252,7 +262,8 @@ def spectrum_table(model: nn.Module | Explainer, inputs: torch.Tensor, method: s
     for layer in layers:
         node = graph.resolve(layer)
         s = spectrum(explainer, x_all, m, node, k=k, seed=seed, tol=tol, floor=floor,
-                     solver=solver, max_steps=max_steps, **params)
+                     solver=solver, max_steps=max_steps, **params
+                     ).filter(like="sigma").to_numpy()
         csc_by_image = [np.nan] * x_all.shape[0]
         base = np.nan
         if with_csc:

@@ -1,0 +1,149 @@
+"""Visual regression checks of every report figure and CLI plot, by code.
+
+Each figure is drawn from a small fixed run store (the synthetic one of
+test_report, plus a rank-1 Figure 3 bar) and checked on the drawn canvas:
+no legend box contains a plotted point, every text is at least 9 pt, each row's
+L1 label of Figure 1b-e lies inside that row's axes, the column headers of
+Figure 1b-e sit on one line, and Figure 3's axis is not squashed by the rank-1 bar.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.text import Text
+from test_report import _tiny_store
+
+from liecheck.plots.style import MIN_FONT, line_style
+from liecheck.report import figures
+from liecheck.reproduce.experiments import KEYS
+from liecheck.store import unit_id
+
+RANK1 = 7e15
+
+
+@pytest.fixture(scope="module")
+def drawn(tmp_path_factory):
+    """``{figure number: [matplotlib Figure, ...]}`` of every report figure."""
+    s = _tiny_store(tmp_path_factory.mktemp("run"))
+    s.write("singular", unit_id("sv-rank1"), pd.DataFrame([{
+        "model": "cifar_net", "layer": "conv1", "module": "conv1", "index": 0, "kind": "A",
+        "part": "layer", "shape": "(32, 3)", "sigma1": 7.0, "sigma2": 1e-15, "ratio": RANK1}]),
+        KEYS["singular"])
+    s.update(models={"cifar_net": {"note": "trained on scikit-learn digits (built-in)"}})
+    out: dict[str, list] = {}
+    mp = pytest.MonkeyPatch()
+    kept: list = []
+    mp.setattr(figures, "png", lambda fig, dpi=100: kept.append(fig) or b"")
+    try:
+        for fn in figures.ALL:
+            for f in fn(s):
+                out.setdefault(f.number, []).append(kept[-1])
+    finally:
+        mp.undo()
+    for figs in out.values():
+        for fig in figs:
+            fig.canvas.draw()
+    yield out
+    plt.close("all")
+
+
+def _texts(fig):
+    return [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()
+            and t.get_window_extent().width > 0]
+
+
+def _points_in_legends(fig) -> list[str]:
+    """Labels of plotted lines with a data point inside some legend's box."""
+    bad = []
+    for ax in fig.axes:
+        legends = [lg for lg in (ax.get_legend(), *fig.legends) if lg is not None]
+        for lg in legends:
+            box = lg.get_window_extent()
+            for line in ax.get_lines():
+                xy = line.get_transform().transform(np.asarray(line.get_xydata(), float))
+                xy = xy[np.isfinite(xy).all(1)]
+                inside = ((xy[:, 0] >= box.x0) & (xy[:, 0] <= box.x1)
+                          & (xy[:, 1] >= box.y0) & (xy[:, 1] <= box.y1))
+                if inside.any():
+                    bad.append(line.get_label())
+    return bad
+
+
+def test_every_report_figure_is_drawn(drawn):
+    assert {"1b-e", "1a, 10", "3", "4a", "4b", "5a-d", "5e-g", "6a-b", "6c", "7",
+            "9"} <= set(drawn)
+
+
+def test_no_legend_covers_a_plotted_point(drawn):
+    for num, figs in drawn.items():
+        for fig in figs:
+            assert _points_in_legends(fig) == [], f"Figure {num}: legend covers data"
+
+
+def test_every_label_is_at_least_9_pt(drawn):
+    for num, figs in drawn.items():
+        for fig in figs:
+            small = [(t.get_text(), t.get_fontsize()) for t in _texts(fig)
+                     if t.get_fontsize() < MIN_FONT]
+            assert small == [], f"Figure {num}: text below {MIN_FONT} pt: {small[:5]}"
+
+
+def test_l1_label_inside_its_own_row(drawn):
+    (fig,) = drawn["1b-e"]
+    labels = [t for t in _texts(fig) if t.get_gid() == "l1-label"]
+    assert len(labels) == 3                      # one per method of the tiny run
+    rows = sorted({round(ax.get_window_extent().y0, 1) for ax in fig.axes})
+    assert len(rows) == len(labels)
+    for t in labels:
+        box, ax_box = t.get_window_extent(), t.axes.get_window_extent()
+        assert ax_box.x0 <= box.x0 and box.x1 <= ax_box.x1
+        assert ax_box.y0 <= box.y0 and box.y1 <= ax_box.y1
+    # each row holds exactly one label
+    assert sorted(round(t.axes.get_window_extent().y0, 1) for t in labels) == rows
+
+
+def test_class_headers_on_one_line(drawn):
+    (fig,) = drawn["1b-e"]
+    top = max(ax.get_window_extent().y1 for ax in fig.axes)
+    heads = [ax.title for ax in fig.axes if ax.get_window_extent().y1 == top]
+    assert len(heads) == 4 and all("\n" not in h.get_text() for h in heads)
+    assert len({round(h.get_window_extent().y0, 1) for h in heads}) == 1
+
+
+def test_rank1_bar_does_not_squash_figure3(drawn):
+    (fig,) = drawn["3"]
+    ax = fig.axes[0]
+    lo, hi = ax.get_ylim()
+    assert hi < 1e6                                 # the 7e15 bar is clipped, not drawn
+    assert any(p.get_hatch() for p in ax.patches)   # ... but marked
+    notes = [t.get_text() for t in _texts(fig) if t.get_gid() == "degenerate-note"]
+    assert notes and "identical" in notes[0] and "rank 1" in notes[0]
+
+
+def test_line_styles_distinct_for_every_method():
+    from liecheck.methods import method_names
+
+    n = max(len(method_names()), 24)
+    styles = {tuple(sorted(line_style(i).items())) for i in range(n)}
+    assert len(styles) == n
+
+
+def test_sanity_plot_with_all_methods_keeps_legend_off_the_data():
+    from liecheck.plots.faithfulness import sanity_curve
+
+    rng = np.random.default_rng(0)
+    rows = [{"method": f"m{k}", "image": i, "step": s, "layer": f"l{s}", "measure": "ssim",
+             "score": float(rng.random())} for k in range(24) for i in range(3)
+            for s in range(1, 5)]
+    fig = sanity_curve(pd.DataFrame(rows), n_resamples=100)
+    fig.canvas.draw()
+    assert _points_in_legends(fig) == []
+    colours = {(ln.get_color(), ln.get_marker(), ln.get_linestyle()) for ln in fig.axes[0].lines}
+    assert len(colours) == 24
+    plt.close(fig)
