@@ -76,7 +76,8 @@ def csc_reference(ex, x, method, starts, n_vectors=3, seed=0):
                                 for i in range(rr.shape[0])]).astype(np.float32)
             node = graph.by_name[r]
             c = shapes[r][1] if len(shapes[r]) > 1 else 1
-            rows.append(_row(m.name, s_name, s_node, node, "", depth, c, d[~np.isnan(d)]))
+            rows.append(_row(m.name, s_name, s_node, node.name, node.module, "", depth, c,
+                             d[~np.isnan(d)]))
     return pd.DataFrame(rows)
 
 

@@ -187,6 +187,17 @@ def _cascade(ex: Explainer, x: torch.Tensor, m: Method, target: torch.Tensor, la
                     for name in ops:  # memory: a replaced op's cached [W+; W-] is rebuilt
                         trained[name].__dict__.pop("_wcache", None)  # for the next batch
                     yield b0, step, names, rf.attribute(j).cpu()
+            elif getattr(m, "peer", None) is not None:
+                # a peer library's method runs its own hooks on the module, not on the
+                # graph's operations: randomise a copy of the module and explain that
+                yield b0, 0, [], ex.attribute(xb, m, target=tb).cpu()
+                for step, names, ops, _ in plan:
+                    k = groups.index(names)
+                    steps = [k] if mode == "independent" else range(k + 1)
+                    work = randomize(copy.deepcopy(graph.module),
+                                     [n for i in steps for n in groups[i]], seed)
+                    yield b0, step, names, Explainer(work, device=ex.device).attribute(
+                        xb, m, target=tb).cpu()
             else:
                 yield b0, 0, [], ex.attribute(xb, m, target=tb).cpu()
                 for step, names, ops, _ in plan:
