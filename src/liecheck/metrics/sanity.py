@@ -28,8 +28,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..attribution import Explainer
+from ..attribution import Explainer, explainer_for
 from ..graph import trace
+from ..inputs import resolve_targets
 from ..methods import Method, get_method
 from .similarity import prepare
 from .similarity import similarity as compare
@@ -107,19 +108,12 @@ def _device(model: nn.Module):
     return p.device if p is not None else torch.device("cpu")
 
 
-def resolve_targets(model: nn.Module | Explainer, x: torch.Tensor, target=None,
-                    batch_size: int = 16) -> torch.Tensor:
-    """``(N,)`` classes on the CPU: ``target`` broadcast, or the model's predictions."""
-    ex = model if isinstance(model, Explainer) else Explainer(model, device=_device(model))
-    if target is None:
-        return torch.cat([ex.logits(x[i:i + batch_size]).argmax(1).cpu()
-                          for i in range(0, len(x), batch_size)])
-    t = torch.as_tensor(target).long().view(-1).cpu()
-    if t.numel() == 1:
-        t = t.expand(len(x)).clone()
-    if t.numel() != len(x):
-        raise ValueError(f"target has {t.numel()} entries for {len(x)} images")
-    return t
+def _checked_targets(model: nn.Module | Explainer, x, target, batch_size: int) -> torch.Tensor:
+    """Check ``x`` and ``target`` against the model (before any work); ``(N,)`` classes on
+    the CPU: ``target`` broadcast, or the model's predictions."""
+    ex = model if isinstance(model, Explainer) else explainer_for(model, _device(model))
+    n_classes = ex.check_inputs(x)
+    return resolve_targets(target, len(x), n_classes, lambda: ex.predict(x, batch_size), "cpu")
 
 
 def cascade_maps(model: nn.Module, inputs, method: str | Method, target=None,
@@ -133,8 +127,8 @@ def cascade_maps(model: nn.Module, inputs, method: str | Method, target=None,
     x = getattr(inputs, "images", inputs)
     device = _device(model)
     bs = batch_size or 16
+    target = _checked_targets(model, x, target, bs)
     groups, chosen = _steps(model, layers, mode)
-    target = resolve_targets(model, x, target, bs)
     yield 0, [], _explain(model, x, m, target, bs, device)
     last = max(chosen, default=-1)
     work = copy.deepcopy(model)
@@ -184,7 +178,7 @@ def sanity(model: nn.Module, inputs, method: str | Method, target=None, layers="
         model = model.graph.module
     x = getattr(inputs, "images", inputs)
     bs = batch_size or 16
-    tgt = resolve_targets(model, x, target, bs)
+    tgt = _checked_targets(model, x, target, bs)
     rows, ref = [], None
     for step, names, r in cascade_maps(model, x, m, tgt, layers, seed, mode, bs):
         h = prepare(r, m)
