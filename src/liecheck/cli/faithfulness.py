@@ -54,7 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _setup(args):
     import torch
 
+    from ..attribution import explainer_for
     from ..data.images import load_folder, sample_photos, select
+    from ..inputs import resolve_targets
     from ..methods import get_method, method_names
     from ..models import load
 
@@ -72,6 +74,9 @@ def _setup(args):
     methods = [get_method(s) for s in names]
     labels = imgs.labels
     target = (torch.tensor(labels) if labels and all(v is not None for v in labels) else None)
+    # images and labels are checked against the model once, before any method runs
+    ex = explainer_for(model, args.device)
+    resolve_targets(target, len(imgs), ex.check_inputs(imgs.images))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     return model, source, imgs, methods, target, out
@@ -106,12 +111,12 @@ def _write(df, out: Path, name: str, source) -> Path:
 def run_csc(args) -> int:
     from tqdm import tqdm
 
-    from ..attribution import Explainer
+    from ..attribution import explainer_for
     from ..metrics import csc, paper_starts
     from ..plots.faithfulness import csc_curve, csc_histogram, save
 
     model, source, imgs, methods, _, out = _setup(args)
-    ex = Explainer(model, device=args.device)
+    ex = explainer_for(model, args.device)
     if args.start == "paper":
         try:
             starts = paper_starts(ex.graph, args.model)
@@ -175,12 +180,12 @@ def run_sanity(args) -> int:
 def run_random_logit(args) -> int:
     from tqdm import tqdm
 
-    from ..attribution import Explainer
+    from ..attribution import explainer_for
     from ..metrics import random_logit
     from ..plots.faithfulness import random_logit_boxplot, save
 
     model, source, imgs, methods, target, out = _setup(args)
-    ex = Explainer(model, device=args.device)
+    ex = explainer_for(model, args.device)
     frames = [_run(m, lambda m: random_logit(ex, imgs.images, m, target, seed=args.seed,
                                              similarity=args.similarity,
                                              batch_size=args.batch_size))
