@@ -47,6 +47,8 @@ def _tensor_state(t: torch.Tensor | None) -> tuple:
 def _value(v: Any) -> Any:
     if isinstance(v, _PLAIN):
         return v
+    if isinstance(v, torch.Tensor):  # a plain tensor attribute
+        return _tensor_state(v)
     if isinstance(v, tuple) and all(isinstance(e, _PLAIN) for e in v):
         return v
     return ("id", id(v))
