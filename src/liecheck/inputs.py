@@ -80,6 +80,11 @@ def validate_inputs(x, graph: Graph) -> None:
     layer, path = first_layer(graph)
     if layer is not None:
         _check_first_layer(x, layer, path)
+    if not bool(torch.isfinite(x.sum())):  # one reduction; NaN / Inf (or an overflow) show
+        _check_finite(x)
+
+
+def _check_finite(x: torch.Tensor) -> None:
     bad = ~torch.isfinite(x)
     if bad.any():
         n_nan = int(torch.isnan(x).sum())
