@@ -105,7 +105,7 @@ class Flat(nn.Module):  # 1-D output
         return self.conv(x).flatten()
 
 
-@pytest.mark.parametrize("entry", list(ENTRIES))
+@pytest.mark.parametrize("entry", [e for e in ENTRIES if e != "csc"])  # csc injects
 @pytest.mark.parametrize("model", [Flat, lambda: nn.Sequential(nn.Conv2d(3, 2, 3), nn.ReLU())],
                          ids=["1-D", "4-D"])
 def test_output_that_is_not_logits_is_refused(entry, model):

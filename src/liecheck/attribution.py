@@ -35,11 +35,14 @@ class Explainer:
         self._rules: dict = {}
         self._n_classes: dict = {}
 
-    def check_inputs(self, x: torch.Tensor) -> int:
+    def check_inputs(self, x: torch.Tensor, classes: bool = True) -> int | None:
         """Refuse a batch the model cannot explain exactly (one sentence, before any
         work; see :func:`liecheck.inputs.validate_inputs`) and return the model's
-        number of classes (its output is checked to be ``(N, classes)`` logits)."""
+        number of classes (its output is checked to be ``(N, classes)`` logits). With
+        ``classes=False`` (walks with injected relevance) the output is not checked."""
         validate_inputs(x, self.graph)
+        if not classes:
+            return None
         key = (tuple(x.shape[1:]), x.dtype)
         if key not in self._n_classes:  # one single-sample forward per input shape
             out = self.logits(x[:1], check=False)
@@ -84,7 +87,7 @@ class Explainer:
         p = {**m.params, **params}
         if m.attribute_fn is not None and not m.walkable:
             raise ValueError(f"method '{m.name}' is not a single backward walk")
-        n_classes = self.check_inputs(x)
+        n_classes = self.check_inputs(x, classes=inject is None)
         x = x.to(self.device)
         n = x.shape[0]
         start_fn = None

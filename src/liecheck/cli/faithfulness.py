@@ -75,8 +75,9 @@ def _setup(args):
     labels = imgs.labels
     target = (torch.tensor(labels) if labels and all(v is not None for v in labels) else None)
     # images and labels are checked against the model once, before any method runs
-    ex = explainer_for(model, args.device)
-    resolve_targets(target, len(imgs), ex.check_inputs(imgs.images))
+    n_classes = explainer_for(model, args.device).check_inputs(imgs.images)
+    if target is not None:
+        resolve_targets(target, len(imgs), n_classes)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     return model, source, imgs, methods, target, out

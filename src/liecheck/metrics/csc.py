@@ -158,7 +158,7 @@ def csc(model: nn.Module | Explainer, inputs, method: str | Method,
     x_all = getattr(inputs, "images", inputs)
     if not isinstance(x_all, torch.Tensor) or x_all.dim() < 2:
         raise TypeError("inputs must be an (N, C, H, W) tensor or an ImageSet")
-    explainer.check_inputs(x_all)
+    explainer.check_inputs(x_all, classes=False)  # relevance is injected, not a class
     starts = [start] if isinstance(start, str) else list(start)
     start_nodes = [graph.resolve(s) for s in starts]
     record = default_record(graph) if layers is None else [graph.resolve(r) for r in layers]
