@@ -20,6 +20,11 @@ explainer holds (liecheck's traced copy of the model). The probe:
   runs with a fixed 64 KiB glibc mmap threshold, so freed tensors leave the resident
   set at once and the second call cannot hide in memory kept from the first.
 
+The ``functional`` peer calls ``liecheck.attribute(model, x, method)`` each time instead
+of reusing one explainer; ``fn/reused`` is its throughput relative to the reused
+explainer's (``Attribution`` is a thin wrapper of the same explainer), the cost of the
+functional form's cache lookup.
+
 Usage::
 
     python benchmarks/peers.py --device cpu --batch 2 --models vgg16,resnet50 \
@@ -53,7 +58,7 @@ import liecheck
 # families compared (liecheck registry names); the gradient is the baseline
 FAMILIES = ["gradient", "lrp_a1b0", "lrp_a2b1", "lrp_epsilon", "excitation_bp", "guided_bp",
             "deeplift_rescale", "integrated_gradients"]
-PEERS = ["autograd", "liecheck", "zennit", "captum"]
+PEERS = ["autograd", "liecheck", "functional", "zennit", "captum"]
 EPSILON = liecheck.DEFAULTS["epsilon"]
 
 
@@ -123,6 +128,15 @@ def liecheck_runner(s: Setup, family: str) -> Runner:
         raise NotAvailable(f"'{family}' is not registered in liecheck (yet)")
     ex = s.liecheck()
     return Runner(lambda: ex.attribute(s.x, family, target=s.target))
+
+
+def functional_runner(s: Setup, family: str) -> Runner:
+    """``liecheck.attribute(model, x, method)`` called afresh each time (the README's
+    first example, as Captum / Zennit users call it in loops): it reuses the trace it
+    keeps per model object, so it should run at the reused explainer's speed."""
+    if family not in liecheck.method_names():
+        raise NotAvailable(f"'{family}' is not registered in liecheck (yet)")
+    return Runner(lambda: liecheck.attribute(s.model, s.x, family, target=s.target))
 
 
 def _zennit_composite(s: Setup, family: str):
@@ -217,7 +231,7 @@ class NotAvailable(Exception):
 
 
 BUILDERS = {"autograd": autograd_gradient, "liecheck": liecheck_runner,
-            "zennit": zennit_runner, "captum": captum_runner}
+            "functional": functional_runner, "zennit": zennit_runner, "captum": captum_runner}
 
 
 def cases(families: list[str], peers: list[str]) -> list[tuple[str, str]]:
@@ -416,12 +430,15 @@ def table(rows: list[Row], batch: int) -> list[dict]:
              "x_grad_speed": "", "peak_mib": _fmt(r.peak_mib, 0), "x_grad_mem": "",
              "first_mib": _fmt(r.first_mib, 0), "held_mib": _fmt(r.held_mib, 0),
              "setup_mib": _fmt(r.setup_mib, 0),
-             "lc_vs_zennit": "", "lc_vs_captum": "",
+             "lc_vs_zennit": "", "lc_vs_captum": "", "fn_vs_reused": "",
              "corr_vs_lc": _fmt(r.corr, 3), "error": r.error}
         if grad is not None and grad.median and t:
             d["x_grad_speed"] = _fmt(grad.median / t, 2)
         if grad is not None and grad.peak_mib and r.peak_mib is not None:
             d["x_grad_mem"] = _fmt(r.peak_mib / grad.peak_mib, 2)
+        reused = by.get((r.model, r.family, "liecheck"))
+        if r.peer == "functional" and t and reused is not None and reused.median:
+            d["fn_vs_reused"] = _fmt(reused.median / t, 2)  # throughput ratio
         if r.peer == "liecheck" and t:
             for peer in ("zennit", "captum"):
                 p = by.get((r.model, r.family, peer))
@@ -442,7 +459,8 @@ COLUMNS = [("model", "model"), ("method", "method"), ("peer", "peer"),
            ("x_grad_speed", "speed/grad"), ("peak_mib", "peak MiB"), ("x_grad_mem", "mem/grad"),
            ("first_mib", "1st-call MiB"), ("held_mib", "held MiB"), ("setup_mib", "setup MiB"),
            ("lc_vs_zennit", "lc/zennit"),
-           ("lc_vs_captum", "lc/captum"), ("corr_vs_lc", "corr(lc)"), ("error", "note")]
+           ("lc_vs_captum", "lc/captum"), ("fn_vs_reused", "fn/reused"),
+           ("corr_vs_lc", "corr(lc)"), ("error", "note")]
 
 
 def print_table(recs: list[dict]) -> None:

@@ -9,28 +9,11 @@ from collections.abc import Iterable
 import torch
 import torch.nn as nn
 
+from . import trace_cache
 from .graph import Graph, trace
+from .inputs import check_output, resolve_targets, validate_inputs
 from .methods import Method, get_method, start_relevance
 from .walk import propagate, record_forward, walk_back
-
-
-def _targets(target, logits: torch.Tensor) -> torch.Tensor:
-    n = logits.shape[0]
-    if target is None:
-        return logits.argmax(1)
-    t = torch.as_tensor(target, device=logits.device)
-    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
-        raise ValueError(f"target must hold integer class indices, not {t.dtype}")
-    if t.dim() > 1:
-        raise ValueError(f"target must be an int or a 1-D sequence, not shape {tuple(t.shape)}")
-    t = t.long().view(-1)
-    if t.numel() == 1 and n > 1:
-        t = t.expand(n)
-    if t.numel() != n:
-        raise ValueError(f"target has {t.numel()} entries for a batch of {n}")
-    if (t < 0).any() or (t >= logits.shape[1]).any():
-        raise ValueError(f"target out of range [0, {logits.shape[1]})")
-    return t
 
 
 class Explainer:
@@ -55,6 +38,34 @@ class Explainer:
         self.device = torch.device(device)
         self.graph.to(self.device)
         self._rules: dict = {}
+        self._n_classes: dict = {}
+
+    def check_inputs(self, x: torch.Tensor, classes: bool = True) -> int | None:
+        """Refuse a batch the model cannot explain exactly (one sentence, before any
+        work; see :func:`liecheck.inputs.validate_inputs`) and return the model's
+        number of classes (its output is checked to be ``(N, classes)`` logits). With
+        ``classes=False`` (walks with injected relevance) the output is not checked."""
+        validate_inputs(x, self.graph)
+        if not classes:
+            return None
+        key = (tuple(x.shape[1:]), x.dtype)
+        if key not in self._n_classes:  # one single-sample forward per input shape
+            out = self.logits(x[:1], check=False)
+            check_output(out.shape, 1)
+            self._n_classes[key] = out.shape[1]
+        return self._n_classes[key]
+
+    def targets(self, x: torch.Tensor, target=None) -> torch.Tensor:
+        """``(N,)`` class indices on the device: ``target`` checked and broadcast, or
+        the predicted classes (see :func:`liecheck.inputs.resolve_targets`)."""
+        n_classes = self.check_inputs(x)
+        return resolve_targets(target, x.shape[0], n_classes,
+                               lambda: self.logits(x).argmax(1), self.device)
+
+    def predict(self, x: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+        """Predicted classes ``(N,)`` on the CPU, ``batch_size`` samples per forward."""
+        return torch.cat([self.logits(x[i:i + batch_size]).argmax(1).cpu()
+                          for i in range(0, x.shape[0], batch_size)])
 
     def rules(self, method: Method, params: dict):
         key = (method.name, id(method), tuple(sorted((k, repr(v)) for k, v in params.items())))
@@ -63,7 +74,10 @@ class Explainer:
         return self._rules[key]
 
     @torch.no_grad()
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
+    def logits(self, x: torch.Tensor, check: bool = True) -> torch.Tensor:
+        """The model's logits ``(N, classes)``; the input is checked first (``check``)."""
+        if check:
+            self.check_inputs(x)
         x = to_device(x, self.device)
         return self.graph.forward(x, keep=lambda n: False)[self.graph.output]
 
@@ -75,16 +89,20 @@ class Explainer:
         (explaining ``target``, default: the predicted class).
         """
         m = get_method(method)
+        m.check_params(params)
         p = {**m.params, **params}
-        x = to_device(x, self.device)
         if m.attribute_fn is not None and not m.walkable:
             raise ValueError(f"method '{m.name}' is not a single backward walk")
+        n_classes = self.check_inputs(x, classes=inject is None)
+        x = to_device(x, self.device)
         n = x.shape[0]
         start_fn = None
         if inject is None:
+            given = None if target is None else resolve_targets(target, n, n_classes)
+
             def start_fn(acts):
                 logits = acts[self.graph.output][:n]
-                t = _targets(target, logits)
+                t = logits.argmax(1) if given is None else given.to(logits.device)
                 return {self.graph.output: start_relevance(m, logits, t, p)}
         state = {"params": p, "target": target, "method": m}
         # optional hooks: prepare(x, params) -> forward batch (e.g. DeepLIFT's [x; x0]);
@@ -143,8 +161,8 @@ class Explainer:
                   ) -> torch.Tensor:
         """Attribution map of the input's shape ``(N, C, H, W)``."""
         m = get_method(method)
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"inputs must be a tensor, not {type(x).__name__}")
+        m.check_params(params)
+        self.check_inputs(x)
         x = to_device(x, self.device)
         p = {**m.params, **params}
         if m.attribute_fn is not None:
@@ -177,6 +195,7 @@ class Attribution:
     def __init__(self, model: nn.Module, method: str | Method, device=None,
                  check_forward: bool = True, **params):
         self.method = get_method(method)
+        self.method.check_params(params)
         self.params = params
         self.explainer = Explainer(model, device=device, check_forward=check_forward)
 
@@ -192,7 +211,10 @@ def attribute(model: nn.Module, inputs: torch.Tensor, method: str | Method, targ
     Parameters
     ----------
     model : any torch.fx-traceable CNN. It is deep-copied; the original keeps its
-        weights, hooks and training flag.
+        weights, hooks and training flag. The traced copy is kept for the next call
+        with the same model object as long as the model is unchanged (see
+        :mod:`liecheck.trace_cache`), so a loop of calls costs what a reused
+        :class:`Attribution` costs.
     inputs : ``(N, C, H, W)`` batch in the model's input space.
     method : a registry name (see :func:`liecheck.methods`) or a :class:`Method`.
     target : class indices (int or ``(N,)``); default: the predicted classes.
@@ -205,5 +227,22 @@ def attribute(model: nn.Module, inputs: torch.Tensor, method: str | Method, targ
     -------
     Tensor ``(N, C, H, W)``: the relevance at the input.
     """
-    return Attribution(model, method, device=device, check_forward=check_forward,
-                       **params).attribute(inputs, target=target)
+    m = get_method(method)
+    m.check_params(params)
+    if not check_forward:  # an unchecked trace is never shared with checked calls
+        return Attribution(model, m, device=device, check_forward=False,
+                           **params).attribute(inputs, target=target)
+    return explainer_for(model, device).attribute(inputs, m, target=target, **params)
+
+
+def explainer_for(model: nn.Module, device=None) -> Explainer:
+    """The :class:`Explainer` of ``model``, traced once per state of the model: it is
+    kept (weakly) for the model object and re-traced when the model's parameters,
+    buffers, modules, hooks or training flags change (:mod:`liecheck.trace_cache`)."""
+    if not isinstance(model, nn.Module):
+        return Explainer(model, device=device)
+    if device is None:
+        p = next(model.parameters(), None)
+        device = p.device if p is not None else "cpu"
+    key = str(torch.device(device))
+    return trace_cache.cached(model, key, lambda: Explainer(model, device=device))

@@ -27,7 +27,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .attribution import _targets
 from .deeplift import make_reference
 from .methods import Method, register_method
 
@@ -35,20 +34,6 @@ from .methods import Method, register_method
 def _gradient(explainer, x: torch.Tensor, t: torch.Tensor, node: str | None = None):
     node = node or explainer.graph.input
     return explainer.walk(x, "gradient", record=[node], target=t)[node]
-
-
-def _resolve_targets(explainer, x, target) -> torch.Tensor:
-    """Class indices per sample; a forward pass only when the target is not given
-    (a given target is checked against the logits by the walk itself)."""
-    if target is None:
-        return _targets(None, explainer.logits(x))
-    t = torch.as_tensor(target, device=x.device)
-    if t.dim() == 0 or t.numel() == 1:
-        t = t.reshape(1).expand(x.shape[0])
-    if t.is_floating_point() or t.dim() != 1 or t.numel() != x.shape[0]:
-        raise ValueError(f"target must be an int or {x.shape[0]} class indices, got "
-                         f"{tuple(t.shape)} {t.dtype}")
-    return t.long()
 
 
 def _rows(explainer, inputs: list[torch.Tensor], t: torch.Tensor, batch_size: int):
@@ -64,7 +49,7 @@ def _rows(explainer, inputs: list[torch.Tensor], t: torch.Tensor, batch_size: in
 
 
 def smoothgrad(explainer, x, target, p):
-    t = _resolve_targets(explainer, x, target)
+    t = explainer.targets(x, target)
     flat = x.reshape(x.shape[0], -1)
     sigma = (p["noise_level"] * (flat.max(1).values - flat.min(1).values)).view(
         -1, *[1] * (x.dim() - 1))
@@ -102,7 +87,7 @@ def quadrature(steps: int, method: str = "gausslegendre") -> tuple[np.ndarray, n
 
 def integrated_gradients(explainer, x, target, p):
     x0 = make_reference(x, p.get("baseline"), p.get("blur_sigma", 10.0))
-    t = _resolve_targets(explainer, x, target)
+    t = explainer.targets(x, target)
     alphas, weights = quadrature(int(p["steps"]), p["integration"])
     d = x - x0
     total = torch.zeros_like(x)
@@ -133,7 +118,7 @@ def _layer(graph, name):
 
 def gradcam(explainer, x, target, p):
     node = _layer(explainer.graph, p.get("layer"))
-    t = _resolve_targets(explainer, x, target)
+    t = explainer.targets(x, target)
     grad = _gradient(explainer, x, t, node)
     with torch.no_grad():
         act = explainer.graph.forward(x, keep=lambda n: n.name == node)[node]
@@ -159,7 +144,8 @@ METHODS = [
            "path integral of the gradient from a baseline (default zeros), times x - x0",
            None, reduce="sum", attribute_fn=integrated_gradients,
            params={"steps": 50, "integration": "gausslegendre", "baseline": None,
-                   "batch_size": 64}, citation="Sundararajan et al. 2017", **_GRAD),
+                   "blur_sigma": 10.0, "batch_size": 64},
+           citation="Sundararajan et al. 2017", **_GRAD),
     Method("gradcam", "Grad-CAM", "relu(sum_c mean(dy/dA_c) A_c) at the last conv layer, "
            "upsampled to the input", None, reduce="sum", attribute_fn=gradcam,
            params={"layer": None, "relu": True, "interpolate": "bilinear"},
@@ -167,4 +153,4 @@ METHODS = [
 ]
 
 for _m in METHODS:
-    register_method(_m, overwrite=True)
+    register_method(_m)

@@ -22,8 +22,8 @@ from __future__ import annotations
 import torch
 
 from . import graph as g
-from .attribution import _targets
-from .methods import Method, composite, register_method
+from .inputs import resolve_targets
+from .methods import DEFAULTS, Method, composite, register_method
 from .rules import lrp as rl
 from .rules.base import Rule, cached, divide, safe_divide, times, zero_free
 
@@ -37,11 +37,13 @@ def normalise_by_sum(r: torch.Tensor) -> torch.Tensor:
 def _contrastive_lrp(explainer, x, target, params):
     m = params["_method"]
     logits = explainer.logits(x)
-    t = _targets(target, logits)
+    t = resolve_targets(target, x.shape[0], logits.shape[1], lambda: logits.argmax(1),
+                        logits.device)
     onehot = torch.zeros_like(logits).scatter_(1, t.view(-1, 1), 1.0)
     start = torch.cat([onehot * logits, (1 - onehot) * logits])
+    walk_params = {k: v for k, v in params.items() if k in m.params}
     out = explainer.walk(torch.cat([x, x]), m, inject={explainer.graph.output: start},
-                         record=[explainer.graph.input])
+                         record=[explainer.graph.input], **walk_params)
     r = out[explainer.graph.input]
     n = x.shape[0]
     return normalise_by_sum(r[:n]).clamp(min=0) - normalise_by_sum(r[n:])
@@ -71,7 +73,8 @@ def _clrp_method() -> Method:
     m = Method("contrastive_lrp", "contrastive LRP (CLRP)",
                "max(0, n(R(y_k))) - n(R(y_not_k)) with the z+ rule, n = divide by the sum "
                "(eq. 15)", composite(lambda node, graph, p: rl.ZPlus()),
-               family="contrastive", citation="Gu, Yang & Tresp 2018 (ACCV)")
+               params={"add_eps": DEFAULTS["add_eps"]}, family="contrastive",
+               citation="Gu, Yang & Tresp 2018 (ACCV)")
     m.attribute_fn = lambda ex, x, target, p: _contrastive_lrp(ex, x, target,
                                                               {**p, "_method": m})
     return m
@@ -82,9 +85,10 @@ METHODS = [
     Method("contrastive_ebp", "contrastive EBP (cEBP)",
            "Excitation BP; the final dense layer uses (Z+ - N+) m_k, N+ from -W (eq. 16)",
            composite(_cebp_linear), start="onehot", family="contrastive",
+           params={"add_eps": DEFAULTS["add_eps"]},
            citation="Zhang et al. 2018, Top-down neural attention by excitation "
                     "backprop (IJCV)"),
 ]
 
 for _m in METHODS:
-    register_method(_m, overwrite=True)
+    register_method(_m)

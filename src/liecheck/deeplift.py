@@ -197,4 +197,4 @@ METHODS = [
 ]
 
 for _m in METHODS:
-    register_method(_m, overwrite=True)
+    register_method(_m)

@@ -11,7 +11,7 @@ passed wherever a method name is accepted.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -47,7 +47,9 @@ class Method:
         ``start(logits, target, params) -> relevance at the logits``.
     post : ``None`` or ``"x_input"`` (multiply the input relevance by the input).
     reduce : heatmap channel reduction: ``"sum"`` (signed) or ``"maxabs"``.
-    params : default parameters (overridable per call).
+    params : the method's parameters with their defaults. Their names are the
+        keywords a call accepts (``attribute(..., epsilon=1e-3)``); any other keyword
+        is refused (:meth:`check_params`).
     citation : reference.
     attribute_fn : for methods that are not one walk (SmoothGrad, Integrated
         Gradients, ...): ``attribute_fn(explainer, x, target, params) -> (N, C, H, W)``.
@@ -72,7 +74,18 @@ class Method:
         p = {**self.params, **params}
         return self.composite(graph, p)
 
+    def check_params(self, params: Mapping[str, Any]) -> None:
+        """Refuse keywords that are not parameters of this method (a typo would
+        otherwise be ignored silently)."""
+        unknown = [k for k in params if k not in self.params]
+        if unknown:
+            valid = ", ".join(sorted(self.params)) or "none"
+            raise TypeError(f"method '{self.name}' has no parameter "
+                            f"{', '.join(repr(k) for k in unknown)}; its parameters are: {valid}")
+
     def with_params(self, **params) -> Method:
+        """A copy with other defaults (only for the method's own parameters)."""
+        self.check_params(params)
         return replace(self, params={**self.params, **params})
 
 
@@ -159,6 +172,7 @@ GRADIENT_COMPOSITE = composite(_all(lambda p: rg.GradientLinear()), lrp=False)
 def _builtin() -> list[Method]:
     d = DEFAULTS
     grad = dict(family="gradient", start="onehot", reduce="maxabs")
+    add = {"add_eps": d["add_eps"]}  # residual additions of the LRP composites
     return [
         Method("gradient", "Gradient", "plain gradient of the explained logit (Simonyan 2014)",
                GRADIENT_COMPOSITE, citation="Simonyan et al. 2014", **grad),
@@ -166,29 +180,34 @@ def _builtin() -> list[Method]:
                GRADIENT_COMPOSITE, start="onehot", post="x_input", family="gradient",
                citation="Shrikumar et al. 2016"),
         Method("lrp_z", "LRP-z", "z-rule with bias everywhere (= gradient x input on ReLU nets)",
-               composite(_all(lambda p: rl.Epsilon(0.0))), citation="Bach et al. 2015"),
+               composite(_all(lambda p: rl.Epsilon(0.0))), params=dict(add),
+               citation="Bach et al. 2015"),
         Method("lrp_epsilon", "LRP-epsilon", "epsilon rule with bias everywhere",
                composite(_all(lambda p: rl.Epsilon(p["epsilon"]))),
-               params={"epsilon": d["epsilon"]}, citation="Bach et al. 2015"),
+               params={"epsilon": d["epsilon"], **add}, citation="Bach et al. 2015"),
         Method("lrp_a1b0", "LRP a1b0", "alpha-beta, alpha=1 beta=0 (z+ with positive bias)",
-               composite(_all(lambda p: rl.AlphaBeta(1, 0))), citation="Bach et al. 2015"),
+               composite(_all(lambda p: rl.AlphaBeta(1, 0))), params=dict(add),
+               citation="Bach et al. 2015"),
         Method("lrp_a2b1", "LRP a2b1", "alpha-beta, alpha=2 beta=1",
-               composite(_all(lambda p: rl.AlphaBeta(2, 1))), citation="Bach et al. 2015"),
+               composite(_all(lambda p: rl.AlphaBeta(2, 1))), params=dict(add),
+               citation="Bach et al. 2015"),
         Method("lrp_a5b4", "LRP a5b4", "alpha-beta, alpha=5 beta=4",
-               composite(_all(lambda p: rl.AlphaBeta(5, 4))), citation="Bach et al. 2015"),
+               composite(_all(lambda p: rl.AlphaBeta(5, 4))), params=dict(add),
+               citation="Bach et al. 2015"),
         Method("lrp_cmp_a1b0", "LRP CMP a1b0",
                "epsilon (1e-10) on dense layers, alpha-beta a1b0 on conv layers",
-               composite(_cmp(1, 0)), params={"cmp_epsilon": d["cmp_epsilon"]},
+               composite(_cmp(1, 0)), params={"cmp_epsilon": d["cmp_epsilon"], **add},
                citation="Kohlbrenner et al. 2019"),
         Method("lrp_cmp_a2b1", "LRP CMP a2b1",
                "epsilon (1e-10) on dense layers, alpha-beta a2b1 on conv layers",
-               composite(_cmp(2, 1)), params={"cmp_epsilon": d["cmp_epsilon"]},
+               composite(_cmp(2, 1)), params={"cmp_epsilon": d["cmp_epsilon"], **add},
                citation="Kohlbrenner et al. 2019"),
         Method("dtd", "DTD", "Deep Taylor: z^B on the first conv, z+ after ReLUs, w^2 on the "
-               "final dense layer", composite(_dtd), citation="Montavon et al. 2017"),
+               "final dense layer", composite(_dtd),
+               params={"low": "input", "high": "input", **add}, citation="Montavon et al. 2017"),
         Method("excitation_bp", "Excitation BP",
                "z+ with positive weights, relevance as probabilities (starts at 1)",
-               composite(_all(lambda p: rl.Excitation())), start="onehot",
+               composite(_all(lambda p: rl.Excitation())), start="onehot", params=dict(add),
                citation="Zhang et al. 2018"),
         Method("deconv", "Deconv", "ReLU on the backward signal, forward mask dropped",
                composite(_all(lambda p: rg.GradientLinear()), relu=lambda p: rg.DeconvReLU(),
@@ -211,11 +230,20 @@ _REGISTRY: dict[str, Method] = {}
 
 
 def register_method(method: Method, overwrite: bool = False) -> Method:
-    """Add a method to the registry so every API, metric and the CLI accept its name."""
+    """Add a method to the registry so every API, metric and the CLI accept its name.
+
+    A name that is taken is refused unless ``overwrite=True`` (registering the very
+    same object again changes nothing). liecheck's own catalogues register without
+    ``overwrite``, so they never replace a method of yours.
+    """
     if not isinstance(method, Method):
         raise TypeError("register_method expects a liecheck.Method")
-    if method.name in _REGISTRY and not overwrite:
-        raise ValueError(f"a method named '{method.name}' exists; pass overwrite=True")
+    old = _REGISTRY.get(method.name)
+    if old is method:
+        return method
+    if old is not None and not overwrite:
+        raise ValueError(f"a method named '{method.name}' is registered already "
+                         f"({old.paper_name}); pass overwrite=True to replace it")
     _REGISTRY[method.name] = method
     return method
 

@@ -30,6 +30,7 @@ from torch import nn
 
 from . import graph as g
 from .methods import Method, composite, register_method
+from .models.checkpoint import read
 from .ops import ConvOp
 from .rules import gradient as rg
 from .rules.pattern import SubstitutedTranspose
@@ -63,7 +64,7 @@ class PatternSet:
 
     @classmethod
     def load(cls, path: str | Path) -> PatternSet:
-        d = torch.load(path, map_location="cpu", weights_only=True)
+        d = read(path, "pattern file")
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise ValueError(f"{path} is not a liecheck pattern file (format {FORMAT})")
         return cls({k: d["patterns"][k] for k in d["nodes"]}, d["kind"],
@@ -222,4 +223,4 @@ METHODS = [
 ]
 
 for _m in METHODS:
-    register_method(_m, overwrite=True)
+    register_method(_m)

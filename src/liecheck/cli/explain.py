@@ -82,8 +82,6 @@ def _load_images(specs: list[str], size: int):
 
 
 def run_explain(args) -> int:
-    import torch
-
     from .. import Explainer, get_method
     from ..models import load
     from ..plots.grid import heatmap_grid
@@ -97,10 +95,7 @@ def run_explain(args) -> int:
         print("note: random weights: the heatmaps test the rules, not a trained model "
               "(pass --weights for a trained one)")
     ex = Explainer(model, device=args.device)
-    with torch.no_grad():
-        logits = ex.logits(x)
-    target = (torch.full((len(x),), args.target) if args.target is not None
-              else logits.argmax(1))
+    target = ex.targets(x, args.target)  # checks the images and the class first
     maps = {m.name: ex.attribute(x, m, target=target).cpu() for m in methods}
     fig = heatmap_grid(data.raw, data.names, maps, methods, target=target.tolist())
     out = Path(args.out)

@@ -203,6 +203,7 @@ def csc_values(model: nn.Module | Explainer, inputs, method: str | Method,
     ids = list(range(x_all.shape[0])) if image_ids is None else [int(i) for i in image_ids]
     if len(ids) != x_all.shape[0]:
         raise ValueError(f"image_ids has {len(ids)} entries for {x_all.shape[0]} images")
+    explainer.check_inputs(x_all, classes=False)  # relevance is injected, not a class
     starts = [start] if isinstance(start, str) else list(start)
     start_nodes = [graph.resolve(s) for s in starts]
     record = default_record(graph) if layers is None else [graph.resolve(r) for r in layers]

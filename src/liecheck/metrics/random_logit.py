@@ -15,9 +15,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..attribution import Explainer
+from ..attribution import Explainer, explainer_for
+from ..inputs import resolve_targets
 from ..methods import Method, get_method
-from .sanity import resolve_targets
 from .similarity import prepare
 from .similarity import similarity as compare
 
@@ -59,11 +59,11 @@ def random_logit(model: nn.Module | Explainer, inputs, method: str | Method, tar
     ``DataFrame`` with one row per image: ``method, image, target, other, measure, score``.
     """
     m = get_method(method)
-    ex = model if isinstance(model, Explainer) else Explainer(model, device=device)
+    ex = model if isinstance(model, Explainer) else explainer_for(model, device)
     x = getattr(inputs, "images", inputs)
     bs = batch_size or 16
-    tgt = resolve_targets(ex, x, target, bs)
-    n_classes = ex.logits(x[:1]).shape[1]
+    n_classes = ex.check_inputs(x)
+    tgt = resolve_targets(target, len(x), n_classes, lambda: ex.predict(x, bs), "cpu")
     if n_classes < 2:
         raise ValueError("the random-logit test needs a model with at least 2 classes")
     ids = np.arange(len(x)) if image_ids is None else np.asarray(image_ids, dtype=np.int64)

@@ -28,8 +28,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..attribution import Explainer, to_device
+from ..attribution import Explainer, explainer_for, to_device
 from ..graph import trace
+from ..inputs import resolve_targets
 from ..methods import Method, get_method
 from ..reforward import Reforward, layer_ops
 from .similarity import prepare
@@ -109,19 +110,12 @@ def _device(model: nn.Module):
     return p.device if p is not None else torch.device("cpu")
 
 
-def resolve_targets(model: nn.Module | Explainer, x: torch.Tensor, target=None,
-                    batch_size: int = 16) -> torch.Tensor:
-    """``(N,)`` classes on the CPU: ``target`` broadcast, or the model's predictions."""
-    ex = model if isinstance(model, Explainer) else Explainer(model, device=_device(model))
-    if target is None:
-        return torch.cat([ex.logits(x[i:i + batch_size]).argmax(1).cpu()
-                          for i in range(0, len(x), batch_size)])
-    t = torch.as_tensor(target).long().view(-1).cpu()
-    if t.numel() == 1:
-        t = t.expand(len(x)).clone()
-    if t.numel() != len(x):
-        raise ValueError(f"target has {t.numel()} entries for {len(x)} images")
-    return t
+def _checked_targets(model: nn.Module | Explainer, x, target, batch_size: int) -> torch.Tensor:
+    """Check ``x`` and ``target`` against the model (before any work); ``(N,)`` classes on
+    the CPU: ``target`` broadcast, or the model's predictions."""
+    ex = model if isinstance(model, Explainer) else explainer_for(model, _device(model))
+    n_classes = ex.check_inputs(x)
+    return resolve_targets(target, len(x), n_classes, lambda: ex.predict(x, batch_size), "cpu")
 
 
 def cascade_maps(model: nn.Module, inputs, method: str | Method, target=None,
@@ -137,7 +131,7 @@ def cascade_maps(model: nn.Module, inputs, method: str | Method, target=None,
     x = getattr(inputs, "images", inputs)
     bs = batch_size or 16
     ex = Explainer(model, device=device or _device(model))
-    target = resolve_targets(ex, x, target, bs)
+    target = _checked_targets(ex, x, target, bs)
     maps: dict[int, list[torch.Tensor]] = {}
     names_of: dict[int, list[str]] = {}
     for _, step, names, r in _cascade(ex, x, m, target, layers, seed, mode, bs):
@@ -191,7 +185,7 @@ def _cascade(ex: Explainer, x: torch.Tensor, m: Method, target: torch.Tensor, la
                 # a peer library's method runs its own hooks on the module, not on the
                 # graph's operations: randomise a copy of the module and explain that
                 yield b0, 0, [], ex.attribute(xb, m, target=tb).cpu()
-                for step, names, ops, _ in plan:
+                for step, names, _ops, _ in plan:
                     k = groups.index(names)
                     steps = [k] if mode == "independent" else range(k + 1)
                     work = randomize(copy.deepcopy(graph.module),
@@ -250,7 +244,7 @@ def sanity(model: nn.Module, inputs, method: str | Method, target=None, layers="
     x = getattr(inputs, "images", inputs)
     bs = batch_size or 16
     ex = Explainer(model, device=device or _device(model))  # traced once
-    tgt = resolve_targets(ex, x, target, bs)
+    tgt = _checked_targets(ex, x, target, bs)
     ids = list(range(len(x))) if image_ids is None else [int(i) for i in image_ids]
     if len(ids) != len(x):
         raise ValueError(f"image_ids has {len(ids)} entries for {len(x)} images")

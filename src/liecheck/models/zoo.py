@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
+from .checkpoint import MissingFile, check_state_dict, read, warn_non_finite
 from .cifar_net import cifar_net
 
 MODEL_NAMES = ("cifar_net", "vgg16", "resnet50")
+# how torchvision weights are named: IMAGENET1K_V1, DEFAULT, VGG16_Weights.IMAGENET1K_V1
+_WEIGHTS_NAME = re.compile(r"([A-Za-z0-9]+_Weights\.)?[A-Z][A-Z0-9_]*")
 
 
 @dataclass
@@ -62,7 +66,10 @@ def load(name: str, weights: str | os.PathLike | None = None, seed: int = 0,
     weights : ``None`` for a seeded random initialisation; a torchvision weights
         name such as ``"IMAGENET1K_V1"`` or ``"VGG16_Weights.IMAGENET1K_V1"`` (used
         when cached or downloadable); or a path to a checkpoint (a state dict, loaded
-        with ``weights_only=True``).
+        with ``weights_only=True``). A path that does not exist, a directory, an
+        empty or unreadable file and a state dict that does not fit (its missing,
+        unexpected and mismatched keys listed) are refused with one sentence;
+        non-finite weights give a warning.
     seed : seed of the random initialisation.
 
     Returns
@@ -78,43 +85,60 @@ def load(name: str, weights: str | os.PathLike | None = None, seed: int = 0,
         torch.random.set_rng_state(state)
     if weights is None:
         src = ModelSource(name, f"random(seed={seed})", "random")
-    elif (Path(str(weights)).suffix in (".pt", ".pth", ".ckpt", ".bin")
-          or Path(str(weights)).exists()):
-        path = Path(weights)
-        if not path.exists():
-            raise FileNotFoundError(f"checkpoint not found: {path}")
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
-            sd = sd["state_dict"]
-        if not isinstance(sd, dict):
-            raise ValueError(f"{path} does not hold a state dict")
-        try:
-            model.load_state_dict(sd)
-        except RuntimeError as exc:
-            raise ValueError(f"{path} does not fit {name}: {str(exc).splitlines()[0]}") from None
-        src = ModelSource(name, str(path), "checkpoint", _sha256(path))
-    else:
+    elif isinstance(weights, os.PathLike) or Path(str(weights)).exists():
+        src = _load_checkpoint(model, name, Path(weights))
+    elif _weights_enum(name, str(weights)) is not None:
         model, src = _torchvision_weights(name, str(weights))
+    elif name != "cifar_net" and _WEIGHTS_NAME.fullmatch(str(weights)):
+        raise MissingFile(f"unknown torchvision weights '{weights}' for {name} (and no file of "
+                          f"that name exists); choose one of {', '.join(_weights_names(name))}")
+    else:
+        raise FileNotFoundError(f"checkpoint not found: {weights} (no such file)")
     model.eval()
     if verbose:
         print(f"model {src}")
     return model, src
 
 
-def _torchvision_weights(name: str, weights: str) -> tuple[nn.Module, ModelSource]:
+def _load_checkpoint(model: nn.Module, name: str, path: Path) -> ModelSource:
+    """Load a state dict file into ``model``; every failure is one sentence naming the file."""
+    sd = read(path)
+    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
+        sd = sd["state_dict"]
+    if not isinstance(sd, dict):
+        raise ValueError(f"{path} does not hold a state dict (it holds a {type(sd).__name__})")
+    check_state_dict(model, sd, f"{path} does not fit {name}")
+    model.load_state_dict(sd)
+    warn_non_finite(sd, f"checkpoint {path}")
+    return ModelSource(name, str(path), "checkpoint", _sha256(path))
+
+
+def _weights_names(name: str) -> list[str]:
+    import torchvision
+
+    return [e.name for e in torchvision.models.get_model_weights(name)] + ["DEFAULT"]
+
+
+def _weights_enum(name: str, weights: str):
+    """The torchvision weights enum member ``weights`` names for model ``name``, or None."""
     import torchvision
 
     if name == "cifar_net":
-        raise ValueError("cifar_net has no torchvision weights; pass a checkpoint path or train "
-                         "one with `liecheck train cifar_net`")
-    builder = getattr(torchvision.models, name)
+        return None
     enum = torchvision.models.get_model_weights(name)
-    key = weights.split(".")[-1]
-    try:
-        w = enum[key] if key != "DEFAULT" else enum.DEFAULT
-    except KeyError:
-        raise ValueError(f"unknown torchvision weights '{weights}' for {name}; choose one of "
-                         f"{', '.join(e.name for e in enum)}") from None
+    prefix, _, key = weights.rpartition(".")
+    if prefix not in ("", enum.__name__):
+        return None
+    if key == "DEFAULT":
+        return enum.DEFAULT
+    return enum.__members__.get(key)
+
+
+def _torchvision_weights(name: str, weights: str) -> tuple[nn.Module, ModelSource]:
+    import torchvision
+
+    builder = getattr(torchvision.models, name)
+    w = _weights_enum(name, weights)
     try:
         model = builder(weights=w)
     except Exception as exc:  # no network and not cached
