@@ -76,7 +76,13 @@ def _as_channels(r: torch.Tensor, n_vectors: int) -> torch.Tensor:
     return r
 
 
-def _kind(node) -> str:
+def _kind(node, graph: Graph | None = None) -> str:
+    """``input``, ``conv``, ``linear``, ...; a ReLU right after a conv / dense layer
+    (that layer's post-ReLU record point) reports the layer's kind."""
+    if graph is not None and node.kind == "relu" and len(node.inputs) == 1:
+        prev = graph.by_name[node.inputs[0]]
+        if prev.kind == LINEAR and prev.layer in ("conv", "dense"):
+            node = prev
     if node.kind == INPUT:
         return "input"
     if node.kind == LINEAR:
@@ -84,9 +90,44 @@ def _kind(node) -> str:
     return node.kind
 
 
-def default_record(graph: Graph) -> list[str]:
-    """The input and every conv and dense output, in execution order."""
-    return [graph.input] + [n.name for n in graph.linear_nodes(("conv", "dense"))]
+RECORD_POINTS = ("post_relu", "pre_relu")
+
+
+def default_record(graph: Graph, points: str = "post_relu") -> list[str]:
+    """The input and every conv and dense layer's output, in execution order.
+
+    Parameters
+    ----------
+    graph : the traced model.
+    points : ``"post_relu"`` (default, as in the paper): a layer's output includes its
+        ReLU, i.e. the ReLU node when it is the layer's only consumer (BatchNorm is
+        folded into the conv first), else the layer's own output (the logits; a conv
+        that feeds a residual addition). The paper defines ``r_l = df/dh_l`` with
+        ``h_l`` after the ReLU, its Keras layers include their ReLU, and
+        :func:`paper_starts` starts there too, so starts and record points agree.
+        ``"pre_relu"``: the conv / dense outputs before their ReLU (liecheck < 0.2's
+        default). The two differ only for methods whose ReLU step changes the
+        relevance (gradient, Guided BP, Deconv, RectGrad); LRP and DeepLIFT pass
+        relevance through the ReLU unchanged.
+
+    Returns
+    -------
+    Node names, the input first.
+    """
+    if points not in RECORD_POINTS:
+        raise ValueError(f"points must be one of {RECORD_POINTS}, not '{points}'")
+    names = [n.name for n in graph.linear_nodes(("conv", "dense"))]
+    if points == "post_relu":
+        names = [_relu_after(graph, n) for n in names]
+    return [graph.input] + names
+
+
+def _relu_after(graph: Graph, name: str) -> str:
+    """The ReLU that is ``name``'s only consumer, else ``name`` itself."""
+    nxt = graph.consumers[name]
+    if len(nxt) == 1 and graph.by_name[nxt[0]].kind == "relu":
+        return nxt[0]
+    return name
 
 
 def _vector_seed(seed: int, start: str, image: int) -> int:
@@ -107,7 +148,8 @@ def random_vectors(seed: int, start: str, image: int, n_vectors: int,
 
 def csc(model: nn.Module | Explainer, inputs, method: str | Method,
         start: str | Iterable[str] = "output", layers: Iterable[str] | None = None,
-        n_vectors: int = 5, seed: int = 0, raw: bool = False, batch_size: int | None = None):
+        n_vectors: int = 5, seed: int = 0, raw: bool = False, batch_size: int | None = None,
+        record_points: str = "post_relu"):
     """Cosine similarity convergence of ``method`` on ``model``.
 
     Parameters
@@ -121,12 +163,16 @@ def csc(model: nn.Module | Explainer, inputs, method: str | Method,
     start : node or module name (``"output"`` / ``"logits"`` = the logits), or a list
         of them; all starts share one traced model.
     layers : node or module names to record (default: the input and every conv and
-        dense output); only those below each start are measured.
+        dense layer's output, after its ReLU; see ``record_points``); only those below
+        each start are measured.
     n_vectors : random vectors per image (5 in the paper, giving 10 pairs).
     seed : seed of the random vectors (independent of the method).
     raw : also return the pooled |cos| values.
     batch_size : images per walk (each walk carries ``batch_size * n_vectors``
         samples); default 8.
+    record_points : where the default ``layers`` sit: ``"post_relu"`` (the paper's
+        ``h_l``, default) or ``"pre_relu"`` (the conv / dense outputs before their
+        ReLU); see :func:`default_record`. Ignored when ``layers`` is given.
 
     Notes
     -----
@@ -160,7 +206,8 @@ def csc(model: nn.Module | Explainer, inputs, method: str | Method,
         raise TypeError("inputs must be an (N, C, H, W) tensor or an ImageSet")
     starts = [start] if isinstance(start, str) else list(start)
     start_nodes = [graph.resolve(s) for s in starts]
-    record = default_record(graph) if layers is None else [graph.resolve(r) for r in layers]
+    record = (default_record(graph, record_points) if layers is None
+              else [graph.resolve(r) for r in layers])
     record = sorted(dict.fromkeys(record), key=lambda n: graph.by_name[n].index)
     depth = {n: i for i, n in enumerate(record)}
     shapes: dict[str, tuple] = {}
@@ -195,7 +242,7 @@ def csc(model: nn.Module | Explainer, inputs, method: str | Method,
             d = (np.concatenate(pooled.pop((s_name, r))) if pooled[(s_name, r)]
                  else np.zeros(0, np.float32))
             c = shapes[r][1] if len(shapes[r]) > 1 else 1
-            rows.append(_row(m.name, s_name, s_node, node, _kind(node), depth[r], c, d))
+            rows.append(_row(m.name, s_name, s_node, node, _kind(node, graph), depth[r], c, d))
             if raw:
                 raw_values[(s_name, r)] = 1.0 - d.astype(np.float64)
     df = pd.DataFrame(rows)
