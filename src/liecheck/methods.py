@@ -187,8 +187,9 @@ def _builtin() -> list[Method]:
         Method("dtd", "DTD", "Deep Taylor: z^B on the first conv, z+ after ReLUs, w^2 on the "
                "final dense layer", composite(_dtd), citation="Montavon et al. 2017"),
         Method("excitation_bp", "Excitation BP",
-               "z+ with positive weights, relevance as probabilities (starts at 1)",
-               composite(_all(lambda p: rl.Excitation())), start="onehot",
+               "z+ with positive weights, relevance as probabilities (starts at 1); "
+               "signed inputs: x+ W+ + x- W- (stable; as Zennit)",
+               composite(lambda node, graph, p: rl.excitation_rule(node)), start="onehot",
                citation="Zhang et al. 2018"),
         Method("deconv", "Deconv", "ReLU on the backward signal, forward mask dropped",
                composite(_all(lambda p: rg.GradientLinear()), relu=lambda p: rg.DeconvReLU(),
