@@ -13,7 +13,7 @@ import importlib
 import os
 import sys
 
-COMMAND_MODULES = ["explain", "faithfulness", "theory", "reproduce"]
+COMMAND_MODULES = ["explain", "faithfulness", "theory", "reproduce", "groundtruth"]
 
 
 def build_parser() -> argparse.ArgumentParser:
