@@ -25,13 +25,14 @@ from liecheck.groundtruth import (
     two_digit_images,
     two_digits,
 )
+from liecheck.methods import get_method
 
 
 def first_conv_csc(model, x, methods, patterns) -> dict[str, float]:
     ex = liecheck.Explainer(model)
     out = {}
     for name in methods:
-        m = liecheck.methods.get_method(name)
+        m = get_method(name)
         if "patterns" in m.params and m.params["patterns"] is None:
             m = m.with_params(patterns=patterns)
         df = liecheck.csc(ex, x, m, start="output", n_vectors=5)
@@ -52,6 +53,8 @@ def main() -> None:
     model, info = load_two_digits_net(progress=False)
     df = two_digits("all", n=args.n, seed=args.seed)
     plot_two_digits(df, out / "groundtruth")
+    df.to_csv(out / "table.csv", index=False)
+    print(df.to_string(), flush=True)
     data = two_digit_images(4 * args.csc_images, "test", seed=args.seed + 1)
     with torch.no_grad():
         top2 = model(data.x).topk(2, dim=1).indices.sort(1).values
