@@ -43,6 +43,14 @@ def _excitation(w, h):
     return torch.where(s == 0, torch.zeros_like(c), c / torch.where(s == 0, 1.0, s))
 
 
+def _excitation_signed(w, h):
+    """EBP on a signed input (liecheck's rl.excitation_rule, Zennit's split):
+    T_ij = (h+_j w+_ij + h-_j w-_ij) / sum_j' (same)."""
+    c = w.clamp(min=0) * h.clamp(min=0)[None] + w.clamp(max=0) * h.clamp(max=0)[None]
+    s = c.sum(1, keepdim=True)
+    return torch.where(s == 0, torch.zeros_like(c), c / torch.where(s == 0, 1.0, s))
+
+
 def test_contrastive_lrp_matches_dense_reference():
     net = mlp(1)
     x = torch.randn(3, 6, generator=torch.Generator().manual_seed(2), dtype=torch.double)
@@ -73,7 +81,8 @@ def test_contrastive_ebp_matches_dense_reference():
         mk = torch.zeros(4, dtype=torch.double)
         mk[t[i]] = 1
         r = _excitation(w3, h3).T @ mk - _excitation(-w3, h3).T @ mk   # eq. 16
-        r = _excitation(w1, h1).T @ (_excitation(w2, h2).T @ r)
+        assert (h1 < 0).any() and (h2 >= 0).all()   # signed input, ReLU-fed after
+        r = _excitation_signed(w1, h1).T @ (_excitation(w2, h2).T @ r)
         torch.testing.assert_close(ours[i], r)
     assert (ours - ebp).abs().max() > 1e-3  # the contrast changes the map
 

@@ -72,10 +72,16 @@ def test_gradient_stays_near_baseline_and_zplus_converges():
     vectors stays within 2x the random baseline at the convs just below, z+ does not."""
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     model = cifar_net()
-    grad = liecheck.csc(model, x, "gradient", start="relu4", n_vectors=4)
+    grad = liecheck.csc(model, x, "gradient", start="relu4", n_vectors=4,
+                        record_points="pre_relu")
     near = grad[grad.layer.isin(["conv3", "conv4"])]
     assert len(near) == 2 and (near["median"] < 2 * near["baseline"]).all()
     assert set(grad["layer"]) == {"input_1", "conv1", "conv2", "conv3", "conv4"}
+    # default: after the ReLU; conv4's point is relu4 = the start, so it is not below it
+    post = liecheck.csc(model, x, "gradient", start="relu4", n_vectors=4)
+    assert set(post["layer"]) == {"input_1", "relu1", "relu2", "relu3"}
+    near = post[post.layer == "relu3"]
+    assert len(near) == 1 and (near["median"] < 2 * near["baseline"]).all()
     zp = liecheck.csc(model, x, "lrp_a1b0", start="output", layers=["input"], n_vectors=3)
     assert zp.set_index("layer").loc["input_1", "median"] > 0.999
 
@@ -133,3 +139,54 @@ def test_raw_values_histogram_and_errors():
         liecheck.csc(model, x, smooth)
     with pytest.raises(ValueError, match="at least 2"):
         liecheck.csc(model, x, "gradient", n_vectors=1)
+
+
+def _relu_mlp() -> nn.Sequential:
+    torch.manual_seed(5)
+    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 12), nn.ReLU(),
+                         nn.Linear(12, 5)).double().eval()
+
+
+def test_default_record_is_after_the_relu_and_matches_autograd():
+    """The default record points are the ReLU outputs h_l (paper: r_l = df/dh_l). The
+    pooled cosines equal an independent computation: autograd of <v, logits> w.r.t.
+    the post-ReLU activations, captured with forward hooks on the ReLU modules."""
+    from liecheck.metrics.csc import default_record
+
+    model = _relu_mlp()
+    x = torch.randn(3, 8, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    ex = liecheck.Explainer(model)
+    node = {m: ex.graph.resolve(m) for m in ("0", "1", "2", "3", "4")}
+    assert ex.graph.by_name[node["1"]].kind == "relu"
+    assert default_record(ex.graph) == [ex.graph.input, node["1"], node["3"], node["4"]]
+    assert default_record(ex.graph, "pre_relu") == [ex.graph.input, node["0"], node["2"],
+                                                    node["4"]]
+    nv = 4
+    df, raw = liecheck.csc(ex, x, "gradient", n_vectors=nv, raw=True)
+    assert list(df["layer"]) == [ex.graph.input, node["1"], node["3"]]
+    assert list(df["kind"]) == ["input", "linear", "linear"]  # the layer the ReLU closes
+    for layer in ("1", "3"):
+        want = []
+        for i in range(x.shape[0]):
+            v = random_vectors(0, node["4"], i, nv, (5,)).double()
+            grads = []
+            for k in range(nv):
+                acts = {}
+                h = model[int(layer)].register_forward_hook(
+                    lambda mod, inp, out, acts=acts: acts.setdefault("h", out))
+                try:
+                    logits = model(x[i:i + 1])
+                finally:
+                    h.remove()
+                g, = torch.autograd.grad((v[k] * logits[0]).sum(), acts["h"])
+                grads.append(g[0].numpy())
+            for a, b in pair_indices(nv):
+                u, w = grads[a], grads[b]
+                want.append(abs(u @ w) / np.linalg.norm(u) / np.linalg.norm(w))
+        np.testing.assert_allclose(np.sort(raw[("output", node[layer])]), np.sort(want), rtol=1e-6)
+    pre = liecheck.csc(ex, x, "gradient", n_vectors=nv, record_points="pre_relu")
+    assert list(pre["layer"]) == [ex.graph.input, node["0"], node["2"]]
+    # the ReLU mask changes the gradient's relevance: the two points differ
+    assert not np.allclose(pre["median"].iloc[1:], df["median"].iloc[1:])
+    with pytest.raises(ValueError, match="points must be one of"):
+        liecheck.csc(ex, x, "gradient", record_points="after")

@@ -21,8 +21,9 @@ Differences we configure away, and why (read from Zennit's ``rules.py`` and
   ``NameMapComposite`` leaves unnamed ReLUs with their gradient, which differs
   below the w^2 layer (w^2 gives dead units relevance), so we map them to ``Pass``.
 * **Excitation BP**: Zennit's composite is ``ZPlus`` (with ``b+`` and the ``x- W-``
-  term) and no ReLU rule. liecheck drops the bias and uses ``x W+``; on non-negative
-  inputs with ``zero_params='bias'`` the two coincide, and the ReLU gradient changes
+  term) and no ReLU rule. liecheck drops the bias (Zhang et al.) and uses ``x W+`` on
+  non-negative inputs and the same ``x+ W+ + x- W-`` split on signed ones; with
+  ``zero_params='bias'`` the two coincide on any input, and the ReLU gradient changes
   nothing because every rule above a dead unit already gives it zero (``x_j = 0``).
 * **start**: Zennit takes the output relevance from the caller: we pass the
   liecheck start (one-hot times the logit for LRP, one-hot for gradient methods).
@@ -164,6 +165,18 @@ def test_zennit_zplus_keeps_the_bias_ours_does_not():
 @pytest.mark.parametrize("seed", [0, 1])
 def test_excitation_bp_matches_zennit(seed):
     model, x = peer_net(seed), _x(seed, nonneg=True)
+    ours = liecheck.attribute(model, x, "excitation_bp", target=TARGET)
+    comp = zc.ExcitationBackprop(stabilizer=TINY, zero_params="bias",
+                                 canonizers=[SequentialMergeBatchNorm()])
+    theirs = zennit_attr(model, x, comp, onehot(x, model, times_logit=False))
+    _close(ours, theirs)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_excitation_bp_matches_zennit_on_signed_inputs(seed):
+    """Signed pixels: liecheck's first layer uses Zennit's cancellation-free split."""
+    model, x = peer_net(seed), _x(seed)
+    assert (x < 0).any()
     ours = liecheck.attribute(model, x, "excitation_bp", target=TARGET)
     comp = zc.ExcitationBackprop(stabilizer=TINY, zero_params="bias",
                                  canonizers=[SequentialMergeBatchNorm()])

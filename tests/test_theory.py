@@ -12,15 +12,18 @@ from torch import nn
 from liecheck import Explainer
 from liecheck.models import cifar_net
 from liecheck.theory import (
+    BOUNDS,
     VGG16_SHAPES,
     NotLinearInRelevance,
     backward_chain,
     centre_tap,
+    conditions,
     convergence_rate,
     dense_centre,
     inter_layer,
     layer_matrices,
     mean_abs_cosine,
+    projective_diameter,
     random_nonneg_chain,
     simulate_chain,
     singular_ratios,
@@ -154,7 +157,9 @@ def test_simulation_errors_are_clear():
 # ------------------------------------------------------------------ Theorem 1
 
 
-def test_theorem1_bounds_hold_on_random_non_negative_chains():
+def test_theorem1_valid_bounds_hold_on_random_non_negative_chains():
+    """The two proven bounds hold on random chains; eq. 36 is not asserted here: it is
+    not valid in general (see the J counterexample below)."""
     rng = np.random.default_rng(0)
     for t in range(30):
         dims = rng.integers(2, 9, size=7)
@@ -162,8 +167,12 @@ def test_theorem1_bounds_hold_on_random_non_negative_chains():
         mats = random_nonneg_chain(shapes, "positive" if t % 2 else "uniform", seed=t)
         df = theorem1(mats)
         assert (np.diff(df["s"]) >= -1e-12).all()  # eq. 23: s_n never decreases
-        assert (df["s"] >= df["bound_paper"] - 1e-12).all()
         assert (df["s"] >= df["bound_exact"] - 1e-12).all()
+        assert (df["s"] >= df["bound_global"] - 1e-12).all()
+        assert df["bound_global"].iloc[-1] > 0  # strictly positive matrices: informative
+        assert not set(df.attrs["violated"]) & {"bound_exact", "bound_global"}
+    assert BOUNDS == {"bound_paper": False, "bound_pairs": False, "bound_exact": True,
+                      "bound_global": True}
 
 
 def test_theorem1_first_step_and_paper_lambda():
@@ -184,7 +193,57 @@ def test_theorem1_per_matrix_lambda_needs_column_weights():
     df = theorem1(mats)
     assert df["bound_pairs"].iloc[2] > df["s"].iloc[2] + 0.1
     assert (df["s"] >= df["bound_exact"] - 1e-12).all()
-    assert (df["s"] >= df["bound_paper"]).all()
+    assert (df["s"] >= df["bound_global"] - 1e-12).all()
+    assert df.attrs["violated"] == ["bound_pairs"]
+
+
+def test_theorem1_eq36_fails_on_repeated_jordan_block():
+    """J = [[1, 1], [0, 1]]: columns (1, 0), (1, 1), so eps0 = 1, eps_dot = 1 (the only
+    pair), L = 2 and the paper's lambda = 1/4. M_n = J^n = [[1, n], [0, 1]], so
+    s_n = n / sqrt(n^2 + 1) and 1 - s_n ~ 1 / (2 n^2) (polynomial), while eq. 36 claims
+    1 - s_n <= (3/4)^n: false exactly from n = 25 on (0.75^25 = 7.5e-4 < 1 - s_25 =
+    8.0e-4; for n <= 24 it holds: 0.75^24 = 1.0e-3 > 8.7e-4)."""
+    j = np.array([[1.0, 1.0], [0.0, 1.0]])
+    cond = conditions([j])
+    assert (cond["eps0"], cond["eps_dot_every_pair"], cond["L"]) == (1.0, 1.0, 2.0)
+    assert cond["lambda_paper"] == 0.25
+    n_max = 200
+    df = theorem1([j] * n_max)
+    n = np.arange(1, n_max + 1)
+    s = n / np.sqrt(n ** 2 + 1.0)
+    np.testing.assert_allclose(df["s"].iloc[1:], s, rtol=1e-12)
+    np.testing.assert_allclose(df["bound_paper"].iloc[1:], 1 - 0.75 ** n, rtol=1e-12)
+    violated = df["bound_paper"].iloc[1:].to_numpy() > df["s"].iloc[1:].to_numpy()
+    assert not violated[:24].any() and violated[24:].all()
+    assert 2 * n_max ** 2 * df["one_minus_s"].iloc[-1] == pytest.approx(1, rel=1e-4)
+    assert (df["s"] >= df["bound_exact"] - 1e-12).all()
+    assert (df["bound_global"] == 0).all()  # J has zeros: no contraction, no claim
+    assert df.attrs["violated"] == ["bound_paper", "bound_pairs"]
+
+
+def test_theorem1_literal_two_columns_reading_fails_on_block_diagonal():
+    """block-diag(J, 1): columns (1,0,0), (1,1,0), (0,0,1). Read literally, the condition
+    holds ("two column vectors" with dot product 1 >= eps, every norm >= 1), yet the
+    third column stays orthogonal to the others in every power: s_n = 0 forever. Read
+    as "every pair", eps_dot = 0 and the theorem (rightly) says nothing."""
+    b = np.eye(3)
+    b[0, 1] = 1.0
+    cond = conditions([b])
+    assert cond["eps0"] == 1.0 and cond["eps_dot_some_pair"] == 1.0
+    assert cond["eps_dot_every_pair"] == 0.0 and cond["lambda_paper"] == 0.0
+    df = theorem1([b] * 30)
+    assert (df["s"] == 0).all()
+    assert df.attrs["violated"] == []
+
+
+def test_projective_diameter_against_loop():
+    rng = np.random.default_rng(3)
+    a = rng.uniform(0.1, 2.0, size=(4, 3))
+    ref = max(np.log(a[k, i] * a[l, j] / (a[k, j] * a[l, i]))
+              for i in range(3) for j in range(3) for k in range(4) for l in range(4))
+    assert projective_diameter(a) == pytest.approx(ref, rel=1e-12)
+    a[0, 0] = 0
+    assert projective_diameter(a) == np.inf
 
 
 def test_theorem1_rejects_negative_and_zero_columns():

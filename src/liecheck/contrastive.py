@@ -11,7 +11,8 @@
 * ``contrastive_ebp`` (cEBP, Zhang et al. 2018): Excitation BP whose final dense
   layer uses ``(Z+ - N+) m_k`` (eq. 16): ``Z+`` is the excitation transition with
   ``W``, ``N+`` the one with ``-W`` (the "dual" neuron), both normalised as in EBP.
-  Every other layer is plain Excitation BP.
+  Every other layer is plain Excitation BP (``rl.excitation_rule``: the split
+  ``x+ W+ + x- W-`` on signed inputs).
 
 A CSC walk (injected relevance below the logits) of either method is the walk of
 its underlying rule (z+ / Excitation), as in the paper.
@@ -66,7 +67,7 @@ def _cebp_linear(node, graph, params):
     final = graph.by_name[graph.output]
     last = final if (final.kind == g.LINEAR and final.layer in ("conv", "dense")) \
         else graph.last("dense")
-    return ContrastiveExcitation() if node is last else rl.Excitation()
+    return ContrastiveExcitation() if node is last else rl.excitation_rule(node)
 
 
 def _clrp_method() -> Method:

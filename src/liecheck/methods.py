@@ -206,8 +206,10 @@ def _builtin() -> list[Method]:
                "final dense layer", composite(_dtd),
                params={"low": "input", "high": "input", **add}, citation="Montavon et al. 2017"),
         Method("excitation_bp", "Excitation BP",
-               "z+ with positive weights, relevance as probabilities (starts at 1)",
-               composite(_all(lambda p: rl.Excitation())), start="onehot", params=dict(add),
+               "z+ with positive weights, relevance as probabilities (starts at 1); "
+               "signed inputs: x+ W+ + x- W- (stable; as Zennit)",
+               composite(lambda node, graph, p: rl.excitation_rule(node)), start="onehot",
+               params=dict(add),
                citation="Zhang et al. 2018"),
         Method("deconv", "Deconv", "ReLU on the backward signal, forward mask dropped",
                composite(_all(lambda p: rg.GradientLinear()), relu=lambda p: rg.DeconvReLU(),

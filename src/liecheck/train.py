@@ -47,15 +47,17 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
 
 
 def fit(model: nn.Module, data, epochs: int, seed: int = 0, lr: float = 1e-3,
-        batch_size: int = 32, progress: bool = True, desc: str = "train") -> nn.Module:
-    """Adam + cross-entropy for ``epochs`` epochs; ``data`` is ``(x, y)`` tensors or a
-    torch ``Dataset``. Seeded: the same seed gives the same weights on the same machine."""
+        batch_size: int = 32, progress: bool = True, desc: str = "train",
+        loss_fn: nn.Module | None = None) -> nn.Module:
+    """Adam + ``loss_fn`` (default cross-entropy) for ``epochs`` epochs; ``data`` is
+    ``(x, y)`` tensors or a torch ``Dataset``. Seeded: the same seed gives the same
+    weights on the same machine."""
     from tqdm.auto import tqdm
 
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)  # dropout masks
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
     if isinstance(data, tuple):
         x, y = data
         n = len(y)

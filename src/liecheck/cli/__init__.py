@@ -13,7 +13,8 @@ import importlib
 import os
 import sys
 
-COMMAND_MODULES = ["explain", "faithfulness", "theory", "reproduce", "audit"]
+COMMAND_MODULES = ["explain", "faithfulness", "theory", "reproduce", "audit",
+                   "groundtruth"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -77,7 +77,13 @@ def _as_channels(r: torch.Tensor, n_vectors: int) -> torch.Tensor:
     return r
 
 
-def _kind(node) -> str:
+def _kind(node, graph: Graph | None = None) -> str:
+    """``input``, ``conv``, ``linear``, ...; a ReLU right after a conv / dense layer
+    (that layer's post-ReLU record point) reports the layer's kind."""
+    if graph is not None and node.kind == "relu" and len(node.inputs) == 1:
+        prev = graph.by_name[node.inputs[0]]
+        if prev.kind == LINEAR and prev.layer in ("conv", "dense"):
+            node = prev
     if node.kind == INPUT:
         return "input"
     if node.kind == LINEAR:
@@ -85,9 +91,44 @@ def _kind(node) -> str:
     return node.kind
 
 
-def default_record(graph: Graph) -> list[str]:
-    """The input and every conv and dense output, in execution order."""
-    return [graph.input] + [n.name for n in graph.linear_nodes(("conv", "dense"))]
+RECORD_POINTS = ("post_relu", "pre_relu")
+
+
+def default_record(graph: Graph, points: str = "post_relu") -> list[str]:
+    """The input and every conv and dense layer's output, in execution order.
+
+    Parameters
+    ----------
+    graph : the traced model.
+    points : ``"post_relu"`` (default, as in the paper): a layer's output includes its
+        ReLU, i.e. the ReLU node when it is the layer's only consumer (BatchNorm is
+        folded into the conv first), else the layer's own output (the logits; a conv
+        that feeds a residual addition). The paper defines ``r_l = df/dh_l`` with
+        ``h_l`` after the ReLU, its Keras layers include their ReLU, and
+        :func:`paper_starts` starts there too, so starts and record points agree.
+        ``"pre_relu"``: the conv / dense outputs before their ReLU (liecheck < 0.2's
+        default). The two differ only for methods whose ReLU step changes the
+        relevance (gradient, Guided BP, Deconv, RectGrad); LRP and DeepLIFT pass
+        relevance through the ReLU unchanged.
+
+    Returns
+    -------
+    Node names, the input first.
+    """
+    if points not in RECORD_POINTS:
+        raise ValueError(f"points must be one of {RECORD_POINTS}, not '{points}'")
+    names = [n.name for n in graph.linear_nodes(("conv", "dense"))]
+    if points == "post_relu":
+        names = [_relu_after(graph, n) for n in names]
+    return [graph.input] + names
+
+
+def _relu_after(graph: Graph, name: str) -> str:
+    """The ReLU that is ``name``'s only consumer, else ``name`` itself."""
+    nxt = graph.consumers[name]
+    if len(nxt) == 1 and graph.by_name[nxt[0]].kind == "relu":
+        return nxt[0]
+    return name
 
 
 def _vector_seed(seed: int, start: str, image: int) -> int:
@@ -109,7 +150,8 @@ def random_vectors(seed: int, start: str, image: int, n_vectors: int,
 def csc(model: nn.Module | Explainer, inputs, method: str | Method,
         start: str | Iterable[str] = "output", layers: Iterable[str] | None = None,
         n_vectors: int = 5, seed: int = 0, raw: bool = False, batch_size: int | None = None,
-        image_ids: Sequence[int] | None = None, device: str | torch.device | None = None):
+        image_ids: Sequence[int] | None = None, device: str | torch.device | None = None,
+        record_points: str = "post_relu"):
     """Cosine similarity convergence of ``method`` on ``model``.
 
     Parameters
@@ -123,7 +165,8 @@ def csc(model: nn.Module | Explainer, inputs, method: str | Method,
     start : node or module name (``"output"`` / ``"logits"`` = the logits), or a list
         of them; all starts share one traced model.
     layers : node or module names to record (default: the input and every conv and
-        dense output); only those below each start are measured.
+        dense layer's output, after its ReLU; see ``record_points``); only those below
+        each start are measured.
     n_vectors : random vectors per image (5 in the paper, giving 10 pairs).
     seed : seed of the random vectors (independent of the method).
     raw : also return the pooled |cos| values.
@@ -133,6 +176,9 @@ def csc(model: nn.Module | Explainer, inputs, method: str | Method,
         (default ``0 ... N-1``); a part of a larger image set passes its positions in
         the whole set, so its values equal those of the whole set's run.
     device : where to run (default: the model's device; ignored for an Explainer).
+    record_points : where the default ``layers`` sit: ``"post_relu"`` (the paper's
+        ``h_l``, default) or ``"pre_relu"`` (the conv / dense outputs before their
+        ReLU); see :func:`default_record`. Ignored when ``layers`` is given.
 
     Notes
     -----
@@ -156,7 +202,7 @@ def csc(model: nn.Module | Explainer, inputs, method: str | Method,
     ``N x 10 x H x W`` per conv layer).
     """
     parts = csc_values(model, inputs, method, start, layers, n_vectors, seed, batch_size,
-                       image_ids, device)
+                       image_ids, device, record_points)
     df = csc_rows(parts)
     if not raw:
         return df
@@ -173,7 +219,8 @@ def csc_values(model: nn.Module | Explainer, inputs, method: str | Method,
                start: str | Iterable[str] = "output", layers: Iterable[str] | None = None,
                n_vectors: int = 5, seed: int = 0, batch_size: int | None = None,
                image_ids: Sequence[int] | None = None,
-               device: str | torch.device | None = None) -> pd.DataFrame:
+               device: str | torch.device | None = None,
+               record_points: str = "post_relu") -> pd.DataFrame:
     """The pooled values behind :func:`csc` (same parameters), before any statistic.
 
     Returns
@@ -188,7 +235,7 @@ def csc_values(model: nn.Module | Explainer, inputs, method: str | Method,
     if getattr(m, "peer", None) is not None:  # Zennit / Captum / function adapters
         from .csc_hooks import csc_hook_values
         return csc_hook_values(model, inputs, m, start, layers, n_vectors, seed, batch_size,
-                               image_ids, device)
+                               image_ids, device, record_points)
     if not m.walkable:
         raise ValueError(f"CSC needs a method that is a single backward walk; '{m.name}' is "
                          "not (SmoothGrad averages walks over noisy inputs, so random "
@@ -206,7 +253,8 @@ def csc_values(model: nn.Module | Explainer, inputs, method: str | Method,
     explainer.check_inputs(x_all, classes=False)  # relevance is injected, not a class
     starts = [start] if isinstance(start, str) else list(start)
     start_nodes = [graph.resolve(s) for s in starts]
-    record = default_record(graph) if layers is None else [graph.resolve(r) for r in layers]
+    record = (default_record(graph, record_points) if layers is None
+              else [graph.resolve(r) for r in layers])
     record = sorted(dict.fromkeys(record), key=lambda n: graph.by_name[n].index)
     depth = {n: i for i, n in enumerate(record)}
     shapes: dict[str, tuple] = {}
@@ -244,7 +292,7 @@ def csc_values(model: nn.Module | Explainer, inputs, method: str | Method,
             node = graph.by_name[r]
             d = pooled.pop((s_name, r))
             rows.append({"method": m.name, "start": s_name, "start_node": s_node,
-                         "layer": node.name, "module": node.module, "kind": _kind(node),
+                         "layer": node.name, "module": node.module, "kind": _kind(node, graph),
                          "depth": depth[r], "channels": shapes[r][1] if len(shapes[r]) > 1
                          else 1, "values": np.concatenate(d) if d else np.zeros(0, np.float32)})
     return pd.DataFrame(rows, columns=VALUE_COLUMNS)

@@ -133,7 +133,7 @@ def hooked_relevance(module: nn.Module, method, x: torch.Tensor, graph: Graph, s
 
 def csc_hook_values(model, inputs, method, start="output", layers=None, n_vectors: int = 5,
                     seed: int = 0, batch_size: int | None = None, image_ids=None,
-                    device=None) -> pd.DataFrame:
+                    device=None, record_points: str = "post_relu") -> pd.DataFrame:
     """:func:`liecheck.metrics.csc.csc_values` for a peer method: same arguments, vectors
     and output (the pooled values; :func:`~liecheck.metrics.csc.csc_rows` summarises)."""
     if method.hooks is None:
@@ -150,7 +150,8 @@ def csc_hook_values(model, inputs, method, start="output", layers=None, n_vector
         raise ValueError(f"image_ids has {len(ids)} entries for {x_all.shape[0]} images")
     starts = [start] if isinstance(start, str) else list(start)
     start_nodes = [graph.resolve(s) for s in starts]
-    record = default_record(graph) if layers is None else [graph.resolve(r) for r in layers]
+    record = (default_record(graph, record_points) if layers is None
+              else [graph.resolve(r) for r in layers])
     record = sorted(dict.fromkeys(record), key=lambda n: graph.by_name[n].index)
     module_calls(graph, [*start_nodes, *record])  # refuse unhookable nodes before any work
     depth = {n: i for i, n in enumerate(record)}
@@ -184,7 +185,7 @@ def csc_hook_values(model, inputs, method, start="output", layers=None, n_vector
             vals = pooled.pop((s_name, r))
             node = graph.by_name[r]
             rows.append({"method": method.name, "start": s_name, "start_node": s_node,
-                         "layer": node.name, "module": node.module, "kind": _kind(node),
+                         "layer": node.name, "module": node.module, "kind": _kind(node, graph),
                          "depth": depth[r], "channels": shapes[r][1] if len(shapes[r]) > 1
                          else 1,
                          "values": np.concatenate(vals) if vals else np.zeros(0, np.float32)})

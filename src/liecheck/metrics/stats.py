@@ -14,8 +14,16 @@ import numpy as np
 import pandas as pd
 
 
+def bootstrap_mean(values, confidence: float = 0.99, n_resamples: int = 10_000,
+                   seed: int = 0, chunk: int = 1000) -> tuple[float, float, float]:
+    """Mean of ``values`` and its percentile bootstrap interval (as
+    :func:`bootstrap_median`, with the mean as the statistic; for shares and rates)."""
+    return bootstrap_median(values, confidence, n_resamples, seed, chunk, statistic=np.mean)
+
+
 def bootstrap_median(values, confidence: float = 0.99, n_resamples: int = 10_000,
-                     seed: int = 0, chunk: int = 1000) -> tuple[float, float, float]:
+                     seed: int = 0, chunk: int = 1000, statistic=np.median
+                     ) -> tuple[float, float, float]:
     """Median of ``values`` and its percentile bootstrap interval.
 
     Parameters
@@ -24,6 +32,7 @@ def bootstrap_median(values, confidence: float = 0.99, n_resamples: int = 10_000
     confidence : coverage of the interval (0.99 = the paper's 99%).
     n_resamples : number of bootstrap resamples (10 000 in the paper's protocol).
     seed : seed of the resampling (``numpy.random.default_rng``).
+    statistic : ``f(array, axis=...)``; ``np.median`` (default) or ``np.mean``.
 
     Returns
     -------
@@ -33,7 +42,7 @@ def bootstrap_median(values, confidence: float = 0.99, n_resamples: int = 10_000
     v = v[~np.isnan(v)]
     if v.size == 0:
         return (np.nan, np.nan, np.nan)
-    med = float(np.median(v))
+    med = float(statistic(v))
     if v.size == 1:
         return (med, med, med)
     rng = np.random.default_rng(seed)
@@ -41,7 +50,7 @@ def bootstrap_median(values, confidence: float = 0.99, n_resamples: int = 10_000
     for s in range(0, n_resamples, chunk):
         k = min(chunk, n_resamples - s)
         idx = rng.integers(0, v.size, size=(k, v.size))
-        meds[s:s + k] = np.median(v[idx], axis=1)
+        meds[s:s + k] = statistic(v[idx], axis=1)
     alpha = (1 - confidence) / 2
     low, high = np.quantile(meds, [alpha, 1 - alpha])
     return (med, float(low), float(high))

@@ -28,6 +28,11 @@ DEFAULT_METHODS = ("gradient", "lrp_z", "lrp_a1b0", "lrp_a5b4", "lrp_cmp_a1b0",
                    "excitation_bp", "patternattribution", "deeplift_rescale", "guided_bp")
 DEFAULT_VGG_METHODS = ("gradient", "lrp_z", "lrp_a1b0", "guided_bp")
 EXPERIMENTS = ("csc", "random_logit", "sanity", "insensitivity")
+# the ground-truth benchmark in the default run (liecheck.groundtruth): a few seconds
+# once its model is cached; the references are model-agnostic, occlusion is the faithful one
+DEFAULT_GROUNDTRUTH = {"n": 20, "methods": ["gradient", "lrp_z", "lrp_a1b0", "excitation_bp",
+                                            "deeplift_rescale", "guided_bp", "occlusion",
+                                            "random"]}
 
 
 @dataclass
@@ -93,7 +98,8 @@ def default_config(device: str = "cpu") -> RunConfig:
                     experiments=("csc",),
                     note="seeded RANDOM initialisation, 64x64 inputs: these CSC results test "
                          "the rules on VGG-16's architecture, not a trained model")
-    return RunConfig([digits, vgg], device=device, simulation_repeats=5, profile="default")
+    return RunConfig([digits, vgg], device=device, simulation_repeats=5, profile="default",
+                     extra={"groundtruth": dict(DEFAULT_GROUNDTRUTH)})
 
 
 def paper_config(models: list[str], weights: dict[str, str | None], n: int,

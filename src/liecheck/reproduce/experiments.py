@@ -37,6 +37,7 @@ KEYS = {
     "insensitivity": ["model", "method"],
     "simulation": ["chain", "family", "step"],
     "singular": ["model", "layer", "kind", "part"],
+    "groundtruth": ["method"],
 }
 
 Result = tuple[pd.DataFrame, dict[str, dict[str, np.ndarray]]]
@@ -240,6 +241,24 @@ def singular_unit(s: Subject) -> Unit:
                 compute, cost=20 * _scale(s))
 
 
+def groundtruth_unit(n: int, methods: list[str], seed: int) -> Unit:
+    """The ground-truth class-sensitivity benchmark (two digits side by side), with the
+    benchmark model's test accuracy and the image counts as columns."""
+    from ..groundtruth import two_digits
+
+    def compute():
+        df, per = two_digits(methods, n=n, seed=seed, raw=True, n_resamples=2000)
+        df.insert(1, "model_accuracy", df.attrs.get("model_accuracy"))
+        df.insert(2, "n_drawn", df.attrs.get("n_drawn"))
+        arrays = {unit_id("groundtruth_items", n, seed): {
+            c: per[c].to_numpy() for c in ("method", "image", "side", "mass_accuracy",
+                                           "pointing", "l1_class_diff")}}
+        return df, arrays
+    return Unit("groundtruth", unit_id("groundtruth", n, seed),
+                "ground-truth class sensitivity (two digits)", compute,
+                cost=2 * n * len(methods) / 8)
+
+
 def _scale(s: Subject) -> float:
     """Relative cost of one walk on this model (cifar_net at 32x32 = 1)."""
     base = {"cifar_net": 1.0, "vgg16": 180.0, "resnet50": 45.0}.get(s.plan.name, 10.0)
@@ -266,6 +285,9 @@ def plan_units(subjects: list[Subject], cfg) -> list[Unit]:
                 if exp not in s.plan.experiments or (exp == "csc" and not m.walkable):
                     continue
                 units += build(s, m, cfg, f"{i:02d}{j:03d}")
+    gt = cfg.extra.get("groundtruth")
+    if gt:
+        units.append(groundtruth_unit(gt["n"], list(gt["methods"]), cfg.seed))
     if cfg.theory:
         units.append(simulation_unit(cfg.simulation_repeats, cfg.seed))
         for s in subjects:

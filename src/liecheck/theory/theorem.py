@@ -2,28 +2,37 @@
 
 Setting (paper appendix A): non-negative matrices ``A_1, A_2, ...`` without zero
 columns, ``M_n = A_1 A_2 ... A_n`` and ``s_n`` the cosine of the largest angle
-between two columns of ``M_n`` (eq. 19). Appendix B derives
-``s_{n+1} >= s_n + lambda (1 - s_n)`` (eq. 27/30), hence
+between two columns of ``M_n`` (eq. 19). ``s_0`` belongs to ``M_0 = I`` (orthogonal
+columns, ``s_0 = 0``). Four lower bounds on ``s_n`` are reported; :data:`BOUNDS` says
+which are valid in general (docs/theory.md has the derivations):
 
-    s_n >= 1 - (1 - lambda)^n (1 - s_0)                                  (eq. 36)
+* ``bound_paper`` (eq. 36), **not valid in general**: ``1 - (1 - lambda)^n`` with the
+  paper's ``lambda = eps_dot / L^2`` (``eps_dot`` the smallest dot product of two
+  distinct raw columns of any ``A_k``, ``L`` the largest column L1 norm). Eq. 21-27
+  assume unit-norm columns of ``M_n`` ("since the angle is independent of length"),
+  but rescaling the columns of ``M_n`` changes ``M_n a``. Counterexample:
+  ``J = [[1, 1], [0, 1]]`` repeated satisfies every condition (``eps_dot = 1``,
+  ``L = 2``, ``lambda = 1/4``), yet ``1 - s_n = 1 - n / sqrt(n^2 + 1) ~ 1 / (2 n^2)``
+  exceeds ``(3/4)^n`` for every ``n >= 25``: the convergence is polynomial.
+* ``bound_pairs`` (eq. 27 applied per matrix), **not valid in general**:
+  ``lambda_k = min_{a != b} <a, b> / (|a|_1 |b|_1)`` over the columns of ``A_k``;
+  fails on the 2x2 pair of :data:`PAIR_COUNTEREXAMPLE` (``s_2 = 0.56 < 0.72``).
+* ``bound_exact`` (corrected per-matrix bound), **valid**: as ``bound_pairs`` but with
+  the rows of ``A_n`` weighted by the column norms of ``M_{n-1}``; with the weights
+  eq. 21-27 are exact, so ``s_n >= s_{n-1} + lambda_n (1 - s_{n-1})`` holds.
+* ``bound_global`` (Birkhoff-Hopf), **valid**: a bound from chain quantities alone.
+  Columns ``x, y`` at Hilbert projective distance ``d`` have ``cos >= 1 / cosh(d / 2)``
+  (Kantorovich), a non-negative matrix never expands that distance, and a strictly
+  positive one contracts it by ``tanh(Delta(A) / 4)`` (Birkhoff), ``Delta(A)`` the
+  largest distance between two of its columns. It is exponential, and it is 0 (says
+  nothing) unless some ``A_k`` is strictly positive: with zero entries no
+  exponential bound can hold in general (``J``).
 
-with ``lambda = eps_dot / L^2``. Our reading of the definitions (eq. 27 and the
-conditions above the theorem): ``eps_dot`` is the smallest dot product of two
-distinct *raw* (not normalised) columns of any ``A_k``, and ``L`` the largest L1
-norm of any column of any ``A_k``. Both are what eq. 27 needs:
-``<a, b> / (|a|_1 |b|_1) >= eps_dot / L^2``. ``s_0`` belongs to ``M_0 = I`` (orthogonal
-columns, ``s_0 = 0``), so the bound starts at ``s_1 >= lambda``.
-
-Three lambdas are reported:
-
-* ``lambda_paper``: ``eps_dot / L^2`` over the whole chain (the paper's constant);
-* ``lambda_pairs``: per matrix, ``min_{a != b} <a, b> / (|a|_1 |b|_1)``: the quantity
-  eq. 27 actually bounds, scale-invariant per column, hence tighter;
-* ``lambda_exact``: as ``lambda_pairs`` but with ``a_i`` weighted by the norm of the
-  i-th column of ``M_{n-1}``. The paper's eq. 21-27 assume unit-norm columns of
-  ``M_n`` ("since the angle is independent of length"), but rescaling the columns
-  of ``M_n`` changes ``M_n a``; with the weights the step ``s_{n+1} >= s_n +
-  lambda (1 - s_n)`` holds exactly, so ``bound_exact`` is a proven lower bound.
+Theorem 1's conclusion ``s_n -> 1`` survives (``bound_exact`` -> 1 whenever
+infinitely many ``lambda_n`` stay away from 0, and ``J`` converges), but not the
+rate, and only under the reading "*every* pair of columns has ``<a, b> >= eps_dot``":
+read literally ("two column vectors"), ``block-diag(J, 1)`` satisfies it and keeps
+an orthogonal column forever (``s_n = 0``). :func:`conditions` reports both readings.
 """
 
 from __future__ import annotations
@@ -81,6 +90,53 @@ def paper_lambda(matrices: Sequence) -> tuple[float, float, float]:
     return eps / big_l ** 2, eps, big_l
 
 
+BOUNDS = {
+    "bound_paper": False,
+    "bound_pairs": False,
+    "bound_exact": True,
+    "bound_global": True,
+}
+"""Bound column -> valid in general (a proven lower bound on ``s_n``)."""
+
+J_COUNTEREXAMPLE = np.array([[1.0, 1.0], [0.0, 1.0]])
+"""``J``: repeated, every condition of Theorem 1 holds but eq. 36 fails for n >= 25."""
+
+PAIR_COUNTEREXAMPLE = (np.array([[0.1, 0.6], [3.8, 0.1]]), np.array([[0.1, 0.2], [5.1, 0.4]]))
+"""Two 2x2 matrices on which the per-matrix eq. 27 bound fails (``s_2 = 0.56 < 0.72``)."""
+
+
+def conditions(matrices: Sequence) -> dict[str, float]:
+    """The quantities in Theorem 1's conditions, under both readings of "two columns".
+
+    Returns
+    -------
+    dict with ``eps0`` (smallest column norm), ``L`` (largest column L1 norm),
+    ``eps_dot_every_pair`` (smallest dot product of two distinct columns of any
+    ``A_k``: the reading the proof needs), ``eps_dot_some_pair`` (per matrix the
+    largest such dot product, smallest over the chain: the literal reading "two
+    column vectors have a dot product of at least eps"), ``lambda_paper``
+    (``eps_dot_every_pair / L^2``).
+    """
+    mats = _as_matrices(matrices)
+    off = [(m.T @ m)[~np.eye(m.shape[1], dtype=bool)] for m in mats]
+    big_l = max(float(m.sum(0).max()) for m in mats)
+    every = min(float(o.min()) for o in off)
+    return {"eps0": min(float(np.linalg.norm(m, axis=0).min()) for m in mats), "L": big_l,
+            "eps_dot_every_pair": every,
+            "eps_dot_some_pair": min(float(o.max()) for o in off),
+            "lambda_paper": every / big_l ** 2}
+
+
+def projective_diameter(a: np.ndarray) -> float:
+    """Birkhoff's ``Delta(A)``: the largest Hilbert projective distance between two
+    columns, ``max_{i,j,k,l} log(a_ki a_lj / (a_kj a_li))``; ``inf`` with a zero entry."""
+    if (a <= 0).any():
+        return float("inf")
+    la = np.log(a)
+    d = la[:, :, None] - la[:, None, :]  # (rows, i, j): log(a_ki / a_kj)
+    return float((d.max(0) - d.min(0)).max())
+
+
 def theorem1(matrices: Sequence) -> pd.DataFrame:
     """Measured ``s_n`` of a non-negative chain against the Theorem 1 bounds.
 
@@ -95,9 +151,13 @@ def theorem1(matrices: Sequence) -> pd.DataFrame:
     -------
     DataFrame, one row per step ``n = 0..N``: ``s`` (measured, eq. 19),
     ``one_minus_s``, ``lambda_paper``/``bound_paper`` (eq. 36 with the chain's
-    ``eps_dot / L^2``), ``lambda_pairs``/``bound_pairs`` (per-matrix constant, product
-    of ``1 - lambda_k``), ``lambda_exact``/``bound_exact`` (with the column norms of
-    ``M_{n-1}``; a proven bound). Row 0 is ``M_0 = I`` (``s_0 = 0``).
+    ``eps_dot / L^2``; not valid in general), ``lambda_pairs``/``bound_pairs``
+    (per-matrix eq. 27 constant; not valid in general), ``lambda_exact``/``bound_exact``
+    (with the column norms of ``M_{n-1}``; valid), ``diameter``/``bound_global``
+    (Birkhoff-Hopf: ``1 / cosh(D_n / 2)`` with ``D_n`` a bound on the Hilbert diameter
+    of the columns of ``M_n``; valid). Row 0 is ``M_0 = I`` (``s_0 = 0``).
+    ``df.attrs["valid"]`` is :data:`BOUNDS`; ``df.attrs["violated"]`` lists the bound
+    columns that exceed the measured ``s`` somewhere (beyond 1e-12).
     """
     mats = _as_matrices(matrices)
     lam_paper, _, _ = paper_lambda(mats)
@@ -105,9 +165,15 @@ def theorem1(matrices: Sequence) -> pd.DataFrame:
     s_prev = 0.0 if m.shape[0] > 1 else 1.0
     rows = [{"step": 0, "s": s_prev, "lambda_paper": lam_paper, "bound_paper": s_prev,
                  "lambda_pairs": np.nan, "bound_pairs": s_prev, "lambda_exact": np.nan,
-                 "bound_exact": s_prev}]
+                 "bound_exact": s_prev, "diameter": np.inf, "bound_global": s_prev}]
     b_pairs = b_exact = s_prev
+    contraction, diam = 1.0, np.inf  # prod_{i<n} tanh(Delta_i / 4); bound on diam(M_n)
     for n, a in enumerate(mats, start=1):
+        delta = projective_diameter(a)
+        # the columns of M_n = M_{n-1} A_n lie in M_{n-1}'s image of A_n's cone: the
+        # old diameter does not grow, and A_n's own diameter shrinks by prod tanh
+        diam = min(diam, contraction * delta)
+        contraction *= np.tanh(delta / 4) if np.isfinite(delta) else 1.0
         col_norms = np.linalg.norm(m, axis=0)
         lam_pairs = _min_pair_ratio(a)
         lam_exact = _min_pair_ratio(a, col_norms)
@@ -119,10 +185,14 @@ def theorem1(matrices: Sequence) -> pd.DataFrame:
         rows.append({"step": n, "s": s, "lambda_paper": lam_paper,
                          "bound_paper": 1 - (1 - lam_paper) ** n * (1 - rows[0]["s"]),
                          "lambda_pairs": lam_pairs, "bound_pairs": b_pairs,
-                         "lambda_exact": lam_exact, "bound_exact": b_exact})
-        s_prev = s
+                         "lambda_exact": lam_exact, "bound_exact": b_exact,
+                         "diameter": diam,
+                         "bound_global": (1 / np.cosh(diam / 2) if np.isfinite(diam)
+                                          else 0.0)})
     df = pd.DataFrame(rows)
     df.insert(2, "one_minus_s", 1 - df["s"])
+    df.attrs["valid"] = dict(BOUNDS)
+    df.attrs["violated"] = [b for b in BOUNDS if (df[b] > df["s"] + 1e-12).any()]
     return df
 
 
