@@ -28,7 +28,7 @@ ENGINES = {
     r"\.to_parquet\(|read_parquet\(": "pyarrow",
     r"\.to_excel\(|read_excel\(": "openpyxl",
     r"\.to_markdown\(": "tabulate",
-    r"\.style\b": "jinja2",
+    r"\.style\.(format|apply|map|applymap|to_html|hide|background_gradient)\(": "jinja2",
 }
 # import names whose distribution name differs and is not in this environment's metadata
 KNOWN = {"PIL": "pillow", "skimage": "scikit-image", "sklearn": "scikit-learn"}

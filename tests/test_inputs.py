@@ -246,14 +246,16 @@ def test_cli_refuses_out_of_range_labels_once(tmp_path, capsys):
     from liecheck.cli import main
 
     rng = np.random.default_rng(0)
-    for i in range(12):  # 12 class folders for a 10-class model
+    # 1001 class folders for a 1000-class model (the CLI evaluates cifar_net on the digits
+    # only, so the folder goes to a seeded random VGG-16 at 32 px)
+    for i in range(1001):
         d = tmp_path / "img" / f"n{i:08d}"
         d.mkdir(parents=True)
         Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(d / "a.png")
-    rc = main(["random-logit", "--model", "cifar_net", "--images", str(tmp_path / "img"),
-               "--n", "12", "--methods", "gradient,lrp_z",
+    rc = main(["random-logit", "--model", "vgg16", "--size", "32", "--images",
+               str(tmp_path / "img"), "--n", "1001", "--methods", "gradient,lrp_z",
                "--out", str(tmp_path / "out")])
     out = capsys.readouterr()
     assert rc == 2
     assert "skipping" not in out.out
-    assert "is out of range: the model has 10 classes" in out.err
+    assert "is out of range: the model has 1000 classes" in out.err

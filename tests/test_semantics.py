@@ -20,7 +20,7 @@ from torch import nn
 import liecheck
 from liecheck import equivalence, rewrite
 from liecheck import graph as lg
-from liecheck.walk import NonFiniteRelevance
+from liecheck.walk import NonFiniteRelevance, propagate
 
 
 class Net(nn.Module):
@@ -339,8 +339,15 @@ def test_non_finite_relevance_names_a_nan_input():
     x = torch.randn(2, 2, 6, 6, dtype=torch.float64)
     x[0, 0, 0, 0] = float("nan")
     ex = liecheck.Explainer(_plain().eval(), check_forward=False)
-    with pytest.raises(NonFiniteRelevance, match="input holds 1 non-finite value"):
+    # the API refuses a non-finite input before any work (issue 15, input validation) ...
+    with pytest.raises(ValueError, match="1 NaN"):
         ex.attribute(x, "lrp_epsilon", target=0)
+    # ... and a walk started below that boundary still names the cause
+    m = liecheck.get_method("lrp_epsilon")
+    logits = ex.graph.forward(torch.nan_to_num(x))[ex.graph.output]
+    with pytest.raises(NonFiniteRelevance, match="input holds 1 non-finite value"):
+        propagate(ex.graph, x, ex.rules(m, dict(m.params)),
+                  inject={"output": torch.ones_like(logits)}, record=["input"])
 
 
 def test_non_finite_relevance_names_a_near_zero_denominator():

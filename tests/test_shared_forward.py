@@ -34,7 +34,7 @@ from liecheck.metrics.csc import (
     paper_starts,
     random_vectors,
 )
-from liecheck.metrics.sanity import _steps, randomize, resolve_targets
+from liecheck.metrics.sanity import _steps, randomize
 from liecheck.metrics.similarity import prepare
 from liecheck.metrics.similarity import similarity as compare
 from liecheck.rules.base import Rule
@@ -130,7 +130,7 @@ def test_walks_with_fan_equal_walks_on_repeated_images(method, device):
 def sanity_reference(model, x, method, layers="all", seed=0, mode="cascading", bs=16):
     """The pre-in-graph cascade: deep copy, randomise and re-trace at every step."""
     m = liecheck.get_method(method)
-    tgt = resolve_targets(model, x, None, bs)
+    tgt = liecheck.Explainer(model).predict(x, bs)  # the predicted classes
 
     def explain(mod):
         ex = liecheck.Explainer(mod)

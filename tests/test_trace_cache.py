@@ -32,9 +32,9 @@ def traces(monkeypatch):
     calls = []
     real = attribution.trace
 
-    def counting(model):
+    def counting(model, **kwargs):
         calls.append(model)
-        return real(model)
+        return real(model, **kwargs)
 
     monkeypatch.setattr(attribution, "trace", counting)
     return calls

@@ -192,11 +192,11 @@ def figure(model, images, methods: list[Method], target=None, seed: int = 0, ima
     from ..attribution import Explainer
     from ..heatmap import heatmap, to_rgb
     from ..metrics.random_logit import other_classes
-    from ..metrics.sanity import cascade_maps, resolve_targets
+    from ..metrics.sanity import cascade_maps
 
     x = getattr(images, "images", images)[image:image + 1]
     ex = Explainer(model)
-    t = resolve_targets(ex, x, None if target is None else target[image:image + 1])
+    t = ex.targets(x, None if target is None else target[image:image + 1])
     other = other_classes(t, ex.logits(x).shape[1], seed)
     fig, axes = plt.subplots(len(methods), 3, figsize=(6.6, 2.2 * len(methods)), squeeze=False)
     for i, m in enumerate(methods):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..attribution import _targets
+from ..inputs import resolve_targets
 from ..methods import Method
 
 
@@ -76,16 +76,10 @@ def assert_no_hooks(module: nn.Module, who: str) -> None:
 
 def targets(module: nn.Module, x: torch.Tensor, target) -> torch.Tensor:
     """``(N,)`` class indices: ``target`` checked and broadcast, or the predictions."""
-    if target is None:
+    def predict() -> torch.Tensor:
         with torch.no_grad():
-            return _targets(None, module(x))
-    t = torch.as_tensor(target, device=x.device)
-    if t.dim() == 0 or t.numel() == 1:
-        t = t.reshape(1).expand(x.shape[0])
-    if t.is_floating_point() or t.dim() != 1 or t.numel() != x.shape[0]:
-        raise ValueError(f"target must be an int or {x.shape[0]} class indices, got "
-                         f"{tuple(t.shape)} {t.dtype}")
-    return t.long()
+            return module(x).argmax(1)
+    return resolve_targets(target, x.shape[0], None, predict, x.device)
 
 
 def one_hot(output: torch.Tensor, t: torch.Tensor, times_output: bool = False

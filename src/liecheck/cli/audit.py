@@ -28,9 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n", type=int, default=8, help="number of images (default 8)")
     p.add_argument("--size", type=int, default=None,
                    help="input size (default 32 for cifar_net, 224 otherwise)")
-    p.add_argument("--n-vectors", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-figure", action="store_true")
+    p.add_argument("--n-vectors", type=int, default=5,
+                   help="random vectors per image for CSC (paper: 5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random choice")
+    p.add_argument("--no-figure", action="store_true", help="skip the figure")
     p.add_argument("--out", required=True, help="output directory")
     p.set_defaults(func=run)
 
