@@ -91,7 +91,9 @@ def test_csc_through_hooks_agrees(case):
     model, x = peer_net(1), _x(1)
     a = liecheck.csc(model, x, make(), start=STARTS, n_vectors=3, seed=3)
     b = liecheck.csc(model, x, ours, start=STARTS, n_vectors=3, seed=3)
-    assert len(a) == len(b) == 11  # 4 + 3 + 4 (start 9 sees input, _0, _4, _8)
+    # one row per (start, recorded layer below it); the record points are liecheck's
+    # default (after each ReLU), so the peer's rows must be exactly liecheck's
+    assert len(a) == len(b) > len(STARTS)
     assert (a["layer"].tolist(), a["start_node"].tolist()) == (b["layer"].tolist(),
                                                                  b["start_node"].tolist())
     cols = ["median", "p1", "p5", "p25", "p75", "p95", "p99", "n_values"]
@@ -194,8 +196,12 @@ def test_csc_refuses_functional_ops():
     m = from_zennit(zc.EpsilonPlus())
     with pytest.raises(ValueError, match="not a module call"):
         liecheck.csc(Functional().eval(), torch.randn(2, 3, 16, 16), m, start="relu")
-    # module outputs are fine
-    df = liecheck.csc(Functional().eval(), torch.randn(2, 3, 16, 16), m, n_vectors=2)
+    # the default record point after the conv is its (functional) ReLU: refused too ...
+    with pytest.raises(ValueError, match="not a module call"):
+        liecheck.csc(Functional().eval(), torch.randn(2, 3, 16, 16), m, n_vectors=2)
+    # ... module outputs are fine
+    df = liecheck.csc(Functional().eval(), torch.randn(2, 3, 16, 16), m, n_vectors=2,
+                      record_points="pre_relu")
     assert list(df["layer"]) == ["x", "conv"]
 
 

@@ -12,7 +12,9 @@ gigabytes, too much for a test on a shared 2-core machine. A block after
   block runs again with ``weights=None`` (seeded random) so the blocks after it work;
 * ``<!-- snippet: needs-data -->`` needs a data set that is not here: clear error;
 * ``<!-- snippet: setup -->`` installs packages or runs this suite: the scripts
-  must exist and parse (``bash -n``).
+  must exist and parse (``bash -n``);
+* ``<!-- snippet: launcher -->`` runs liecheck under torchrun / srun (several processes or
+  nodes): the arguments after ``-m liecheck`` must parse.
 
 Blocks without a language (diagrams) are not code.
 """
@@ -125,6 +127,12 @@ def test_snippets_run(path, offline, capsys):
                 capsys.readouterr()
             elif lang == "bash":
                 for cmd in _commands(body):
+                    if mark == "launcher":  # torchrun / srun: the liecheck part must parse
+                        if "-m liecheck " in cmd:
+                            from liecheck.cli import build_parser
+                            argv = shlex.split(cmd.split("-m liecheck ", 1)[1])
+                            build_parser().parse_args(argv)
+                        continue
                     if mark == "setup":
                         script = cmd.split()[-1]
                         assert cmd.startswith("bash ") and (ROOT / script).is_file(), where

@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated method names, 'occlusion', 'random', or 'all' "
                         "(every walkable method plus both references)")
     p.add_argument("--n", type=int, default=100, help="test images drawn (default 100)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of every random choice")
     p.add_argument("--all-images", action="store_true",
                    help="also measure images the model gets wrong")
     p.add_argument("--out", required=True, help="output directory")

@@ -105,9 +105,14 @@ def fit_patterns(plan: ModelPlan, model: nn.Module, images: ImageSet):
 
 
 def targets(model: nn.Module, images: ImageSet) -> tuple[torch.Tensor, str]:
-    """Ground-truth labels when every image has one, else the model's predictions."""
+    """Ground-truth labels when every image has one, else the model's predictions.
+    The images and labels are checked against the model once, before any unit runs."""
+    from ..attribution import explainer_for
+    from ..inputs import resolve_targets
+
+    n_classes = explainer_for(model).check_inputs(images.images)
     if images.labels and all(v is not None for v in images.labels):
-        return torch.as_tensor(images.labels, dtype=torch.long), "ground truth"
+        return resolve_targets(images.labels, len(images), n_classes), "ground truth"
     with torch.no_grad():
         return model(images.images).argmax(1), "predicted"
 
