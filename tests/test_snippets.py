@@ -127,11 +127,17 @@ def test_snippets_run(path, offline, capsys):
                 capsys.readouterr()
             elif lang == "bash":
                 for cmd in _commands(body):
-                    if mark == "launcher":  # torchrun / srun: the liecheck part must parse
+                    if mark == "launcher":  # torchrun / srun: both parts must parse
                         if "-m liecheck " in cmd:
+                            from torch.distributed.run import get_args_parser
+
                             from liecheck.cli import build_parser
-                            argv = shlex.split(cmd.split("-m liecheck ", 1)[1])
-                            build_parser().parse_args(argv)
+                            argv = shlex.split(cmd.split("torchrun ", 1)[1])
+                            # torchrun's own parser sees every option string (argparse
+                            # matches prefixes even after the script: `--n` is ambiguous)
+                            get_args_parser().parse_args(argv)
+                            build_parser().parse_args(
+                                shlex.split(cmd.split("-m liecheck ", 1)[1]))
                         continue
                     if mark == "setup":
                         script = cmd.split()[-1]

@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", default=None, help="torchvision weights name or checkpoint "
                    "path (default: built-in digits model / seeded random initialisation)")
     p.add_argument("--images", default=None, help="image folder (ImageNet models)")
-    p.add_argument("--n", type=int, default=8, help="number of images (default 8)")
+    p.add_argument("--n", "--num-images", dest="n", type=int,
+                   default=8, help="number of images (default 8)")
     p.add_argument("--size", type=int, default=None,
                    help="input size (default 32 for cifar_net, 224 otherwise)")
     p.add_argument("--n-vectors", type=int, default=5,

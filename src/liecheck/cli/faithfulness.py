@@ -11,6 +11,7 @@ and the figures (PNG + SVG).
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -30,7 +31,7 @@ def add_model_options(p: argparse.ArgumentParser, default_n: int = 200) -> None:
     p.add_argument("--images", default=None, metavar="DIR",
                    help="image folder (ImageNet-style class sub-folders give labels); default: "
                         "scikit-image's sample photos (cifar_net: the digits test images)")
-    p.add_argument("--n", type=int, default=default_n,
+    p.add_argument("--n", "--num-images", dest="n", type=int, default=default_n,
                    help=f"number of images (default {default_n}; the paper: 200)")
     p.add_argument("--size", type=int, default=None,
                    help="input side in pixels (default 32 for cifar_net, 224 otherwise)")
@@ -172,8 +173,12 @@ def run_experiment(args, experiment: str):
     from ..reproduce.summary import format_summary, summary_table
 
     cfg = _config(args, experiment)
-    print(plan_line(cfg, args.command), flush=True)
+    main_rank = int(os.environ.get("RANK", "0")) == 0  # torchrun: rank 0 summarises
+    if main_rank:
+        print(plan_line(cfg, args.command), flush=True)
     store = run(cfg, args.out, fresh=args.fresh, report=False)
+    if not main_rank:
+        return store, None
     df = store.read(experiment)
     for s in store.manifest().get("skipped", []):
         print(f"skipped: {s}")
@@ -193,6 +198,8 @@ def run_csc(args) -> int:
     from ..plots.faithfulness import csc_curve, csc_histogram, save
 
     _, df = run_experiment(args, "csc")
+    if df is None:  # another rank of a torchrun launch: rank 0 writes the outputs
+        return 0
     starts = list(dict.fromkeys(df["start"]))
     for st in starts:
         tag = str(st).replace(".", "_")
@@ -213,6 +220,8 @@ def run_sanity(args) -> int:
     from ..store import unit_id
 
     store, df = run_experiment(args, "sanity")
+    if df is None:  # another rank of a torchrun launch: rank 0 writes the outputs
+        return 0
     out = Path(args.out)
     save(sanity_curve(df, seed=args.seed), out / "sanity")
     if args.grid_image != 0:
@@ -241,5 +250,7 @@ def run_random_logit(args) -> int:
     from ..plots.faithfulness import random_logit_boxplot, save
 
     _, df = run_experiment(args, "random_logit")
+    if df is None:  # another rank of a torchrun launch: rank 0 writes the outputs
+        return 0
     save(random_logit_boxplot(df), Path(args.out) / "random_logit")
     return 0

@@ -13,7 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--methods", default="all",
                    help="comma-separated method names, 'occlusion', 'random', or 'all' "
                         "(every walkable method plus both references)")
-    p.add_argument("--n", type=int, default=100, help="test images drawn (default 100)")
+    p.add_argument("--n", "--num-images", dest="n", type=int,
+                   default=100, help="test images drawn (default 100)")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice")
     p.add_argument("--all-images", action="store_true",
                    help="also measure images the model gets wrong")

@@ -28,7 +28,8 @@ def register(sub) -> None:
                         "checkpoint path; with several models NAME=WEIGHTS (repeatable)")
     p.add_argument("--images", help="image folder for VGG-16/ResNet-50 (ImageNet-style "
                                     "class folders give ground-truth labels)")
-    p.add_argument("--n", type=int, help="images per model (paper: 200; default run: 8 digits)")
+    p.add_argument("--n", "--num-images", dest="n", type=int,
+                   help="images per model (paper: 200; default run: 8 digits)")
     p.add_argument("--methods", help="comma-separated method names or 'all' (default: the "
                                      "paper's; with the default model, the default run's)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
