@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -242,28 +243,14 @@ def csc_values(model: nn.Module | Explainer, inputs, method: str | Method,
                          "relevance vectors cannot be injected; the paper excludes it).")
     if n_vectors < 2:
         raise ValueError(f"n_vectors must be at least 2 (pairs are compared), got {n_vectors}")
-    explainer = model if isinstance(model, Explainer) else Explainer(model, device=device)
-    graph = explainer.graph
-    x_all = getattr(inputs, "images", inputs)
-    if not isinstance(x_all, torch.Tensor) or x_all.dim() < 2:
-        raise TypeError("inputs must be an (N, C, H, W) tensor or an ImageSet")
-    ids = list(range(x_all.shape[0])) if image_ids is None else [int(i) for i in image_ids]
-    if len(ids) != x_all.shape[0]:
-        raise ValueError(f"image_ids has {len(ids)} entries for {x_all.shape[0]} images")
-    explainer.check_inputs(x_all, classes=False)  # relevance is injected, not a class
-    starts = [start] if isinstance(start, str) else list(start)
-    start_nodes = [graph.resolve(s) for s in starts]
-    record = (default_record(graph, record_points) if layers is None
-              else [graph.resolve(r) for r in layers])
-    record = sorted(dict.fromkeys(record), key=lambda n: graph.by_name[n].index)
-    depth = {n: i for i, n in enumerate(record)}
-    shapes: dict[str, tuple] = {}
-    with torch.no_grad():
-        graph.forward(x_all[:1].to(explainer.device), keep=lambda n: False, shapes=shapes)
+    setup = CSCSetup.build(model, inputs, start, layers, image_ids, device, record_points,
+                           check_inputs=True)
+    setup.measure_shapes()
+    explainer, graph, x_all, ids = setup.explainer, setup.graph, setup.x, setup.ids
+    starts, start_nodes, shapes = setup.starts, setup.start_nodes, setup.shapes
     bs = batch_size or 8
     pooled: dict[tuple[str, str], list[np.ndarray]] = {}
-    recs = [[r for r in record if graph.by_name[r].index < graph.by_name[s].index]
-            for s in start_nodes]
+    recs = [setup.below(s) for s in start_nodes]
     for b0 in range(0, x_all.shape[0], bs):
         xb = to_device(x_all[b0:b0 + bs], explainer.device)
         injects = [{s_node: to_device(torch.cat([
@@ -275,27 +262,93 @@ def csc_values(model: nn.Module | Explainer, inputs, method: str | Method,
         for s_name, rec, out in zip(starts, recs, outs):  # one walk's relevance at a time
             if m.post == "x_input" and graph.input in out:
                 out[graph.input] = times(xb, out[graph.input])
-            for r in rec:
-                vals = pooled.setdefault((s_name, r), [])
-                if r not in out:
-                    continue
-                rr = _as_channels(out[r], n_vectors)
-                d = torch.cat([(1.0 - abs_cos(rr[i])).flatten().float()
-                               for i in range(rr.shape[0])]).cpu().numpy()
-                vals.append(d[~np.isnan(d)])
+            pool_values(pooled, s_name, rec, out, n_vectors)
             del out  # before the next walk runs
-    rows = []
-    for (s_name, s_node) in zip(starts, start_nodes):
-        for r in record:
-            if (s_name, r) not in pooled:
-                continue
-            node = graph.by_name[r]
-            d = pooled.pop((s_name, r))
-            rows.append({"method": m.name, "start": s_name, "start_node": s_node,
-                         "layer": node.name, "module": node.module, "kind": _kind(node, graph),
-                         "depth": depth[r], "channels": shapes[r][1] if len(shapes[r]) > 1
-                         else 1, "values": np.concatenate(d) if d else np.zeros(0, np.float32)})
-    return pd.DataFrame(rows, columns=VALUE_COLUMNS)
+    return setup.value_frame(m.name, pooled)
+
+
+@dataclass
+class CSCSetup:
+    """What a CSC run fixes before any walk: the traced model, the inputs and their
+    numbers, the start nodes, the recorded nodes (in execution order) and every node's
+    output shape. Shared by :func:`csc_values` and the hook-based
+    :func:`liecheck.metrics.csc_hooks.csc_hook_values`."""
+
+    explainer: Explainer
+    x: torch.Tensor
+    ids: list[int]
+    starts: list[str]
+    start_nodes: list[str]
+    record: list[str]
+    shapes: dict[str, tuple]
+
+    @property
+    def graph(self) -> Graph:
+        return self.explainer.graph
+
+    @classmethod
+    def build(cls, model, inputs, start, layers, image_ids, device, record_points,
+              check_inputs: bool = False) -> CSCSetup:
+        explainer = model if isinstance(model, Explainer) else Explainer(model, device=device)
+        graph = explainer.graph
+        x_all = getattr(inputs, "images", inputs)
+        if not isinstance(x_all, torch.Tensor) or x_all.dim() < 2:
+            raise TypeError("inputs must be an (N, C, H, W) tensor or an ImageSet")
+        ids = list(range(x_all.shape[0])) if image_ids is None else [int(i) for i in image_ids]
+        if len(ids) != x_all.shape[0]:
+            raise ValueError(f"image_ids has {len(ids)} entries for {x_all.shape[0]} images")
+        if check_inputs:  # relevance is injected, not a class
+            explainer.check_inputs(x_all, classes=False)
+        starts = [start] if isinstance(start, str) else list(start)
+        record = (default_record(graph, record_points) if layers is None
+                  else [graph.resolve(r) for r in layers])
+        record = sorted(dict.fromkeys(record), key=lambda n: graph.by_name[n].index)
+        return cls(explainer, x_all, ids, starts, [graph.resolve(s) for s in starts], record,
+                   {})
+
+    def measure_shapes(self) -> None:
+        """Every node's output shape, from one forward pass of the first image."""
+        with torch.no_grad():
+            self.graph.forward(self.x[:1].to(self.explainer.device), keep=lambda n: False,
+                               shapes=self.shapes)
+
+    def below(self, start_node: str) -> list[str]:
+        """The recorded nodes below ``start_node``."""
+        index = self.graph.by_name
+        return [r for r in self.record if index[r].index < index[start_node].index]
+
+    def value_frame(self, method: str, pooled: dict[tuple[str, str], list[np.ndarray]]
+                    ) -> pd.DataFrame:
+        """The :data:`VALUE_COLUMNS` frame of the pooled ``1 - |cos|`` values."""
+        depth = {n: i for i, n in enumerate(self.record)}
+        rows = []
+        for s_name, s_node in zip(self.starts, self.start_nodes):
+            for r in self.record:
+                if (s_name, r) not in pooled:
+                    continue
+                node = self.graph.by_name[r]
+                d = pooled.pop((s_name, r))
+                shape = self.shapes[r]
+                rows.append({"method": method, "start": s_name, "start_node": s_node,
+                             "layer": node.name, "module": node.module,
+                             "kind": _kind(node, self.graph), "depth": depth[r],
+                             "channels": shape[1] if len(shape) > 1 else 1,
+                             "values": np.concatenate(d) if d else np.zeros(0, np.float32)})
+        return pd.DataFrame(rows, columns=VALUE_COLUMNS)
+
+
+def pool_values(pooled: dict[tuple[str, str], list[np.ndarray]], start: str,
+                record: list[str], out: dict[str, torch.Tensor], n_vectors: int) -> None:
+    """Append each recorded node's ``1 - |cos|`` values (float32, NaNs of zero vectors
+    dropped, image by image) of one walk's relevance ``out`` to ``pooled``."""
+    for r in record:
+        vals = pooled.setdefault((start, r), [])
+        if r not in out:
+            continue
+        rr = _as_channels(out[r], n_vectors)
+        d = torch.cat([(1.0 - abs_cos(rr[i])).flatten().float()
+                       for i in range(rr.shape[0])]).cpu().numpy()
+        vals.append(d[~np.isnan(d)])
 
 
 def csc_rows(parts: pd.DataFrame | Sequence[pd.DataFrame]) -> pd.DataFrame:

@@ -23,16 +23,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..attribution import Explainer
 from ..graph import Graph
-from .csc import (
-    VALUE_COLUMNS,
-    _as_channels,
-    _kind,
-    abs_cos,
-    default_record,
-    random_vectors,
-)
+from .csc import CSCSetup, pool_values, random_vectors
 
 
 def module_calls(graph: Graph, nodes: Iterable[str]) -> dict[str, tuple[str, int]]:
@@ -140,53 +132,20 @@ def csc_hook_values(model, inputs, method, start="output", layers=None, n_vector
         raise ValueError(f"CSC does not apply to '{method.name}': {method.csc_refusal}")
     if n_vectors < 2:
         raise ValueError(f"n_vectors must be at least 2 (pairs are compared), got {n_vectors}")
-    explainer = model if isinstance(model, Explainer) else Explainer(model, device=device)
-    graph = explainer.graph
-    x_all = getattr(inputs, "images", inputs)
-    if not isinstance(x_all, torch.Tensor) or x_all.dim() < 2:
-        raise TypeError("inputs must be an (N, C, H, W) tensor or an ImageSet")
-    ids = list(range(x_all.shape[0])) if image_ids is None else [int(i) for i in image_ids]
-    if len(ids) != x_all.shape[0]:
-        raise ValueError(f"image_ids has {len(ids)} entries for {x_all.shape[0]} images")
-    starts = [start] if isinstance(start, str) else list(start)
-    start_nodes = [graph.resolve(s) for s in starts]
-    record = (default_record(graph, record_points) if layers is None
-              else [graph.resolve(r) for r in layers])
-    record = sorted(dict.fromkeys(record), key=lambda n: graph.by_name[n].index)
-    module_calls(graph, [*start_nodes, *record])  # refuse unhookable nodes before any work
-    depth = {n: i for i, n in enumerate(record)}
-    shapes: dict[str, tuple] = {}
-    with torch.no_grad():
-        graph.forward(x_all[:1].to(explainer.device), keep=lambda n: False, shapes=shapes)
+    setup = CSCSetup.build(model, inputs, start, layers, image_ids, device, record_points)
+    graph, x_all, ids, shapes = setup.graph, setup.x, setup.ids, setup.shapes
+    module_calls(graph, [*setup.start_nodes, *setup.record])  # refuse before any work
+    setup.measure_shapes()
     bs = batch_size or 8
     pooled: dict[tuple[str, str], list[np.ndarray]] = {}
     for b0 in range(0, x_all.shape[0], bs):
-        xb = x_all[b0:b0 + bs].to(explainer.device)
+        xb = x_all[b0:b0 + bs].to(setup.explainer.device)
         x_rep = xb.repeat_interleave(n_vectors, 0)
-        for s_name, s_node in zip(starts, start_nodes):
-            rec = [r for r in record if graph.by_name[r].index < graph.by_name[s_node].index]
+        for s_name, s_node in zip(setup.starts, setup.start_nodes):
+            rec = setup.below(s_node)
             v = torch.cat([random_vectors(seed, s_node, ids[b0 + i], n_vectors,
                                           shapes[s_node][1:])
-                           for i in range(xb.shape[0])]).to(explainer.device, x_rep.dtype)
+                           for i in range(xb.shape[0])]).to(setup.explainer.device, x_rep.dtype)
             out = hooked_relevance(graph.module, method, x_rep, graph, s_node, v, rec)
-            for r in rec:
-                vals = pooled.setdefault((s_name, r), [])
-                if r not in out:
-                    continue
-                rr = _as_channels(out[r], n_vectors)
-                for i in range(rr.shape[0]):
-                    d = 1.0 - abs_cos(rr[i]).flatten()
-                    vals.append(d[~torch.isnan(d)].cpu().numpy().astype(np.float32))
-    rows = []
-    for s_name, s_node in zip(starts, start_nodes):
-        for r in record:
-            if (s_name, r) not in pooled:
-                continue
-            vals = pooled.pop((s_name, r))
-            node = graph.by_name[r]
-            rows.append({"method": method.name, "start": s_name, "start_node": s_node,
-                         "layer": node.name, "module": node.module, "kind": _kind(node, graph),
-                         "depth": depth[r], "channels": shapes[r][1] if len(shapes[r]) > 1
-                         else 1,
-                         "values": np.concatenate(vals) if vals else np.zeros(0, np.float32)})
-    return pd.DataFrame(rows, columns=VALUE_COLUMNS)
+            pool_values(pooled, s_name, rec, out, n_vectors)
+    return setup.value_frame(method.name, pooled)
