@@ -12,8 +12,8 @@ import torch.nn as nn
 from . import trace_cache
 from .graph import Graph, trace
 from .inputs import check_output, resolve_targets, validate_inputs
-from .methods import Method, get_method, start_relevance
-from .walk import propagate, record_forward, walk_back
+from .methods import Method, get_method
+from .run import MethodRun
 
 
 class Explainer:
@@ -81,99 +81,84 @@ class Explainer:
         x = to_device(x, self.device)
         return self.graph.forward(x, keep=lambda n: False)[self.graph.output]
 
+    def given_targets(self, x: torch.Tensor, target=None) -> torch.Tensor | None:
+        """``target`` checked and broadcast to ``(N,)`` class indices, or ``None`` (the
+        walk then explains the predicted classes of its own forward pass)."""
+        n_classes = self.check_inputs(x)
+        return None if target is None else resolve_targets(target, x.shape[0], n_classes)
+
+    def run(self, x: torch.Tensor, method: Method, params: dict,
+            records: Iterable[Iterable[str]] = (), fan: int = 1, shared: bool = False
+            ) -> MethodRun:
+        """The method's forward pass of ``x`` (on the device), ready for walks; see
+        :meth:`liecheck.run.MethodRun.forward`."""
+        x = to_device(x, self.device)
+        with torch.no_grad():
+            return MethodRun.forward(self.graph, method, params, self.rules(method, params), x,
+                                     records, fan, shared)
+
     def walk(self, x: torch.Tensor, method: str | Method, inject=None, record: Iterable[str] = (),
              target=None, **params) -> dict[str, torch.Tensor]:
         """One forward + reverse walk; see :func:`liecheck.walk.propagate`.
 
         Without ``inject``, relevance starts at the logits as the method says
-        (explaining ``target``, default: the predicted class).
+        (explaining ``target``, default: the predicted class). The result at the
+        recorded nodes is the method's (DeepLIFT: contributions), before the
+        post-processing of the input map (``post``).
         """
         m = get_method(method)
         m.check_params(params)
         p = {**m.params, **params}
-        if m.attribute_fn is not None and not m.walkable:
-            raise ValueError(f"method '{m.name}' is not a single backward walk")
+        _check_walkable(m)
         n_classes = self.check_inputs(x, classes=inject is None)
-        x = to_device(x, self.device)
-        n = x.shape[0]
-        start_fn = None
-        if inject is None:
-            given = None if target is None else resolve_targets(target, n, n_classes)
-
-            def start_fn(acts):
-                logits = acts[self.graph.output][:n]
-                t = logits.argmax(1) if given is None else given.to(logits.device)
-                return {self.graph.output: start_relevance(m, logits, t, p)}
-        state = {"params": p, "target": target, "method": m}
-        # optional hooks: prepare(x, params) -> forward batch (e.g. DeepLIFT's [x; x0]);
-        # finish(explainer, x, x_forward, recorded, params) -> recorded
-        prepare, finish = getattr(m, "prepare", None), getattr(m, "finish", None)
+        given = None
+        if inject is None and target is not None:
+            given = resolve_targets(target, x.shape[0], n_classes)
+        record = list(record)
+        run = self.run(x, m, p, [record])
         with torch.no_grad():
-            xf = prepare(x, p) if prepare is not None else x
-            out = propagate(self.graph, xf, self.rules(m, p), inject=inject, record=record,
-                            start_fn=start_fn, state=state,
-                            batch=n if xf.shape[0] != n else None)
-            return finish(self, x, xf, out, p) if finish is not None else out
+            return run.walk(run.start(given) if inject is None else inject, record)
 
     def walks(self, x: torch.Tensor, method: str | Method, injects, records, fan: int = 1,
-              **params) -> list[dict[str, torch.Tensor]]:
+              post: bool = False, **params) -> list[dict[str, torch.Tensor]]:
         """The list of :meth:`iter_walks`."""
-        return list(self.iter_walks(x, method, injects, records, fan, **params))
+        return list(self.iter_walks(x, method, injects, records, fan, post, **params))
 
     def iter_walks(self, x: torch.Tensor, method: str | Method, injects, records, fan: int = 1,
-                   **params):
+                   post: bool = False, **params):
         """Several walks over one forward pass of ``x``; see
         :func:`liecheck.walk.propagate_many`.
 
         ``injects[k]`` (node -> relevance of batch ``N * fan``: sample ``i * fan + j``
         belongs to image ``i``) and ``records[k]`` describe walk ``k``. Methods that
-        post-process a walk (DeepLIFT's contributions) do so per walk, as
-        :meth:`walk` does. A generator: walk ``k + 1`` starts when walk ``k``'s
-        result has been taken (and may be dropped, to bound memory).
+        finish a walk (DeepLIFT's contributions) do so per walk, as :meth:`walk` does;
+        ``post=True`` also post-processes the relevance at the input into the method's
+        map. A generator: walk ``k + 1`` starts when walk ``k``'s result has been taken
+        (and may be dropped, to bound memory).
         """
         m = get_method(method)
         p = {**m.params, **params}
-        if m.attribute_fn is not None and not m.walkable:
-            raise ValueError(f"method '{m.name}' is not a single backward walk")
-        x = to_device(x, self.device)
-        n = x.shape[0]
-        records = [[self.graph.resolve(r) for r in rec] for rec in records]
-        prepare, finish = getattr(m, "prepare", None), getattr(m, "finish", None)
-        keep = getattr(m, "keep", None)
-        extra = set().union(*[keep(self.graph, rec) for rec in records]) if keep else ()
-        with torch.no_grad():
-            xf = prepare(x, p) if prepare is not None else x
-            state = {"params": p, "target": None, "method": m}
-            rules = self.rules(m, p)
-            ctx, logits = record_forward(self.graph, xf, rules, state,
-                                         n if xf.shape[0] != n else None, fan,
-                                         shared=len(injects) > 1, extra_keep=extra)
-            release = len(injects) == 1 and finish is None
+        _check_walkable(m)
+        records = [list(rec) for rec in records]
+        run = self.run(x, m, p, records, fan, shared=len(injects) > 1)
         for inj, rec in zip(injects, records, strict=True):
             with torch.no_grad():
-                out = walk_back(ctx, rules, {self.graph.resolve(k): v for k, v in inj.items()},
-                                rec, logits, release=release)
-                if finish is not None:
-                    out = finish(self, x, xf, out, p, fan=fan, acts=ctx.acts)
+                out = run.walk(inj, rec, post=post)
             yield out
 
     def attribute(self, x: torch.Tensor, method: str | Method, target=None, **params
                   ) -> torch.Tensor:
-        """Attribution map of the input's shape ``(N, C, H, W)``."""
+        """Attribution map of the input's shape ``(N, C, H, W)`` (:meth:`Method.attribute`)."""
         m = get_method(method)
         m.check_params(params)
         self.check_inputs(x)
         x = to_device(x, self.device)
-        p = {**m.params, **params}
-        if m.attribute_fn is not None:
-            return m.attribute_fn(self, x, target, p)
-        out = self.walk(x, m, record=[self.graph.input], target=target, **params)
-        r = out.get(self.graph.input)
-        if r is None:
-            r = torch.zeros_like(x)
-        if m.post == "x_input":
-            r = r * x
-        return r
+        return m.attribute(self, x, target, {**m.params, **params})
+
+
+def _check_walkable(m: Method) -> None:
+    if not m.walkable:
+        raise ValueError(f"method '{m.name}' is not a single backward walk")
 
 
 def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:

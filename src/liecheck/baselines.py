@@ -134,22 +134,43 @@ def gradcam(explainer, x, target, p):
     return cam
 
 
+class SmoothGrad(Method):
+    """SmoothGrad's map: :func:`smoothgrad`."""
+
+    def attribute(self, explainer, x, target, params):
+        return smoothgrad(explainer, x, target, params)
+
+
+class IntegratedGradients(Method):
+    """Integrated Gradients' map: :func:`integrated_gradients`."""
+
+    def attribute(self, explainer, x, target, params):
+        return integrated_gradients(explainer, x, target, params)
+
+
+class GradCAM(Method):
+    """Grad-CAM's map: :func:`gradcam`."""
+
+    def attribute(self, explainer, x, target, params):
+        return gradcam(explainer, x, target, params)
+
+
 _GRAD = {"family": "gradient", "start": "onehot", "walkable": False}
 METHODS = [
-    Method("smoothgrad", "SmoothGrad", "mean gradient over 50 noisy copies, "
-           "sigma = 0.15 (max - min) of each input", None, reduce="maxabs",
-           params={"n_samples": 50, "noise_level": 0.15, "seed": 0, "batch_size": 64},
-           attribute_fn=smoothgrad, citation="Smilkov et al. 2017", **_GRAD),
-    Method("integrated_gradients", "Integrated Gradients",
-           "path integral of the gradient from a baseline (default zeros), times x - x0",
-           None, reduce="sum", attribute_fn=integrated_gradients,
-           params={"steps": 50, "integration": "gausslegendre", "baseline": None,
-                   "blur_sigma": 10.0, "batch_size": 64},
-           citation="Sundararajan et al. 2017", **_GRAD),
-    Method("gradcam", "Grad-CAM", "relu(sum_c mean(dy/dA_c) A_c) at the last conv layer, "
-           "upsampled to the input", None, reduce="sum", attribute_fn=gradcam,
-           params={"layer": None, "relu": True, "interpolate": "bilinear"},
-           citation="Selvaraju et al. 2017", **_GRAD),
+    SmoothGrad("smoothgrad", "SmoothGrad", "mean gradient over 50 noisy copies, "
+               "sigma = 0.15 (max - min) of each input", None, reduce="maxabs",
+               params={"n_samples": 50, "noise_level": 0.15, "seed": 0, "batch_size": 64},
+               citation="Smilkov et al. 2017", **_GRAD),
+    IntegratedGradients("integrated_gradients", "Integrated Gradients",
+                        "path integral of the gradient from a baseline (default zeros), "
+                        "times x - x0", None, reduce="sum",
+                        params={"steps": 50, "integration": "gausslegendre", "baseline": None,
+                                "blur_sigma": 10.0, "batch_size": 64},
+                        citation="Sundararajan et al. 2017", **_GRAD),
+    GradCAM("gradcam", "Grad-CAM", "relu(sum_c mean(dy/dA_c) A_c) at the last conv layer, "
+            "upsampled to the input", None, reduce="sum",
+            params={"layer": None, "relu": True, "interpolate": "bilinear"},
+            citation="Selvaraju et al. 2017", **_GRAD),
 ]
 
 for _m in METHODS:

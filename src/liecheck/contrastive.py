@@ -35,19 +35,21 @@ def normalise_by_sum(r: torch.Tensor) -> torch.Tensor:
     return safe_divide(r, s)
 
 
-def _contrastive_lrp(explainer, x, target, params):
-    m = params["_method"]
-    logits = explainer.logits(x)
-    t = resolve_targets(target, x.shape[0], logits.shape[1], lambda: logits.argmax(1),
-                        logits.device)
-    onehot = torch.zeros_like(logits).scatter_(1, t.view(-1, 1), 1.0)
-    start = torch.cat([onehot * logits, (1 - onehot) * logits])
-    walk_params = {k: v for k, v in params.items() if k in m.params}
-    out = explainer.walk(torch.cat([x, x]), m, inject={explainer.graph.output: start},
-                         record=[explainer.graph.input], **walk_params)
-    r = out[explainer.graph.input]
-    n = x.shape[0]
-    return normalise_by_sum(r[:n]).clamp(min=0) - normalise_by_sum(r[n:])
+class ContrastiveLRP(Method):
+    """CLRP (eq. 15): its map is two z+ walks, of the explained logit and of all the
+    others, run as one batch of ``2N``; its walk with injected relevance is z+'s."""
+
+    def attribute(self, explainer, x: torch.Tensor, target, params: dict) -> torch.Tensor:
+        logits = explainer.logits(x)
+        t = resolve_targets(target, x.shape[0], logits.shape[1], lambda: logits.argmax(1),
+                            logits.device)
+        onehot = torch.zeros_like(logits).scatter_(1, t.view(-1, 1), 1.0)
+        start = torch.cat([onehot * logits, (1 - onehot) * logits])
+        out = explainer.walk(torch.cat([x, x]), self, inject={explainer.graph.output: start},
+                             record=[explainer.graph.input], **params)
+        r = out[explainer.graph.input]
+        n = x.shape[0]
+        return normalise_by_sum(r[:n]).clamp(min=0) - normalise_by_sum(r[n:])
 
 
 class ContrastiveExcitation(Rule):
@@ -70,19 +72,12 @@ def _cebp_linear(node, graph, params):
     return ContrastiveExcitation() if node is last else rl.excitation_rule(node)
 
 
-def _clrp_method() -> Method:
-    m = Method("contrastive_lrp", "contrastive LRP (CLRP)",
-               "max(0, n(R(y_k))) - n(R(y_not_k)) with the z+ rule, n = divide by the sum "
-               "(eq. 15)", composite(lambda node, graph, p: rl.ZPlus()),
-               params={"add_eps": DEFAULTS["add_eps"]}, family="contrastive",
-               citation="Gu, Yang & Tresp 2018 (ACCV)")
-    m.attribute_fn = lambda ex, x, target, p: _contrastive_lrp(ex, x, target,
-                                                              {**p, "_method": m})
-    return m
-
-
 METHODS = [
-    _clrp_method(),
+    ContrastiveLRP("contrastive_lrp", "contrastive LRP (CLRP)",
+                   "max(0, n(R(y_k))) - n(R(y_not_k)) with the z+ rule, n = divide by the sum "
+                   "(eq. 15)", composite(lambda node, graph, p: rl.ZPlus()),
+                   params={"add_eps": DEFAULTS["add_eps"]}, family="contrastive",
+                   citation="Gu, Yang & Tresp 2018 (ACCV)"),
     Method("contrastive_ebp", "contrastive EBP (cEBP)",
            "Excitation BP; the final dense layer uses (Z+ - N+) m_k, N+ from -W (eq. 16)",
            composite(_cebp_linear), start="onehot", family="contrastive",

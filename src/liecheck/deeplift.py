@@ -35,7 +35,7 @@ from . import graph as g
 from .methods import Method, composite, register_method
 from .rules import base as rb
 from .rules import deeplift as rd
-from .walk import Walk
+from .walk import Walk, relevance_shapes
 
 DEEPLIFT_DEFAULTS = {"reference": None, "blur_sigma": 10.0, "record_as": "contributions",
                      "negative_weight": "pos"}
@@ -88,13 +88,23 @@ def make_reference(x: torch.Tensor, reference=None, blur_sigma: float = 10.0) ->
 
 @dataclass
 class DeepLiftMethod(Method):
-    """A :class:`~liecheck.methods.Method` whose forward batch is ``[x; x0]``."""
+    """A :class:`~liecheck.methods.Method` whose forward batch is ``[x; x0]``: the rules
+    see both streams, the walk carries ``N``-sample multipliers (or ``2N``-sample pairs
+    between a RevealCancel ReLU and its input), and :meth:`finish` turns multipliers
+    into contributions."""
 
-    def prepare(self, x: torch.Tensor, params: dict) -> torch.Tensor:
+    def forward_batch(self, x: torch.Tensor, params: dict) -> torch.Tensor:
         ref = make_reference(x, params.get("reference"), params.get("blur_sigma", 10.0))
         return torch.cat([x, ref])
 
-    def keep(self, graph: g.Graph, record) -> set[str]:
+    def walk_context(self, graph: g.Graph, x: torch.Tensor, xf: torch.Tensor, acts: dict,
+                     shapes: dict, fan: int = 1, memo: dict | None = None) -> Walk:
+        """Relevance shapes and logits of the ``x`` half of the stacked batch."""
+        n = x.shape[0]
+        return Walk(graph, xf, acts, relevance_shapes(shapes, n * fan),
+                    acts[graph.output][:n], fan, memo)
+
+    def finish_reads(self, graph: g.Graph, record) -> set[str]:
         """Activations :meth:`finish` reads for the recorded nodes ``record``."""
         need: set[str] = set()
         for k in record:
@@ -102,29 +112,19 @@ class DeepLiftMethod(Method):
                 need |= {k} | _split_needs(graph, k)
         return need
 
-    def finish(self, explainer, x, xf, recorded: dict, params: dict, fan: int = 1,
-               acts: dict | None = None) -> dict:
-        """Multipliers -> contributions at the recorded nodes. ``fan``: relevance
-        samples per image (see :func:`liecheck.walk.propagate_many`); ``acts``: the
-        forward pass's activations if still held (else one more forward pass)."""
+    def finish(self, ctx: Walk, recorded: dict, params: dict) -> dict:
+        """Multipliers -> contributions at the recorded nodes (``record_as``)."""
         mode = params.get("record_as", "contributions")
         if mode not in ("contributions", "multipliers"):
             raise ValueError(f"record_as must be 'contributions' or 'multipliers', not {mode!r}")
-        names = [k for k in recorded if k != "output"]
-        if not names:
-            return recorded
-        graph = explainer.graph
+        graph = ctx.graph
         out = dict(recorded)
-        need = self.keep(graph, names)
-        ctx = None
-        if need:
-            if acts is None or not need <= acts.keys():  # released by the walk: forward again
-                acts = graph.forward(xf, keep=lambda n: n.name in need)
-            ctx = Walk(graph, acts, {}, {})
-        for k in names:
+        for k in recorded:
+            if k == "output":
+                continue
             r = recorded[k]
-            act = xf if k == graph.input else ctx.act(k)
-            if rd.is_pair(r, act, fan):  # only inner linear / add nodes can hold pairs
+            act = ctx.x if k == graph.input else ctx.act(k)
+            if rd.is_pair(r, act, ctx.fan):  # only inner linear / add nodes can hold pairs
                 r = rd.collapse(r, *rd.split_delta(ctx, k))
             out[k] = rb.times(rd.delta(act), r) if mode == "contributions" else r
         return out

@@ -1,9 +1,20 @@
 """The method registry: every named attribution method and its hyperparameters.
 
-A :class:`Method` is a *composite* (which rule each node of the traced graph gets),
-a *start* (how relevance enters at the logits), a *post-processing* step and the
-channel reduction used for heatmaps. All hyperparameters of the paper's methods
-live in :data:`DEFAULTS` and in the entries of :func:`_builtin` below.
+A :class:`Method` says how one attribution runs, in this order (the *method
+protocol*; every API and metric runs a method through it, see :mod:`liecheck.run`):
+
+1. :meth:`Method.forward_batch`: the batch the forward pass runs (DeepLIFT: ``[x; x0]``);
+2. :meth:`Method.walk_context`: what the rules see of that forward pass;
+3. :meth:`Method.start_relevance`: the relevance at the logits (``start``);
+4. the walk: :meth:`Method.rules` (the *composite*: a rule per node of the traced graph);
+5. :meth:`Method.finish`: the walk's result at the recorded nodes (DeepLIFT: multipliers
+   -> contributions; :meth:`Method.finish_reads` names the activations it reads);
+6. :meth:`Method.postprocess`: the map at the input (``post="x_input"``: times the input).
+
+A method whose map is not one walk (SmoothGrad, Integrated Gradients, Grad-CAM,
+contrastive LRP) overrides :meth:`Method.attribute` (or passes ``attribute_fn``).
+All hyperparameters of the paper's methods live in :data:`DEFAULTS` and in the
+entries of :func:`_builtin` below.
 
 Users add their own with :func:`register_method`; a :class:`Method` object can be
 passed wherever a method name is accepted.
@@ -11,7 +22,7 @@ passed wherever a method name is accepted.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -22,6 +33,8 @@ from . import graph as g
 from .rules import base as rb
 from .rules import gradient as rg
 from .rules import lrp as rl
+from .run import MethodRun
+from .walk import Walk, relevance_shapes
 
 # one place for the hyperparameters of the paper's methods
 DEFAULTS: dict[str, Any] = {
@@ -71,6 +84,7 @@ class Method:
     family: str = "modified_bp"
 
     def rules(self, graph: g.Graph, **params) -> dict[str, rb.Rule]:
+        """The composite on ``graph``: node name -> rule (step 4 of the protocol)."""
         p = {**self.params, **params}
         return self.composite(graph, p)
 
@@ -87,6 +101,66 @@ class Method:
         """A copy with other defaults (only for the method's own parameters)."""
         self.check_params(params)
         return replace(self, params={**self.params, **params})
+
+    # ------------------------------------------------------- the method protocol
+    @property
+    def map_is_one_walk(self) -> bool:
+        """Whether :meth:`attribute` is the single walk from the logits (not overridden)."""
+        return self.attribute_fn is None and type(self).attribute is Method.attribute
+
+    def forward_batch(self, x: torch.Tensor, params: dict) -> torch.Tensor:
+        """The batch the forward pass runs for the explained batch ``x`` (default ``x``)."""
+        return x
+
+    def walk_context(self, graph: g.Graph, x: torch.Tensor, xf: torch.Tensor, acts: dict,
+                     shapes: dict, fan: int = 1, memo: dict | None = None) -> Walk:
+        """What the rules see of the forward pass of ``xf = forward_batch(x)``: its
+        activations ``acts``, the relevance shapes (batch ``len(x) * fan``, from the
+        forward shapes ``shapes``) and the logits of ``x``."""
+        return Walk(graph, xf, acts, relevance_shapes(shapes, x.shape[0] * fan),
+                    acts[graph.output], fan, memo)
+
+    def start_relevance(self, logits: torch.Tensor, target: torch.Tensor,
+                        params: dict) -> torch.Tensor:
+        """Relevance at the logits ``(N, classes)`` for the classes ``target`` ``(N,)``:
+        one-hot (``start="onehot"``), one-hot x logit (``"logit"``) or ``start(...)``."""
+        onehot = torch.zeros_like(logits)
+        onehot.scatter_(1, target.view(-1, 1), 1.0)
+        if callable(self.start):
+            return self.start(logits, target, params)
+        if self.start == "onehot":
+            return onehot
+        if self.start == "logit":
+            return onehot * logits
+        raise ValueError(f"unknown start '{self.start}'")
+
+    def finish_reads(self, graph: g.Graph, record: Iterable[str]) -> set[str]:
+        """Activations :meth:`finish` reads for the recorded nodes (default none)."""
+        return set()
+
+    def finish(self, ctx: Walk, recorded: dict, params: dict) -> dict:
+        """The walk's result at the recorded nodes (default: unchanged)."""
+        return recorded
+
+    def postprocess(self, x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        """The map from the relevance ``r`` at the input (batch ``len(x) * fan``)."""
+        if self.post is None:
+            return r
+        if self.post == "x_input":
+            return rb.times(x, r)
+        raise ValueError(f"unknown post '{self.post}'")
+
+    def attribute(self, explainer, x: torch.Tensor, target, params: dict) -> torch.Tensor:
+        """The map ``(N, C, H, W)`` of ``x`` on ``explainer`` (default: one walk from the
+        logits, read at the input; ``attribute_fn`` when given)."""
+        if self.attribute_fn is not None:
+            return self.attribute_fn(explainer, x, target, params)
+        graph = explainer.graph
+        given = explainer.given_targets(x, target)
+        with torch.no_grad():
+            run = MethodRun.forward(graph, self, params, explainer.rules(self, params), x,
+                                    [[graph.input]])
+            return run.attribute(given)
 
 
 # ------------------------------------------------------------------ composites
@@ -290,20 +364,6 @@ def methods() -> pd.DataFrame:
 
 def method_names() -> list[str]:
     return list(_REGISTRY)
-
-
-def start_relevance(method: Method, logits: torch.Tensor, target: torch.Tensor,
-                    params: dict) -> torch.Tensor:
-    """Relevance at the logits: one-hot (gradient-type) or one-hot x logit (LRP-type)."""
-    onehot = torch.zeros_like(logits)
-    onehot.scatter_(1, target.view(-1, 1), 1.0)
-    if callable(method.start):
-        return method.start(logits, target, params)
-    if method.start == "onehot":
-        return onehot
-    if method.start == "logit":
-        return onehot * logits
-    raise ValueError(f"unknown start '{method.start}'")
 
 
 # ------------------------------------------------------------- peer adapters

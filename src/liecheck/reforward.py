@@ -17,9 +17,10 @@ from collections.abc import Iterable
 import torch
 
 from .graph import Graph
-from .methods import Method, start_relevance
+from .methods import Method
 from .ops import AffineOp, ConvOp, DenseOp, LinearOp
-from .walk import INDICES, Walk, forward, relevance_shapes, walk_back
+from .run import MethodRun
+from .walk import INDICES, forward
 
 
 def layer_ops(graph: Graph, modules: Iterable[str], root: torch.nn.Module | None = None
@@ -73,16 +74,13 @@ class Reforward:
         self.ex, self.graph, self.m, self.p = explainer, explainer.graph, method, params
         self.x, self.target = x, target
         self.rules = explainer.rules(method, params)
-        prepare = getattr(method, "prepare", None)
-        with torch.no_grad():
-            self.xf = prepare(x, params) if prepare is not None else x
         keep = {self.graph.output}
         for j in starts:
             keep |= self.graph.cut(j)
         self.extra = keep
         with torch.no_grad():
-            self.base, shapes = forward(self.graph, self.xf, self.rules, extra_keep=keep)
-        self.shapes = relevance_shapes(shapes, x.shape[0])
+            self.xf = method.forward_batch(x, params)
+            self.base, self.shapes = forward(self.graph, self.xf, self.rules, extra_keep=keep)
         self.memo: dict = {}
         self._dirty = len(self.graph.nodes)  # memo entries from here up are not the trained
 
@@ -105,16 +103,5 @@ class Reforward:
             new, _ = forward(g, self.xf, self.rules, extra_keep=self.extra, start=start,
                              given=given)
             acts.update(new)
-        n = self.x.shape[0]
-        logits = acts[g.output][:n]
-        state = {"params": self.p, "target": self.target, "method": self.m}
-        ctx = Walk(g, acts, self.shapes, state, 1, self.memo)
-        inject = {g.output: start_relevance(self.m, logits, self.target, self.p)}
-        out = walk_back(ctx, self.rules, inject, [g.input], logits)
-        finish = getattr(self.m, "finish", None)
-        if finish is not None:
-            out = finish(self.ex, self.x, self.xf, out, self.p)
-        r = out.get(g.input)
-        if r is None:
-            r = torch.zeros_like(self.x)
-        return r * self.x if self.m.post == "x_input" else r
+        ctx = self.m.walk_context(g, self.x, self.xf, acts, self.shapes, 1, self.memo)
+        return MethodRun(g, self.m, self.p, self.rules, ctx, self.x).attribute(self.target)

@@ -38,20 +38,23 @@ class NonFiniteRelevance(FloatingPointError):
 
 
 class Walk:
-    """The context a rule sees: activations, shapes and per-walk state.
+    """The context a rule sees: the forward pass's activations and the relevance shapes.
 
-    ``shapes`` are the *relevance* shapes (batch ``fan`` times the forward batch);
-    ``fan`` is the number of relevance samples per forward sample; ``memo`` (or
-    ``None``) caches quantities rules derive from the forward pass alone, keyed by
-    ``(node name, key)``, for the walks that share this forward pass.
+    ``x`` is the forward batch; ``shapes`` are the *relevance* shapes (batch ``fan``
+    times the explained batch); ``fan`` is the number of relevance samples per explained
+    sample; ``memo`` (or ``None``) caches quantities rules derive from the forward pass
+    alone, keyed by ``(node name, key)``, for the walks that share this forward pass;
+    ``logits`` are the explained batch's logits.
     """
 
-    def __init__(self, graph: Graph, acts: dict[str, torch.Tensor], shapes: dict[str, tuple],
-                 state: dict | None = None, fan: int = 1, memo: dict | None = None):
+    def __init__(self, graph: Graph, x: torch.Tensor, acts: dict[str, torch.Tensor],
+                 shapes: dict[str, tuple], logits: torch.Tensor, fan: int = 1,
+                 memo: dict | None = None):
         self.graph = graph
+        self.x = x
         self.acts = acts
         self.shapes = shapes
-        self.state = state if state is not None else {}
+        self.logits = logits
         self.fan = fan
         self.memo = memo
 
@@ -117,8 +120,7 @@ def relevance_shapes(shapes: Mapping[str, tuple], batch: int) -> dict[str, tuple
 
 def propagate(graph: Graph, x: torch.Tensor, rules: Mapping[str, Rule],
               inject: Mapping[str, torch.Tensor] | None = None,
-              record: Iterable[str] = (), start_fn=None, state: dict | None = None,
-              check_finite: bool = True, batch: int | None = None,
+              record: Iterable[str] = (), start_fn=None, check_finite: bool = True,
               fan: int = 1) -> dict[str, torch.Tensor]:
     """Forward ``x`` through ``graph``, then walk back with ``rules``.
 
@@ -128,15 +130,10 @@ def propagate(graph: Graph, x: torch.Tensor, rules: Mapping[str, Rule],
     x : input batch ``(N, C, H, W)``.
     rules : node name -> :class:`~liecheck.rules.base.Rule` (see ``methods``).
     inject : node name -> relevance at that node's output (shape of the output, batch
-        ``batch * fan``).
+        ``N * fan``).
     record : node names whose relevance (at their output) is returned.
     start_fn : ``start_fn(acts) -> {node: relevance}`` computed after the forward
         pass (e.g. one-hot times the logits); merged with ``inject``.
-    state : per-walk dictionary handed to the rules (``ctx.state``).
-    batch : relevance batch size when the forward batch stacks several streams
-        (DeepLIFT runs ``[x; reference]``, ``2N`` samples, with ``N``-sample
-        relevance): ``ctx.shape``, the injection check and the returned logits
-        then use the first ``batch`` samples; rules still see all activations.
     fan : relevance samples per forward sample (see :func:`propagate_many`).
 
     Returns
@@ -144,27 +141,25 @@ def propagate(graph: Graph, x: torch.Tensor, rules: Mapping[str, Rule],
     dict node name -> relevance for every recorded node the walk reached
     (``"output"`` -> the logits is added).
     """
-    return propagate_many(graph, x, rules, [inject or {}], [record], start_fn, state,
-                          check_finite, batch, fan)[0]
+    return propagate_many(graph, x, rules, [inject or {}], [record], start_fn, check_finite,
+                          fan)[0]
 
 
 def propagate_many(graph: Graph, x: torch.Tensor, rules: Mapping[str, Rule],
                    injects: Sequence[Mapping[str, torch.Tensor]],
-                   records: Sequence[Iterable[str]], start_fn=None, state: dict | None = None,
-                   check_finite: bool = True, batch: int | None = None, fan: int = 1,
-                   extra_keep: Iterable[str] = ()) -> list[dict[str, torch.Tensor]]:
+                   records: Sequence[Iterable[str]], start_fn=None, check_finite: bool = True,
+                   fan: int = 1, extra_keep: Iterable[str] = ()
+                   ) -> list[dict[str, torch.Tensor]]:
     """Several walks over one forward pass of ``x``: walk ``k`` injects ``injects[k]``
     and returns the relevance at ``records[k]`` (as :func:`propagate` does).
 
-    The relevance batch is ``fan`` times the forward batch (``batch`` or ``N``):
-    relevance sample ``i * fan + j`` belongs to image ``i`` (e.g. ``fan`` random
-    vectors per image, ``x`` not repeated). With more than one walk the activations
-    are kept until the last walk and the rules' forward-only quantities are computed
-    once (``Walk.memo``). ``extra_keep``: activations to keep besides what the rules
-    read; returned as ``ctx.acts`` through :func:`record_forward`.
+    The relevance batch is ``fan`` times the forward batch: relevance sample
+    ``i * fan + j`` belongs to image ``i`` (e.g. ``fan`` random vectors per image,
+    ``x`` not repeated). With more than one walk the activations are kept until the
+    last walk and the rules' forward-only quantities are computed once
+    (``Walk.memo``). ``extra_keep``: activations to keep besides what the rules read.
     """
-    ctx, logits = record_forward(graph, x, rules, state, batch, fan, len(injects) > 1,
-                                 extra_keep)
+    ctx = record_forward(graph, x, rules, fan, len(injects) > 1, extra_keep)
     outs = []
     for inject, record in zip(injects, records, strict=True):
         inj = {graph.resolve(k): v for k, v in inject.items()}
@@ -172,33 +167,36 @@ def propagate_many(graph: Graph, x: torch.Tensor, rules: Mapping[str, Rule],
             for k, v in start_fn(ctx.acts).items():
                 k = graph.resolve(k)
                 inj[k] = inj[k] + v if k in inj else v
-        try:
-            outs.append(walk_back(ctx, rules, inj, [graph.resolve(r) for r in record], logits,
-                                  check_finite, release=len(injects) == 1))
-        except NonFiniteRelevance as exc:
-            if exc.node is None:
-                raise
-            raise NonFiniteRelevance(_non_finite_cause(graph, rules, exc.node, x, logits, inj),
-                                     exc.node) from None
+        outs.append(walk_explained(ctx, rules, inj, [graph.resolve(r) for r in record],
+                                   check_finite, release=len(injects) == 1))
     return outs
 
 
-def record_forward(graph: Graph, x: torch.Tensor, rules: Mapping[str, Rule],
-                   state: dict | None = None, batch: int | None = None, fan: int = 1,
-                   shared: bool = False, extra_keep: Iterable[str] = ()
-                   ) -> tuple[Walk, torch.Tensor]:
-    """The forward pass of a walk: ``(ctx, logits)``; ``shared`` gives the context a
-    memo (several walks will read it)."""
+def record_forward(graph: Graph, x: torch.Tensor, rules: Mapping[str, Rule], fan: int = 1,
+                   shared: bool = False, extra_keep: Iterable[str] = ()) -> Walk:
+    """The forward pass of a walk over ``x`` (relevance batch ``N * fan``); ``shared``
+    gives the context a memo (several walks will read it)."""
     acts, shapes = forward(graph, x, rules, extra_keep=[graph.output, *extra_keep])
-    nb = batch if batch is not None else x.shape[0]
-    logits = acts[graph.output][:nb]
-    ctx = Walk(graph, acts, relevance_shapes(shapes, nb * fan), state, fan,
-               {} if shared else None)
-    return ctx, logits
+    return Walk(graph, x, acts, relevance_shapes(shapes, x.shape[0] * fan),
+                acts[graph.output], fan, {} if shared else None)
+
+
+def walk_explained(ctx: Walk, rules: Mapping[str, Rule], inject: Mapping[str, torch.Tensor],
+                   record: Iterable[str], check_finite: bool = True,
+                   release: bool = True) -> dict[str, torch.Tensor]:
+    """:func:`walk_back`, and where relevance became non-finite, the likely cause
+    in one sentence (:class:`NonFiniteRelevance`)."""
+    try:
+        return walk_back(ctx, rules, inject, record, check_finite, release)
+    except NonFiniteRelevance as exc:
+        if exc.node is None:
+            raise
+        raise NonFiniteRelevance(non_finite_cause(ctx, rules, exc.node, inject),
+                                 exc.node) from None
 
 
 def walk_back(ctx: Walk, rules: Mapping[str, Rule], inject: Mapping[str, torch.Tensor],
-              record: Iterable[str], logits: torch.Tensor, check_finite: bool = True,
+              record: Iterable[str], check_finite: bool = True,
               release: bool = True) -> dict[str, torch.Tensor]:
     """The reverse walk over ``ctx``'s forward pass (node names already resolved).
 
@@ -245,12 +243,14 @@ def walk_back(ctx: Walk, rules: Mapping[str, Rule], inject: Mapping[str, torch.T
             _release(ctx, node)
     if extremes:
         _raise_if_not_finite(checked, torch.stack(extremes))
-    recorded["output"] = logits
+    recorded["output"] = ctx.logits
     return recorded
 
 
-def _non_finite_cause(graph, rules, name, x, logits, inject) -> str:
+def non_finite_cause(ctx: Walk, rules: Mapping[str, Rule], name: str,
+                     inject: Mapping[str, torch.Tensor]) -> str:
     """One sentence: where relevance became non-finite and the likely cause."""
+    graph, x, logits = ctx.graph, ctx.x, ctx.logits
     users = graph.consumers.get(name, [])
     by = (" (computed by the rule of " + ", ".join(
         f"'{u}' ({type(rules.get(u)).__name__})" for u in users) + ")") if users else ""

@@ -28,7 +28,6 @@ from torch import nn
 from ..attribution import Explainer, to_device
 from ..graph import INPUT, LINEAR, Graph
 from ..methods import Method, get_method
-from ..rules.base import times
 
 PAPER_BINS = (0.9, 0.99, 0.999, 0.9999)
 PERCENTILES = (1, 5, 25, 75, 95, 99)
@@ -246,7 +245,7 @@ def csc_values(model: nn.Module | Explainer, inputs, method: str | Method,
     setup = CSCSetup.build(model, inputs, start, layers, image_ids, device, record_points,
                            check_inputs=True)
     setup.measure_shapes()
-    explainer, graph, x_all, ids = setup.explainer, setup.graph, setup.x, setup.ids
+    explainer, x_all, ids = setup.explainer, setup.x, setup.ids
     starts, start_nodes, shapes = setup.starts, setup.start_nodes, setup.shapes
     bs = batch_size or 8
     pooled: dict[tuple[str, str], list[np.ndarray]] = {}
@@ -258,10 +257,8 @@ def csc_values(model: nn.Module | Explainer, inputs, method: str | Method,
             for i in range(xb.shape[0])]), explainer.device).to(xb.dtype)}
             for s_node in start_nodes]
         # one forward pass of the batch for every start and vector
-        outs = explainer.iter_walks(xb, m, injects, recs, fan=n_vectors)
+        outs = explainer.iter_walks(xb, m, injects, recs, fan=n_vectors, post=True)
         for s_name, rec, out in zip(starts, recs, outs):  # one walk's relevance at a time
-            if m.post == "x_input" and graph.input in out:
-                out[graph.input] = times(xb, out[graph.input])
             pool_values(pooled, s_name, rec, out, n_vectors)
             del out  # before the next walk runs
     return setup.value_frame(m.name, pooled)

@@ -118,8 +118,8 @@ def hooked_relevance(module: nn.Module, method, x: torch.Tensor, graph: Graph, s
                 h.remove()
     if graph.input in record and gx is not None:
         out[graph.input] = gx.detach()
-    if method.post == "x_input" and graph.input in out:
-        out[graph.input] = out[graph.input] * x
+    if graph.input in out:
+        out[graph.input] = method.postprocess(x, out[graph.input])
     return out
 
 

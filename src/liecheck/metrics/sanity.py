@@ -173,7 +173,7 @@ def _cascade(ex: Explainer, x: torch.Tensor, m: Method, target: torch.Tensor, la
             xb = to_device(x[b0:b0 + bs], ex.device)
             tb = target[b0:b0 + bs].to(ex.device)
             _set_ops(graph, trained)
-            if m.walkable and m.attribute_fn is None:
+            if m.walkable and m.map_is_one_walk:
                 rf = Reforward(ex, xb, m, tb, p, [j for *_, j in plan])
                 yield b0, 0, [], rf.attribute().cpu()
                 for step, names, ops, j in plan:

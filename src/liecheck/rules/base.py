@@ -3,7 +3,7 @@
 A rule maps the relevance at a node's output to relevance at each of its inputs:
 ``rule.backward(ctx, node, r) -> list[Tensor | None]`` (one entry per input; ``None``
 means no relevance flows there). ``ctx`` is the walk (:class:`liecheck.walk.Walk`):
-``ctx.inputs(node)``, ``ctx.output(node)``, ``ctx.shape(name)``, ``ctx.state``.
+``ctx.inputs(node)``, ``ctx.output(node)``, ``ctx.shape(name)``, ``ctx.memo``.
 
 Rules use plain batched tensor ops, no autograd hooks, so they stay differentiable.
 ``needs_inputs`` / ``needs_output`` tell the forward pass which activations to keep.
@@ -66,7 +66,7 @@ def times(a: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
 def cached(ctx, node, key, fn):
     """``fn()``, computed once per node and ``key`` for all walks over one forward
     pass (``ctx.memo``); without a memo simply ``fn()``."""
-    memo = getattr(ctx, "memo", None)
+    memo = ctx.memo
     if memo is None:
         return fn()
     k = (node.name, key)
@@ -103,7 +103,7 @@ def ratio(ctx, node, key, z_fn, r: torch.Tensor, scale: float = 1.0) -> torch.Te
     """``scale * r / z`` (0 where ``z == 0``) for the fresh forward-pass tensor
     ``z = z_fn()``. A single walk overwrites ``z``; walks sharing a forward pass
     compute its zero-free form once (``ctx.memo``) and broadcast it over the fan."""
-    if getattr(ctx, "memo", None) is None:
+    if ctx.memo is None:
         z = z_fn()
         if z.shape[0] == r.shape[0]:
             return safe_divide(r, z, scale, reuse_z=True)

@@ -115,12 +115,8 @@ def _divide(r: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
     return (r.unflatten(0, (-1, fan)) / den.unsqueeze(1)).flatten(0, 1)
 
 
-def _fan(ctx) -> int:
-    return getattr(ctx, "fan", 1)
-
-
 def _single(ctx, name: str, r: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-    if not is_pair(r, act, _fan(ctx)):
+    if not is_pair(r, act, ctx.fan):
         return r
     return collapse(r, *split_delta(ctx, name))
 
@@ -151,7 +147,7 @@ class DeepLiftLinear(Rule):
         h = ctx.inputs(node)[0]
         op = node.op
         shape = ctx.shape(node.inputs[0])
-        pair = is_pair(r, h, _fan(ctx))
+        pair = is_pair(r, h, ctx.fan)
         if self.cross and not pair:
             return [op.transpose(r, shape)]  # m+ = m-: eq. 13 is the chain rule
         mp, mn = halves(r) if pair else (r, r)
@@ -183,7 +179,7 @@ class DeepLiftAdd(Rule):
 
     def backward(self, ctx, node, r):
         h = ctx.inputs(node)[0]
-        if not is_pair(r, h, _fan(ctx)):
+        if not is_pair(r, h, ctx.fan):
             return [r for _ in node.inputs]
         out = []
         for name in node.inputs:
@@ -260,14 +256,18 @@ class DeepLiftMaxPool(Rule):
     def backward(self, ctx, node, r):
         h = ctx.inputs(node)[0]
         m = _single(ctx, node.name, r, h)
-        return MaxPoolSwitch().backward(_FirstHalf(ctx), node, m)
+        return MaxPoolSwitch().backward(FirstHalf(ctx), node, m)
 
 
-class _FirstHalf:
-    """Walk context view whose inputs are the ``x`` half of the stacked batch."""
+class FirstHalf:
+    """Walk context view whose activations are the ``x`` half of the stacked batch."""
 
     def __init__(self, ctx):
-        self._ctx = ctx
+        self.ctx = ctx
 
     def inputs(self, node):
-        return [halves(t)[0] for t in self._ctx.inputs(node)]
+        return [halves(t)[0] for t in self.ctx.inputs(node)]
+
+    def pool_indices(self, node):
+        idx = self.ctx.pool_indices(node)
+        return None if idx is None else halves(idx)[0]

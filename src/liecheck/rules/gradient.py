@@ -101,8 +101,8 @@ class MaxPoolSwitch(Rule):
     def backward(self, ctx, node, r):
         x = ctx.inputs(node)[0]
         p = node.op
-        idx = getattr(ctx, "pool_indices", lambda n: None)(node)
-        if idx is None or idx.shape[0] != x.shape[0]:  # not recorded (or another stream)
+        idx = ctx.pool_indices(node)
+        if idx is None:  # not recorded in the forward pass
             _, idx = torch.nn.functional.max_pool2d(x, return_indices=True, **p)
         fan = fan_of(x, r)
         if fan > 1:  # the switches are per image; the input is only read for its shape

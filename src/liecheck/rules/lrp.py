@@ -7,6 +7,8 @@ and ``op.transpose(g, shape, w)``. Notation: ``x+ = max(0, x)``, ``x- = min(0, x
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .base import Rule, cached, divide, ratio, safe_divide, stabilize, times, zero_free
@@ -59,12 +61,15 @@ class AlphaBeta(Rule):
     (iNNvestigate 1.0.8) put the *whole* bias ``b`` into both denominators (an
     iNNvestigate bug, its issues #273 and #116); liecheck splits it into ``b+`` and
     ``b-``. ``bias=False`` drops the bias entirely (the z+ rule of paper eq. 5).
+    ``alpha - beta != 1`` is allowed (the rule is then not conservative); negative or
+    non-finite weights ``alpha``, ``beta`` are refused.
     """
 
     def __init__(self, alpha: float = 1.0, beta: float = 0.0, bias: bool = True):
-        if alpha - beta != 1:
-            # allowed, but not conservative; kept silent: the paper's variants all have it
-            pass
+        if not (math.isfinite(alpha) and math.isfinite(beta) and alpha >= 0 and beta >= 0):
+            raise ValueError(f"alpha-beta rule: alpha and beta must be finite and >= 0 (the "
+                             f"weights of the activator and the inhibitor), got alpha={alpha}, "
+                             f"beta={beta}")
         self.alpha, self.beta, self.bias = alpha, beta, bias
 
     def backward(self, ctx, node, r):
@@ -122,7 +127,7 @@ class AlphaBeta(Rule):
         """``[a r / (x W+ + b+), b r / (x W- + b-)]`` stacked on dim 1, one fused call."""
         op = node.op
         a, b = self.alpha, -self.beta
-        if getattr(ctx, "memo", None) is None and x.shape[0] == r.shape[0]:
+        if ctx.memo is None and x.shape[0] == r.shape[0]:
             z = op.forward_stacked(x, [wp, wn], [bp, bn])  # divided in place
             k = z.shape[1] // 2
             safe_divide(r, z[:, :k], a, reuse_z=True)

@@ -30,7 +30,7 @@ from torch import nn
 
 from ..attribution import Explainer
 from ..methods import Method, get_method
-from ..walk import propagate
+from ..run import MethodRun
 from .lanczos import golub_kahan_svd
 
 
@@ -44,7 +44,7 @@ def _check_method(m: Method) -> None:
             f"method '{m.name}' is not linear in the relevance (its walk applies a ReLU or a "
             "threshold to the backward signal), so it has no derivation matrix and no "
             "singular values; use liecheck.metrics.csc for it instead")
-    if m.attribute_fn is not None or not m.walkable:
+    if not (m.map_is_one_walk and m.walkable):
         raise NotLinearInRelevance(f"method '{m.name}' is not a single backward walk")
 
 
@@ -79,25 +79,19 @@ class DerivationOperator:
         p = {**m.params, **params}
         self.x = x.to(explainer.device)
         rules = explainer.rules(m, p)
-        state = {"params": p, "target": None, "method": m}
-        prepare, finish = getattr(m, "prepare", None), getattr(m, "finish", None)
         shapes: dict = {}
         with torch.no_grad():
-            xf = prepare(self.x, p) if prepare is not None else self.x
             graph.forward(self.x, keep=lambda n: False, shapes=shapes)
         self.out_shape, self.in_shape = shapes[self.node], tuple(self.x.shape)
         dtype = self.x.dtype
 
         def walk(v: torch.Tensor) -> torch.Tensor:
-            out = propagate(graph, xf, rules, inject={self.node: v}, record=[graph.input],
-                            state=state, check_finite=False,
-                            batch=1 if xf.shape[0] != 1 else None)
-            if finish is not None:
-                out = finish(explainer, self.x, xf, out, p)
-            r = out.get(graph.input)
+            run = MethodRun.forward(graph, m, p, rules, self.x, [[graph.input]])
+            r = run.walk({self.node: v}, [graph.input], post=True,
+                         check_finite=False).get(graph.input)
             if r is None:
                 return torch.zeros(self.in_shape, dtype=dtype, device=self.x.device)
-            return r * self.x if m.post == "x_input" else r
+            return r
 
         self._walk = walk
         with torch.enable_grad():
