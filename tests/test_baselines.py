@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import liecheck
-from liecheck.baselines import quadrature
+from liecheck.methods.baselines import quadrature
 
 
 def small_cnn(seed=0):

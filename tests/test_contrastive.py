@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import liecheck
-from liecheck.contrastive import normalise_by_sum
+from liecheck.methods.contrastive import normalise_by_sum
 
 
 def mlp(seed=0):

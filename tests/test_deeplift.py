@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import liecheck
-from liecheck.deeplift import gaussian_blur, make_reference
+from liecheck.methods.deeplift import gaussian_blur, make_reference
 
 
 class Block(nn.Module):

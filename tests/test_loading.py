@@ -101,7 +101,7 @@ def test_code_running_pickles_are_still_refused(tmp_path):
 
 
 def test_pattern_files_get_the_same_messages(tmp_path):
-    from liecheck.patterns import PatternSet
+    from liecheck.methods.patterns import PatternSet
 
     (tmp_path / "p.pt").write_bytes(b"")
     with pytest.raises(ValueError, match="pattern file .* is an empty file"):

@@ -27,10 +27,10 @@ import torch.nn.functional as F
 from torch import nn
 
 import liecheck
+from liecheck.engine.walk import propagate
 from liecheck.rules import base as rb
 from liecheck.rules import gradient as rg
 from liecheck.rules import lrp as rl
-from liecheck.walk import propagate
 
 SEEDS_BATCHES = [(0, 1), (1, 3), (2, 2)]
 

@@ -20,7 +20,7 @@ from torch import nn
 import liecheck
 from liecheck import equivalence, rewrite
 from liecheck import graph as lg
-from liecheck.walk import NonFiniteRelevance, propagate
+from liecheck.engine.walk import NonFiniteRelevance, propagate
 
 
 class Net(nn.Module):

@@ -25,7 +25,8 @@ from test_identities import small_resnet, small_vgg
 from torch import nn
 
 import liecheck
-from liecheck.graph import trace
+from liecheck.engine.graph import trace
+from liecheck.engine.walk import NonFiniteRelevance, propagate
 from liecheck.metrics.csc import (
     _as_channels,
     _row,
@@ -38,7 +39,6 @@ from liecheck.metrics.sanity import _steps, randomize
 from liecheck.metrics.similarity import prepare
 from liecheck.metrics.similarity import similarity as compare
 from liecheck.rules.base import Rule
-from liecheck.walk import NonFiniteRelevance, propagate
 
 # every walkable method except PatternNet / PatternAttribution (they need fitted patterns;
 # their rule reads no activation, so the fan cannot change it)

@@ -10,10 +10,10 @@ import torch
 import torch.nn as nn
 
 from . import trace_cache
-from .graph import Graph, trace
+from .engine.graph import Graph, trace
+from .engine.run import MethodRun
 from .inputs import check_output, resolve_targets, validate_inputs
 from .methods import Method, get_method
-from .run import MethodRun
 
 
 class Explainer:

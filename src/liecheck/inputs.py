@@ -20,7 +20,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .graph import IDENTITY, LINEAR, MAXPOOL, RELU, RESHAPE, Graph, Node
+from .engine.graph import IDENTITY, LINEAR, MAXPOOL, RELU, RESHAPE, Graph, Node
 
 # what a NumPy dtype kind holds, in words (for targets that are not integers)
 _KINDS = {"b": "booleans", "f": "floats", "c": "complex numbers", "U": "strings",

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..methods import Method
+from ..methods.protocol import Method
 
 INSENSITIVE = 0.9
 ZENNIT_COMPOSITES = ("EpsilonPlus", "EpsilonPlusFlat", "EpsilonAlpha2Beta1",

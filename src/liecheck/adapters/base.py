@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..inputs import resolve_targets
-from ..methods import Method
+from ..methods.protocol import Method
 
 
 @dataclass

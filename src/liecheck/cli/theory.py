@@ -221,7 +221,7 @@ def run_singular(args) -> int:
     model, src = load(args.model, args.weights)
     patterns = None
     if args.patterns:
-        from ..patterns import PatternSet
+        from ..methods.patterns import PatternSet
 
         patterns = PatternSet.load(args.patterns).patterns
     df = singular_ratios(model, patterns)

@@ -151,7 +151,7 @@ def two_digits(methods: str | Sequence[str] = "all", n: int = 100, seed: int = 0
     fill = -data.mean / data.std if data.std else 0.0   # a blank (0) pixel, normalised
     patterns = None
     if any("patterns" in get_method(m).params for m in names if m not in REFERENCES):
-        from .. import patterns as pt
+        from ..methods import patterns as pt
         patterns = pt.fit(model, two_digit_images(512, "train", seed).x.split(64), kind="relu")
     items, rows = [], []
     for name in names:

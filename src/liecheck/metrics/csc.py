@@ -26,7 +26,7 @@ from scipy import stats
 from torch import nn
 
 from ..attribution import Explainer, to_device
-from ..graph import INPUT, LINEAR, Graph
+from ..engine.graph import INPUT, LINEAR, Graph
 from ..methods import Method, get_method
 
 PAPER_BINS = (0.9, 0.99, 0.999, 0.9999)

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..graph import Graph
+from ..engine.graph import Graph
 from .csc import CSCSetup, pool_values, random_vectors
 
 

@@ -29,10 +29,10 @@ import torch
 from torch import nn
 
 from ..attribution import Explainer, explainer_for, to_device
-from ..graph import trace
+from ..engine.graph import trace
+from ..engine.reforward import Reforward, layer_ops
 from ..inputs import resolve_targets
 from ..methods import Method, get_method
-from ..reforward import Reforward, layer_ops
 from .similarity import prepare
 from .similarity import similarity as compare
 

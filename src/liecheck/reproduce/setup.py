@@ -94,7 +94,7 @@ def applicable_methods(plan: ModelPlan, model: nn.Module, images: ImageSet
 def fit_patterns(plan: ModelPlan, model: nn.Module, images: ImageSet):
     """PatternNet/PatternAttribution patterns: from the digits training split for the
     built-in model (its first 512 images), else from the run's own images."""
-    from .. import patterns as pt
+    from ..methods import patterns as pt
 
     if plan.name == "cifar_net":
         from ..data.digits import load_digits_split

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import torch
 
-from ..graph import ADD, LINEAR
+from ..engine.kinds import ADD, LINEAR
 from .base import Rule, cached, times
 from .gradient import MaxPoolSwitch
 

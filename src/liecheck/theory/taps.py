@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..graph import Graph, trace
+from ..engine.graph import Graph, trace
 
 
 def centre_tap(weight: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,7 @@
 Every API and metric that walks (``Explainer.walk / walks / attribute``, CSC, the
 cascading randomisation through :mod:`liecheck.reforward`, the derivation operator
 of :mod:`liecheck.theory.spectrum`) runs a :class:`~liecheck.methods.Method` through
-this class, in the order of the method protocol (see :mod:`liecheck.methods`):
+this class, in the order of the method protocol (see :mod:`liecheck.methods.protocol`):
 the method's forward batch and walk context, its start relevance, the walk with its
 rules, its ``finish`` at the recorded nodes and, for maps, its ``postprocess``.
 """
@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..rules.base import Rule
 from .graph import Graph
-from .rules.base import Rule
 from .walk import Walk, forward, walk_explained
 
 if TYPE_CHECKING:
-    from .methods import Method
+    from ..methods.protocol import Method
 
 
 class MethodRun:

@@ -31,11 +31,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from . import graph as g
-from .methods import Method, composite, register_method
-from .rules import base as rb
-from .rules import deeplift as rd
-from .walk import Walk, relevance_shapes
+from ..engine import graph as g
+from ..engine.walk import Walk, relevance_shapes
+from ..rules import base as rb
+from ..rules import deeplift as rd
+from .composites import composite
+from .protocol import Method
+from .registry import register_method
 
 DEEPLIFT_DEFAULTS = {"reference": None, "blur_sigma": 10.0, "record_as": "contributions",
                      "negative_weight": "pos"}

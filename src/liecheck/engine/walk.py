@@ -23,8 +23,9 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 
-from .graph import INPUT, MAXPOOL, Graph, Node
-from .rules.base import Rule
+from ..rules.base import Rule
+from .graph import Graph
+from .kinds import INPUT, MAXPOOL, Node
 
 INDICES = "#indices"  # acts key suffix of a max-pool node's arg-max indices
 

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import torch
 
-from . import graph as g
-from .inputs import resolve_targets
-from .methods import DEFAULTS, Method, composite, register_method
-from .rules import lrp as rl
-from .rules.base import Rule, cached, divide, safe_divide, times, zero_free
+from ..engine import graph as g
+from ..inputs import resolve_targets
+from ..rules import lrp as rl
+from ..rules.base import Rule, cached, divide, safe_divide, times, zero_free
+from .composites import DEFAULTS, composite
+from .protocol import Method
+from .registry import register_method
 
 
 def normalise_by_sum(r: torch.Tensor) -> torch.Tensor:

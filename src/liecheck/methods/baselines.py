@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from .deeplift import make_reference
-from .methods import Method, register_method
+from .protocol import Method
+from .registry import register_method
 
 
 def _gradient(explainer, x: torch.Tensor, t: torch.Tensor, node: str | None = None):

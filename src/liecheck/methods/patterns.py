@@ -28,12 +28,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import graph as g
-from .methods import Method, composite, register_method
-from .models.checkpoint import read
-from .ops import ConvOp
-from .rules import gradient as rg
-from .rules.pattern import SubstitutedTranspose
+from ..engine import graph as g
+from ..engine.ops import ConvOp
+from ..models.checkpoint import read
+from ..rules import gradient as rg
+from ..rules.pattern import SubstitutedTranspose
+from .composites import composite
+from .protocol import Method
+from .registry import register_method
 
 FORMAT = "liecheck.patterns/1"
 

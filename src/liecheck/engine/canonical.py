@@ -1,0 +1,79 @@
+"""Canonicalisation passes over the traced nodes: BatchNorm folding, the sign
+analysis (which inputs are provably non-negative), consumers and liveness."""
+
+from __future__ import annotations
+
+from torch import fx, nn
+
+from .classify import flat_nodes, is_registered
+from .kinds import ADD, CAT, IDENTITY, LINEAR, MAXPOOL, RELU, RESHAPE, Node
+
+
+def consumers(nodes: list[Node]) -> dict[str, list[str]]:
+    """Node name -> the names of the nodes that read it, in execution order."""
+    c: dict[str, list[str]] = {n.name: [] for n in nodes}
+    for n in nodes:
+        for i in n.inputs:
+            c[i].append(n.name)
+    return c
+
+
+def fold_batchnorm(nodes: list[Node], output: str) -> tuple[list[Node], str, dict[str, str]]:
+    """Fold every BatchNorm that alone reads a conv / dense layer into that layer.
+
+    Returns ``(nodes, output, aliases)``: the nodes without the folded BatchNorms
+    (their readers rewired, indices renumbered), the output node and ``aliases``
+    (folded BatchNorm name -> its layer's node name).
+    """
+    by_name = {n.name: n for n in nodes}
+    users = consumers(nodes)
+    alias: dict[str, str] = {}
+    for n in nodes:
+        if (n.kind == LINEAR and n.layer == "affine" and n.inputs
+                and n.fx_node.op == "call_module"):  # a BatchNorm, not c * x
+            prev = by_name[n.inputs[0]]
+            if (prev.kind == LINEAR and prev.layer in ("conv", "dense")
+                    and len(users[prev.name]) == 1 and prev.name != output):
+                prev.op = prev.op.fold(n.op)
+                alias[n.name] = n.inputs[0]
+    for n in nodes:
+        n.inputs = [alias.get(i, i) for i in n.inputs]
+    nodes = [n for n in nodes if n.name not in alias]
+    for i, n in enumerate(nodes):
+        n.index = i
+    return nodes, alias.get(output, output), alias
+
+
+def mark_nonneg(nodes: list[Node], root: nn.Module) -> None:
+    """Set ``nonneg_input`` on the nodes whose inputs are provably non-negative."""
+    nonneg: dict[str, bool] = {}
+    for n in nodes:
+        ins = [nonneg.get(i, False) for i in n.inputs]
+        n.nonneg_input = bool(ins) and all(ins)
+        if n.kind == RELU:
+            # a module / function registered as "relu" (e.g. LeakyReLU) may go negative
+            nonneg[n.name] = not is_registered(n.fx_node, root)
+        elif n.kind == ADD:
+            # `x + c` with a negative constant c can go negative
+            consts = [a for a in n.fx_node.args if not isinstance(a, fx.Node)]
+            nonneg[n.name] = n.nonneg_input and all(
+                isinstance(c, (int, float)) and c >= 0 for c in consts)
+        elif (n.kind in (MAXPOOL, RESHAPE, IDENTITY, CAT)
+              or (n.kind == LINEAR and n.layer == "pool")):
+            nonneg[n.name] = n.nonneg_input
+        else:
+            nonneg[n.name] = False
+
+
+def last_uses(graph: fx.Graph, aliases: dict[str, str]) -> dict[str, list[str]]:
+    """fx node name -> fx values that can be dropped after it ran (forward memory)."""
+    last: dict[str, str] = {}
+    for fxn in graph.nodes:
+        for a in flat_nodes(fxn.args) + flat_nodes(fxn.kwargs):
+            # a folded BatchNorm's value is its conv's tensor: release both names
+            last[a.name] = fxn.name
+            last[aliases.get(a.name, a.name)] = fxn.name
+    out: dict[str, list[str]] = {}
+    for value, user in last.items():
+        out.setdefault(user, []).append(value)
+    return out

@@ -1,0 +1,24 @@
+"""Attribution methods: the protocol (:mod:`.protocol`), the registry (:mod:`.registry`),
+composites (:mod:`.composites`) and the catalogues, each registered on import:
+:mod:`.catalogue` (gradient and LRP families), :mod:`.deeplift`, :mod:`.baselines`
+(SmoothGrad, Integrated Gradients, Grad-CAM), :mod:`.contrastive` and :mod:`.patterns`.
+Peer methods (Zennit, Captum, any function) come from :mod:`liecheck.adapters`.
+
+Users add their own with :func:`register_method`; a :class:`Method` object can be
+passed wherever a method name is accepted.
+"""
+
+# the catalogues register in this order (the order of `liecheck methods`)
+from . import catalogue  # isort: skip
+from . import deeplift  # isort: skip
+from . import baselines, contrastive, patterns  # isort: skip
+from ..adapters import from_captum, from_function, from_zennit
+from .composites import DEFAULTS, GRADIENT_COMPOSITE, composite, every_linear, structural
+from .protocol import Method
+from .registry import get_method, method_names, methods, register_method
+
+__all__ = [
+    "DEFAULTS", "GRADIENT_COMPOSITE", "Method", "baselines", "catalogue", "composite",
+    "contrastive", "deeplift", "every_linear", "from_captum", "from_function", "from_zennit",
+    "get_method", "method_names", "methods", "patterns", "register_method", "structural",
+]

@@ -1,0 +1,91 @@
+"""The paper's core methods: the gradient family (gradient, gradient x input, Deconv,
+Guided BP, RectGrad) and the LRP family (z, epsilon, alpha-beta, CMP, DTD, Excitation BP).
+Registered on import."""
+
+from __future__ import annotations
+
+from ..rules import gradient as rg
+from ..rules import lrp as rl
+from .composites import DEFAULTS, GRADIENT_COMPOSITE, composite, every_linear
+from .protocol import Method
+from .registry import register_method
+
+
+def _cmp(alpha, beta):
+    def pick(node, graph, p):
+        if node.layer == "dense":
+            return rl.Epsilon(p["cmp_epsilon"])
+        return rl.AlphaBeta(alpha, beta)
+    return pick
+
+
+def _dtd(node, graph, p):
+    if node is graph.first("conv") or (graph.first("conv") is None
+                                       and node is graph.linear_nodes()[0]):
+        return rl.ZBox(p.get("low", "input"), p.get("high", "input"))
+    if node is graph.last("dense"):
+        return rl.WSquare()
+    return rl.ZPlus()
+
+
+def _builtin() -> list[Method]:
+    d = DEFAULTS
+    grad = dict(family="gradient", start="onehot", reduce="maxabs")
+    add = {"add_eps": d["add_eps"]}  # residual additions of the LRP composites
+    return [
+        Method("gradient", "Gradient", "plain gradient of the explained logit (Simonyan 2014)",
+               GRADIENT_COMPOSITE, citation="Simonyan et al. 2014", **grad),
+        Method("gradient_x_input", "Gradient x Input", "gradient times the input",
+               GRADIENT_COMPOSITE, start="onehot", post="x_input", family="gradient",
+               citation="Shrikumar et al. 2016"),
+        Method("lrp_z", "LRP-z", "z-rule with bias everywhere (= gradient x input on ReLU nets)",
+               composite(every_linear(lambda p: rl.Epsilon(0.0))), params=dict(add),
+               citation="Bach et al. 2015"),
+        Method("lrp_epsilon", "LRP-epsilon", "epsilon rule with bias everywhere",
+               composite(every_linear(lambda p: rl.Epsilon(p["epsilon"]))),
+               params={"epsilon": d["epsilon"], **add}, citation="Bach et al. 2015"),
+        Method("lrp_a1b0", "LRP a1b0", "alpha-beta, alpha=1 beta=0 (z+ with positive bias)",
+               composite(every_linear(lambda p: rl.AlphaBeta(1, 0))), params=dict(add),
+               citation="Bach et al. 2015"),
+        Method("lrp_a2b1", "LRP a2b1", "alpha-beta, alpha=2 beta=1",
+               composite(every_linear(lambda p: rl.AlphaBeta(2, 1))), params=dict(add),
+               citation="Bach et al. 2015"),
+        Method("lrp_a5b4", "LRP a5b4", "alpha-beta, alpha=5 beta=4",
+               composite(every_linear(lambda p: rl.AlphaBeta(5, 4))), params=dict(add),
+               citation="Bach et al. 2015"),
+        Method("lrp_cmp_a1b0", "LRP CMP a1b0",
+               "epsilon (1e-10) on dense layers, alpha-beta a1b0 on conv layers",
+               composite(_cmp(1, 0)), params={"cmp_epsilon": d["cmp_epsilon"], **add},
+               citation="Kohlbrenner et al. 2019"),
+        Method("lrp_cmp_a2b1", "LRP CMP a2b1",
+               "epsilon (1e-10) on dense layers, alpha-beta a2b1 on conv layers",
+               composite(_cmp(2, 1)), params={"cmp_epsilon": d["cmp_epsilon"], **add},
+               citation="Kohlbrenner et al. 2019"),
+        Method("dtd", "DTD", "Deep Taylor: z^B on the first conv, z+ after ReLUs, w^2 on the "
+               "final dense layer", composite(_dtd),
+               params={"low": "input", "high": "input", **add}, citation="Montavon et al. 2017"),
+        Method("excitation_bp", "Excitation BP",
+               "z+ with positive weights, relevance as probabilities (starts at 1); "
+               "signed inputs: x+ W+ + x- W- (stable; as Zennit)",
+               composite(lambda node, graph, p: rl.excitation_rule(node)), start="onehot",
+               params=dict(add),
+               citation="Zhang et al. 2018"),
+        Method("deconv", "Deconv", "ReLU on the backward signal, forward mask dropped",
+               composite(every_linear(lambda p: rg.GradientLinear()),
+                         relu=lambda p: rg.DeconvReLU(), lrp=False), linear_in_relevance=False,
+               citation="Zeiler & Fergus 2014", **grad),
+        Method("guided_bp", "Guided BP", "forward ReLU mask and ReLU on the backward signal",
+               composite(every_linear(lambda p: rg.GradientLinear()),
+                         relu=lambda p: rg.GuidedReLU(), lrp=False), linear_in_relevance=False,
+               citation="Springenberg et al. 2014", **grad),
+        Method("rectgrad", "RectGrad",
+               "keep the gradient where activation x gradient is above its 98th percentile",
+               composite(every_linear(lambda p: rg.GradientLinear()),
+                         relu=lambda p: rg.RectGradReLU(p["rectgrad_q"]), lrp=False),
+               params={"rectgrad_q": d["rectgrad_q"]}, linear_in_relevance=False,
+               citation="Kim et al. 2019", **grad),
+    ]
+
+
+for _m in _builtin():
+    register_method(_m)
