@@ -58,8 +58,9 @@ def gradient_pass(model, x: torch.Tensor, device: str, repeats: int, warmup: int
 def run_model(name: str, args, names_arg: str) -> dict:
     import liecheck
     from liecheck.data.images import sample_photos
-    from liecheck.metrics import csc, paper_starts, random_logit, sanity
+    from liecheck.metrics import csc, random_logit, sanity
     from liecheck.models import load
+    from liecheck.reproduce.paper import paper_starts
 
     model, src = load(name, verbose=False)
     model = model.to(args.device)

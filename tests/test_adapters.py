@@ -307,7 +307,7 @@ def test_audit_cli_writes_table_and_figure(tmp_path):
 
     from liecheck.cli import main
     from liecheck.models import cifar_net
-    from liecheck.reproduce.summary import CONVERGED
+    from liecheck.report.summary import CONVERGED
 
     ckpt = tmp_path / "net.pt"
     torch.save(cifar_net(seed=5).state_dict(), ckpt)  # random weights: fast, still valid

@@ -8,7 +8,7 @@ import torch
 
 from liecheck.cli import main
 from liecheck.models import cifar_net
-from liecheck.reproduce.summary import CONVERGED, summary_table
+from liecheck.report.summary import CONVERGED, summary_table
 from liecheck.store import RunStore
 
 METHODS = "gradient,lrp_a1b0"

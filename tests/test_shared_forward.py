@@ -32,12 +32,12 @@ from liecheck.metrics.csc import (
     _row,
     abs_cos,
     default_record,
-    paper_starts,
     random_vectors,
 )
 from liecheck.metrics.sanity import _steps, randomize
 from liecheck.metrics.similarity import prepare
 from liecheck.metrics.similarity import similarity as compare
+from liecheck.reproduce.paper import paper_starts
 from liecheck.rules.base import Rule
 
 # every walkable method except PatternNet / PatternAttribution (they need fitted patterns;

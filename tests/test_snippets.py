@@ -111,7 +111,7 @@ def offline(monkeypatch, tmp_path):
 def test_snippets_run(path, offline, capsys):
     import importlib
 
-    registry = importlib.import_module("liecheck.methods")   # the module, not the function
+    registry = importlib.import_module("liecheck.methods.registry")   # the module, not the function
     before = dict(registry._REGISTRY)
     ns: dict = {"__name__": "__snippet__"}
     try:

@@ -61,7 +61,7 @@ class CorruptStoreError(ValueError):
     """A file of the run directory cannot be read back (truncated or damaged)."""
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     """Call ``write(tmp_path)``, then move the temporary file onto ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{_HOST}@{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
@@ -75,9 +75,12 @@ def _atomic_write(path: Path, write) -> None:
             tmp.unlink()
 
 
+_atomic_write = atomic_write  # the name a test script imports
+
+
 def write_json(path: Path, obj: Any) -> None:
     """Write ``obj`` as JSON to ``path`` atomically."""
-    _atomic_write(Path(path), lambda p: p.write_text(json.dumps(obj, indent=2, default=str)))
+    atomic_write(Path(path), lambda p: p.write_text(json.dumps(obj, indent=2, default=str)))
 
 
 def read_json(path: Path) -> Any:
@@ -310,7 +313,7 @@ class RunStore:
             write_json(kf, keys)
         elif read_json(kf) != keys:
             raise ValueError(f"table '{table}' is keyed by {read_json(kf)}, not {keys}")
-        _atomic_write(d / f"{unit}.parquet",
+        atomic_write(d / f"{unit}.parquet",
                       lambda p: df.reset_index(drop=True).to_parquet(p, index=False))
 
     def read(self, table: str, units: Iterable[str] | None = None) -> pd.DataFrame:
@@ -355,7 +358,7 @@ class RunStore:
         def write(p: Path):
             with open(p, "wb") as f:
                 np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})
-        _atomic_write(self._array_path(name), write)
+        atomic_write(self._array_path(name), write)
 
     def has_arrays(self, name: str) -> bool:
         """Whether ``arrays/<name>.npz`` exists (see :meth:`arrays_ok` to check it reads)."""
@@ -392,3 +395,9 @@ class RunStore:
                 bad.append(t)
         bad += sorted((self.root / "tables").glob("*/*.parquet.corrupt"))
         return bad
+
+
+def missing_units(store: RunStore) -> list[str]:
+    """Labels of the units the run planned (manifest ``planned``) that are not done."""
+    return [p["label"] for p in store.manifest().get("planned", [])
+            if not store.has(p["table"], p["unit"])]

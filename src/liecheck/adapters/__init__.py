@@ -1,13 +1,18 @@
-"""Peer adapters: Zennit composites, Captum methods and plain functions as liecheck
-methods (``liecheck.methods.from_zennit``, ``from_captum``, ``from_function``).
+"""Peer methods and their audit: the adapters (Zennit composites, Captum methods and
+plain functions as liecheck methods) live in :mod:`liecheck.methods.peers` and are
+re-exported here; :mod:`.audit` runs the paper's three tests on them.
 
 Zennit and Captum are optional; they are imported only when an adapter is built.
 """
 
-from .base import PeerMethod, assert_no_hooks, hooks_on
-from .captum import from_captum
-from .function import from_function
-from .zennit import from_zennit
+from ..methods.peers import (
+                             PeerMethod,
+                             assert_no_hooks,
+                             from_captum,
+                             from_function,
+                             from_zennit,
+                             hooks_on,
+)
 
 __all__ = ["PeerMethod", "assert_no_hooks", "from_captum", "from_function", "from_zennit",
            "hooks_on"]

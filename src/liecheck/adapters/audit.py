@@ -5,7 +5,7 @@ For each method, on one model and its images:
 * **CSC at the first conv**: median |cos| at the output of the first conv layer's
   ReLU (the paper's Keras layers include their ReLU) for random vectors injected at
   the logits. The paper's verdict: the method *converges* when it reaches 0.99
-  (:data:`liecheck.reproduce.summary.CONVERGED`), and then its maps can no longer
+  (:data:`liecheck.report.summary.CONVERGED`), and then its maps can no longer
   depend on the explained class.
 * **random logit**: median SSIM between the maps of the target and of a random
   other class.
@@ -39,8 +39,8 @@ def zennit_method(name: str, images) -> Method:
     """``from_zennit`` for a composite of ``zennit.composites`` by class name, with the
     ``SequentialMergeBatchNorm`` canonizer (a no-op without BatchNorm). EpsilonGammaBox
     gets the images' range as its box; gradient-type composites the max |.| reduction."""
-    from .base import require
-    from .zennit import from_zennit
+    from ..methods.peers.base import require
+    from ..methods.peers.zennit import from_zennit
 
     zc = require("zennit.composites")
     from zennit.canonizers import SequentialMergeBatchNorm
@@ -59,8 +59,8 @@ def zennit_method(name: str, images) -> Method:
 
 def captum_method(name: str) -> Method:
     """``from_captum`` for a class of ``captum.attr`` by name."""
-    from .base import require
-    from .captum import from_captum
+    from ..methods.peers.base import require
+    from ..methods.peers.captum import from_captum
 
     cls = getattr(require("captum.attr"), name, None)
     if not isinstance(cls, type):
@@ -90,7 +90,7 @@ def audit_method(model, images, m: Method, target=None, seed: int = 0, n_vectors
     leaves its value empty and its reason in ``note``."""
     from ..attribution import Explainer
     from ..metrics import csc, random_logit, sanity
-    from ..reproduce.summary import CONVERGED
+    from ..report.summary import CONVERGED
 
     ex = explainer or Explainer(model)
     x = getattr(images, "images", images)

@@ -169,8 +169,8 @@ def plan_line(cfg, command: str) -> str:
 
 def run_experiment(args, experiment: str):
     """Run ``experiment`` into the run store ``args.out``; returns ``(store, table)``."""
+    from ..report.summary import format_summary, summary_table
     from ..reproduce import run
-    from ..reproduce.summary import format_summary, summary_table
 
     cfg = _config(args, experiment)
     main_rank = int(os.environ.get("RANK", "0")) == 0  # torchrun: rank 0 summarises

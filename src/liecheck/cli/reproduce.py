@@ -121,8 +121,8 @@ def config_from_args(args):
 
 
 def _reproduce(args) -> int:
+    from ..report.summary import format_summary, summary_table
     from ..reproduce import run
-    from ..reproduce.summary import format_summary, summary_table
     from .faithfulness import plan_line
 
     cfg = config_from_args(args)

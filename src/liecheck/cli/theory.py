@@ -162,9 +162,9 @@ def run_spectrum(args) -> int:
 
     from ..attribution import Explainer
     from ..methods import get_method
-    from ..metrics.csc import paper_starts
     from ..models import load
     from ..numbers import fmt
+    from ..reproduce.paper import paper_starts
     from ..store import RunStore, unit_id
     from ..theory import figures
     from ..theory.spectrum import _check_method, spectrum_table

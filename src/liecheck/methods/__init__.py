@@ -2,7 +2,7 @@
 composites (:mod:`.composites`) and the catalogues, each registered on import:
 :mod:`.catalogue` (gradient and LRP families), :mod:`.deeplift`, :mod:`.baselines`
 (SmoothGrad, Integrated Gradients, Grad-CAM), :mod:`.contrastive` and :mod:`.patterns`.
-Peer methods (Zennit, Captum, any function) come from :mod:`liecheck.adapters`.
+Peer methods (Zennit, Captum, any function): :mod:`.peers`.
 
 Users add their own with :func:`register_method`; a :class:`Method` object can be
 passed wherever a method name is accepted.
@@ -12,8 +12,8 @@ passed wherever a method name is accepted.
 from . import catalogue  # isort: skip
 from . import deeplift  # isort: skip
 from . import baselines, contrastive, patterns  # isort: skip
-from ..adapters import from_captum, from_function, from_zennit
 from .composites import DEFAULTS, GRADIENT_COMPOSITE, composite, every_linear, structural
+from .peers import from_captum, from_function, from_zennit
 from .protocol import Method
 from .registry import get_method, method_names, methods, register_method
 

@@ -1,7 +1,7 @@
 """Faithfulness tests of Sixt et al. (2020): CSC, parameter randomisation (sanity
 check), random logit; map similarity (SSIM, Spearman, L1) and bootstrap statistics."""
 
-from .csc import baseline, csc, paper_starts
+from .csc import baseline, csc
 from .random_logit import random_logit
 from .sanity import cascade_maps, parametrised_layers, sanity
 from .similarity import normalize, prepare, similarity, ssim, ssim_score
@@ -13,7 +13,6 @@ __all__ = [
            "cascade_maps",
            "csc",
            "normalize",
-           "paper_starts",
            "parametrised_layers",
            "prepare",
            "random_logit",

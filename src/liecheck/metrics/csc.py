@@ -104,8 +104,9 @@ def default_record(graph: Graph, points: str = "post_relu") -> list[str]:
         ReLU, i.e. the ReLU node when it is the layer's only consumer (BatchNorm is
         folded into the conv first), else the layer's own output (the logits; a conv
         that feeds a residual addition). The paper defines ``r_l = df/dh_l`` with
-        ``h_l`` after the ReLU, its Keras layers include their ReLU, and
-        :func:`paper_starts` starts there too, so starts and record points agree.
+        ``h_l`` after the ReLU, its Keras layers include their ReLU, and the paper's
+        start layers (:func:`liecheck.reproduce.paper.paper_starts`) sit there too, so
+        starts and record points agree.
         ``"pre_relu"``: the conv / dense outputs before their ReLU (liecheck < 0.2's
         default). The two differ only for methods whose ReLU step changes the
         relevance (gradient, Guided BP, Deconv, RectGrad); LRP and DeepLIFT pass
@@ -382,33 +383,3 @@ def _row(method, start, start_node, layer, module, kind, depth, channels, d: np.
     counts = np.histogram(1.0 - dd, bins=edges)[0] if dd.size else np.zeros(len(HIST_COLUMNS))
     row.update({k: int(v) for k, v in zip(HIST_COLUMNS, counts)})
     return row
-
-
-def paper_starts(graph: Graph, model_name: str) -> list[str]:
-    """The start nodes of PROTOCOL.md for the paper's networks (node names).
-
-    The paper's Keras layers include their ReLU, so "the output of conv4_3" is the
-    ReLU after it. VGG-16 (torchvision): fc3 (logits), fc1, conv4_3, conv3_3, conv2_2;
-    CIFAR net: fc6, fc5, conv4, conv3, conv2; ResNet-50: the logits and the outputs of
-    the residual stages layer4 ... layer1.
-    """
-    def after(module: str) -> str:
-        node = graph.by_name[graph.resolve(module)]
-        nxt = graph.consumers[node.name]
-        relu = [c for c in nxt if graph.by_name[c].kind == "relu"]
-        return relu[0] if relu else node.name
-
-    if model_name == "vgg16":
-        return [graph.output] + [after(m) for m in ("classifier.0", "features.21",
-                                                    "features.14", "features.7")]
-    if model_name == "cifar_net":
-        return [graph.output] + [after(m) for m in ("fc5", "conv4", "conv3", "conv2")]
-    if model_name == "resnet50":
-        out = [graph.output]
-        for stage in ("layer4", "layer3", "layer2", "layer1"):
-            names = [n.name for n in graph.nodes if (n.module or "").startswith(stage + ".")
-                     or n.name.startswith(stage + "_")]
-            if names:
-                out.append(names[-1])
-        return out
-    raise ValueError(f"no paper start layers for '{model_name}'; pass start=[...] yourself")

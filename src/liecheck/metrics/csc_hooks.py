@@ -87,7 +87,7 @@ def hooked_relevance(module: nn.Module, method, x: torch.Tensor, graph: Graph, s
     Parameters
     ----------
     module : the model copy to hook (liecheck's traced copy; never the user's).
-    method : a :class:`~liecheck.adapters.base.PeerMethod` with ``hooks``.
+    method : a :class:`~liecheck.methods.peers.base.PeerMethod` with ``hooks``.
     x : ``(B, C, H, W)`` inputs; ``v`` : ``(B, *start shape)``.
 
     Returns

@@ -17,8 +17,10 @@ from string import Template
 import pandas as pd
 
 from ..numbers import fmt
-from ..store import CorruptStoreError, RunStore
+from ..runlock import describe, holder, holder_alive
+from ..store import CorruptStoreError, RunStore, atomic_write, missing_units
 from .figures import ALL, Figure
+from .summary import COLUMN_NAMES, CONVERGED, summary_table
 
 __all__ = ["build_report"]
 
@@ -162,9 +164,6 @@ def _provenance(m: dict) -> str:
 
 def _status_notes(store: RunStore, m: dict) -> list[str]:
     """Warnings about a run that did not finish, and files that do not read back."""
-    from ..reproduce import missing_units
-    from ..runlock import describe, holder, holder_alive
-
     st = m.get("status", {})
     state = st.get("state")
     out = []
@@ -195,8 +194,6 @@ def _status_notes(store: RunStore, m: dict) -> list[str]:
 
 def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write ``run_dir/report.html`` (or ``out``) and return its path."""
-    from ..reproduce.summary import COLUMN_NAMES, CONVERGED, summary_table
-
     run_dir = Path(run_dir)
     if not (run_dir / "manifest.json").exists():
         raise FileNotFoundError(f"{run_dir} is not a liecheck run directory (no manifest.json); "
@@ -241,6 +238,5 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         figures='<div class="grid">' + "\n".join(_figure_html(f) for f in figs) + "</div>",
         tables="\n".join(tab_html), provenance=_provenance(m))
     path = Path(out) if out else run_dir / "report.html"
-    from ..store import _atomic_write
-    _atomic_write(path, lambda p: p.write_text(page, encoding="utf-8"))
+    atomic_write(path, lambda p: p.write_text(page, encoding="utf-8"))
     return path

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..store import RunStore, unit_id
+from .summary import logits_start
 
 LABEL_PT = 9              # every label of a report figure is at least this size
 ROBUST_PERCENTILE = 99.0  # Figure 1a's colour scale (per map)
@@ -60,7 +61,6 @@ def figure_csc(store: RunStore) -> list[Figure]:
     first conv), 9 (several start layers per method) and 6c (CMP methods)."""
     from ..layer_names import layer_label
     from ..plots.faithfulness import csc_curve, csc_histogram
-    from ..reproduce.summary import logits_start
 
     csc = store.read("csc")
     out = []

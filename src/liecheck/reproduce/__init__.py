@@ -18,7 +18,9 @@ import time
 import warnings
 from pathlib import Path
 
-from ..store import RunStore, provenance
+from ..report import build_report
+from ..report.summary import summary_table
+from ..store import RunStore, missing_units, provenance
 from . import distributed as dist
 from .config import (
     DEFAULT_METHODS,
@@ -30,7 +32,6 @@ from .config import (
 )
 from .experiments import Unit, plan_units
 from .setup import prepare, raw_images
-from .summary import summary_table
 
 __all__ = [
     "DEFAULT_METHODS",
@@ -69,12 +70,6 @@ def unit_done(store: RunStore, u: Unit) -> bool:
                           f"computing '{u.label}' again", stacklevel=2)
             return False
     return True
-
-
-def missing_units(store: RunStore) -> list[str]:
-    """Labels of the units the run planned (manifest ``planned``) that are not done."""
-    return [p["label"] for p in store.manifest().get("planned", [])
-            if not store.has(p["table"], p["unit"])]
 
 
 def run(cfg: RunConfig, out: str | Path, fresh: bool = False, progress: bool = True,
@@ -142,7 +137,6 @@ def _run(cfg, out, fresh, progress, report, ranks, device) -> RunStore:
         raise
     if ranks.main:
         if report:
-            from ..report import build_report
             path = build_report(store.root)
             store.update(report=str(path))
         store.unlock()

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from .paper import paper_starts
+
 # the paper's methods in the order of its figures (those registered are used)
 PAPER_METHODS = (
     "gradient", "lrp_z", "lrp_a1b0", "lrp_a2b1", "lrp_a5b4", "lrp_cmp_a1b0", "lrp_cmp_a2b1",
@@ -53,8 +55,6 @@ class ModelPlan:
     def start_nodes(self, graph) -> list[str]:
         """CSC's start layers on ``graph``: the paper's, the logits, or the listed nodes
         or modules (either spelling, ``features_0`` or ``features.0``)."""
-        from ..metrics import paper_starts
-
         if self.starts == "paper":
             return paper_starts(graph, self.name)
         if self.starts in ("logits", "output"):

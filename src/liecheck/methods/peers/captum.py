@@ -100,7 +100,7 @@ def from_captum(attr_class, *, name: str | None = None, reduce: str | None = Non
 
     Returns
     -------
-    :class:`~liecheck.adapters.base.PeerMethod`. CSC runs through Captum's hooks for
+    :class:`~liecheck.methods.peers.base.PeerMethod`. CSC runs through Captum's hooks for
     Saliency, InputXGradient, GuidedBackprop and Deconvolution and is refused, with
     the reason, for the others.
     """

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..inputs import resolve_targets
-from ..methods.protocol import Method
+from ...inputs import resolve_targets
+from ..protocol import Method
 
 
 @dataclass

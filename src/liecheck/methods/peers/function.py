@@ -20,7 +20,7 @@ def from_function(fn, name: str | None = None, reduce: str = "sum") -> PeerMetho
 
     Returns
     -------
-    :class:`~liecheck.adapters.base.PeerMethod`: works with ``attribute``, ``sanity``
+    :class:`~liecheck.methods.peers.base.PeerMethod`: works with ``attribute``, ``sanity``
     and ``random_logit``; CSC is refused (the function is opaque).
     """
     if not callable(fn):

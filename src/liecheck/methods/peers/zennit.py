@@ -43,7 +43,7 @@ def from_zennit(composite, attributor=None, name: str | None = None, start: str 
 
     Returns
     -------
-    :class:`~liecheck.adapters.base.PeerMethod`, accepted wherever a method name is.
+    :class:`~liecheck.methods.peers.base.PeerMethod`, accepted wherever a method name is.
     Maps are ``(N, C, H, W)``.
     """
     require("zennit")
