@@ -40,6 +40,29 @@ def test_abs_cos_equals_loop(gen):
                 assert abs(got[k, p] - ref) < 1e-12
 
 
+def test_abs_cos_blocks_and_near_parallel_precision(gen):
+    """Positions are processed in blocks (here 3 positions per block, last one partial);
+    ``1 - |cos|`` keeps its precision far below float32's resolution of ``cos``: for
+    vectors 1e-5 apart it is ~1e-10, computed exactly in float64 from the float32 inputs."""
+    base = torch.randn(1, 6, 10, generator=gen(1))
+    r = base + 1e-5 * torch.randn(4, 6, 10, generator=gen(2))
+    r[2, :, 7] = 0
+    r[3] *= -1  # anti-parallel: |cos| near 1 too
+    got = abs_cos(r, chunk=4 * 6 * 3).numpy()
+    a = r.double().numpy()
+    for k, (i, j) in enumerate(pair_indices(4)):
+        for p in range(10):
+            u, v = a[i, :, p], a[j, :, p]
+            if p == 7 and 2 in (i, j):
+                assert np.isnan(got[k, p])
+                continue
+            one_minus = 1 - abs(u @ v) / np.linalg.norm(u) / np.linalg.norm(v)
+            assert one_minus < 1e-8  # the regime float32 cannot resolve
+            assert abs((1 - got[k, p]) - one_minus) < 1e-15
+    assert np.array_equal(np.isnan(got), np.isnan(abs_cos(r).numpy()))
+    assert np.allclose(got, abs_cos(r).numpy(), rtol=0, atol=1e-15, equal_nan=True)
+
+
 def _dense_net(positive: bool, seed: int = 0) -> nn.Sequential:
     torch.manual_seed(seed)
     layers, d = [], 16
