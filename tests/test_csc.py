@@ -2,6 +2,7 @@
 the gradient staying near the baseline, z+ on VGG-16, seeding and batching."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -213,3 +214,21 @@ def test_default_record_is_after_the_relu_and_matches_autograd():
     assert not np.allclose(pre["median"].iloc[1:], df["median"].iloc[1:])
     with pytest.raises(ValueError, match="points must be one of"):
         liecheck.csc(ex, x, "gradient", record_points="after")
+
+
+def test_inputs_that_require_grad_give_the_same_numbers():
+    """An input batch with ``requires_grad=True`` (e.g. left over from a gradient
+    computation) is read as plain values by CSC, the cascade and the random-logit test."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(4 * 8 * 8, 5)).eval()
+    x = torch.randn(2, 3, 8, 8)
+    xg = x.clone().requires_grad_(True)
+    for method in ("gradient_x_input", "lrp_a1b0"):
+        a = liecheck.csc(net, x, method, n_vectors=3)
+        b = liecheck.csc(net, xg, method, n_vectors=3)
+        pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(liecheck.sanity(net, x, "gradient_x_input"),
+                                  liecheck.sanity(net, xg, "gradient_x_input"))
+    pd.testing.assert_frame_equal(liecheck.random_logit(net, x, "gradient_x_input"),
+                                  liecheck.random_logit(net, xg, "gradient_x_input"))

@@ -317,6 +317,7 @@ class CSCSetup:
         x_all = getattr(inputs, "images", inputs)
         if not isinstance(x_all, torch.Tensor) or x_all.dim() < 2:
             raise TypeError("inputs must be an (N, C, H, W) tensor or an ImageSet")
+        x_all = x_all.detach()  # the statistics never need the inputs' graph
         ids = list(range(x_all.shape[0])) if image_ids is None else [int(i) for i in image_ids]
         if len(ids) != x_all.shape[0]:
             raise ValueError(f"image_ids has {len(ids)} entries for {x_all.shape[0]} images")
