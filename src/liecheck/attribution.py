@@ -91,7 +91,7 @@ class Explainer:
             records: Iterable[Iterable[str]] = (), fan: int = 1, shared: bool = False
             ) -> MethodRun:
         """The method's forward pass of ``x`` (on the device), ready for walks; see
-        :meth:`liecheck.run.MethodRun.forward`."""
+        :meth:`liecheck.engine.run.MethodRun.forward`."""
         x = to_device(x, self.device)
         with torch.no_grad():
             return MethodRun.forward(self.graph, method, params, self.rules(method, params), x,
@@ -99,7 +99,7 @@ class Explainer:
 
     def walk(self, x: torch.Tensor, method: str | Method, inject=None, record: Iterable[str] = (),
              target=None, **params) -> dict[str, torch.Tensor]:
-        """One forward + reverse walk; see :func:`liecheck.walk.propagate`.
+        """One forward + reverse walk; see :func:`liecheck.engine.walk.propagate`.
 
         Without ``inject``, relevance starts at the logits as the method says
         (explaining ``target``, default: the predicted class). The result at the
@@ -127,7 +127,7 @@ class Explainer:
     def iter_walks(self, x: torch.Tensor, method: str | Method, injects, records, fan: int = 1,
                    post: bool = False, **params):
         """Several walks over one forward pass of ``x``; see
-        :func:`liecheck.walk.propagate_many`.
+        :func:`liecheck.engine.walk.propagate_many`.
 
         ``injects[k]`` (node -> relevance of batch ``N * fan``: sample ``i * fan + j``
         belongs to image ``i``) and ``records[k]`` describe walk ``k``. Methods that

@@ -1,6 +1,6 @@
 """Forward equivalence: a traced graph must compute the model's own function.
 
-On the first batch a :class:`~liecheck.graph.Graph` runs (every new trace starts
+On the first batch a :class:`~liecheck.engine.graph.Graph` runs (every new trace starts
 unchecked), its output is compared with the model's own forward: the graph's private
 eval-mode deep copy of the model, with the ``inplace`` flags the trace cleared
 restored for the call, run without gradients on a clone of the batch. The user's

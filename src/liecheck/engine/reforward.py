@@ -31,7 +31,7 @@ def layer_ops(graph: Graph, modules: Iterable[str], root: torch.nn.Module | None
     """``{node name: op}`` for every parametrised node whose module (or the
     BatchNorm folded into it) is one of ``modules``, built from the current
     parameters of ``root``'s submodules (default ``graph.module``; the graph's ops
-    share their tensors with it) as :func:`~liecheck.graph.trace` does (BatchNorm
+    share their tensors with it) as :func:`~liecheck.engine.graph.trace` does (BatchNorm
     folded, on the graph's device)."""
     root = graph.module if root is None else root
     names = set(modules)

@@ -1,7 +1,7 @@
 """The one way a walk-based method runs: :class:`MethodRun`.
 
 Every API and metric that walks (``Explainer.walk / walks / attribute``, CSC, the
-cascading randomisation through :mod:`liecheck.reforward`, the derivation operator
+cascading randomisation through :mod:`liecheck.engine.reforward`, the derivation operator
 of :mod:`liecheck.theory.spectrum`) runs a :class:`~liecheck.methods.Method` through
 this class, in the order of the method protocol (see :mod:`liecheck.methods.protocol`):
 the method's forward batch and walk context, its start relevance, the walk with its

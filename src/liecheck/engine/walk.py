@@ -127,7 +127,7 @@ def propagate(graph: Graph, x: torch.Tensor, rules: Mapping[str, Rule],
 
     Parameters
     ----------
-    graph : a traced :class:`~liecheck.graph.Graph`.
+    graph : a traced :class:`~liecheck.engine.graph.Graph`.
     x : input batch ``(N, C, H, W)``.
     rules : node name -> :class:`~liecheck.rules.base.Rule` (see ``methods``).
     inject : node name -> relevance at that node's output (shape of the output, batch

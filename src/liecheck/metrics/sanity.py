@@ -147,9 +147,9 @@ def _cascade(ex: Explainer, x: torch.Tensor, m: Method, target: torch.Tensor, la
     """``(first image, step, modules, maps of the batch on the CPU)``, batch by batch.
 
     Re-initialising a layer swaps its operation in ``ex``'s traced graph (built from
-    its re-initialised modules as tracing would, see :func:`liecheck.reforward.layer_ops`);
+    its re-initialised modules as tracing would, see :func:`liecheck.engine.reforward.layer_ops`);
     walkable methods recompute the forward pass only from the lowest changed layer
-    up (:class:`~liecheck.reforward.Reforward`). The graph's trained operations are
+    up (:class:`~liecheck.engine.reforward.Reforward`). The graph's trained operations are
     restored at the end.
     """
     graph = ex.graph

@@ -2,7 +2,7 @@
 
 A rule maps the relevance at a node's output to relevance at each of its inputs:
 ``rule.backward(ctx, node, r) -> list[Tensor | None]`` (one entry per input; ``None``
-means no relevance flows there). ``ctx`` is the walk (:class:`liecheck.walk.Walk`):
+means no relevance flows there). ``ctx`` is the walk (:class:`liecheck.engine.walk.Walk`):
 ``ctx.inputs(node)``, ``ctx.output(node)``, ``ctx.shape(name)``, ``ctx.memo``.
 
 Rules use plain batched tensor ops, no autograd hooks, so they stay differentiable.

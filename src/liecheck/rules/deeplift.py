@@ -49,7 +49,7 @@ def delta(t: torch.Tensor) -> torch.Tensor:
 
 def is_pair(r: torch.Tensor, act: torch.Tensor, fan: int = 1) -> bool:
     """True if ``r`` holds ``[m+; m-]`` (``fan`` times as many samples as the stacked
-    activation; ``fan`` relevance samples per image, see :mod:`liecheck.walk`)."""
+    activation; ``fan`` relevance samples per image, see :mod:`liecheck.engine.walk`)."""
     return r.shape[0] == act.shape[0] * fan
 
 

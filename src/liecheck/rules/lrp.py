@@ -1,6 +1,6 @@
 """LRP and Deep Taylor rules for linear layers (conv, dense, BatchNorm, pooling).
 
-Each rule works for every :class:`~liecheck.ops.LinearOp` through ``op(x, w, b)``
+Each rule works for every :class:`~liecheck.engine.ops.LinearOp` through ``op(x, w, b)``
 and ``op.transpose(g, shape, w)``. Notation: ``x+ = max(0, x)``, ``x- = min(0, x)``,
 ``W+ = max(0, W)``, ``W- = min(0, W)``, ``b+``, ``b-`` likewise.
 """

@@ -114,7 +114,7 @@ def layer_matrices(model: nn.Module | Graph, patterns: Mapping[str, torch.Tensor
     Parameters
     ----------
     model : a model (traced on a copy; BatchNorm after a conv is folded into it) or
-        a traced :class:`~liecheck.graph.Graph`.
+        a traced :class:`~liecheck.engine.graph.Graph`.
     patterns : optional node or module name -> pattern tensor of that layer's
         weight shape (PatternNet / PatternAttribution, Kindermans et al. 2018).
     spatial : optional node or module name -> ``(H, W)`` of the flattened map a
