@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .models import cifar_net, load
+
 DIGITS_EPOCHS = 2          # >= 95% test accuracy on the digits (measured: 96.7%, seed 0)
 CIFAR10_EPOCHS = 100       # the paper's setting
 
@@ -100,7 +102,6 @@ def train_cifar_net(data: str = "digits", data_dir: str | Path | None = None,
     -------
     ``(model, info)``, info holding ``test_accuracy``, ``train_seconds`` and settings.
     """
-    from .models import cifar_net
 
     t0 = time.perf_counter()
     model = cifar_net(10, seed=seed)
@@ -167,7 +168,6 @@ def default_model(seed: int = 0, epochs: int = DIGITS_EPOCHS, retrain: bool = Fa
     :class:`~liecheck.models.ModelSource` (checkpoint path and sha256) whose ``extra``
     holds the training info (test accuracy, settings, training time).
     """
-    from .models import load
 
     path = default_checkpoint(seed, epochs)
     meta = path.with_suffix(".json")

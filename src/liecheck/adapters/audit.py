@@ -22,7 +22,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..attribution import Explainer
+from ..heatmap import heatmap, to_rgb
+from ..methods import get_method
+from ..methods.peers.base import require
+from ..methods.peers.captum import from_captum
+from ..methods.peers.zennit import from_zennit
 from ..methods.protocol import Method
+from ..metrics import csc, random_logit, sanity
+from ..metrics.random_logit import other_classes
+from ..metrics.sanity import cascade_maps
+from ..report.summary import CONVERGED
 
 INSENSITIVE = 0.9
 ZENNIT_COMPOSITES = ("EpsilonPlus", "EpsilonPlusFlat", "EpsilonAlpha2Beta1",
@@ -39,8 +49,6 @@ def zennit_method(name: str, images) -> Method:
     """``from_zennit`` for a composite of ``zennit.composites`` by class name, with the
     ``SequentialMergeBatchNorm`` canonizer (a no-op without BatchNorm). EpsilonGammaBox
     gets the images' range as its box; gradient-type composites the max |.| reduction."""
-    from ..methods.peers.base import require
-    from ..methods.peers.zennit import from_zennit
 
     zc = require("zennit.composites")
     from zennit.canonizers import SequentialMergeBatchNorm
@@ -59,8 +67,6 @@ def zennit_method(name: str, images) -> Method:
 
 def captum_method(name: str) -> Method:
     """``from_captum`` for a class of ``captum.attr`` by name."""
-    from ..methods.peers.base import require
-    from ..methods.peers.captum import from_captum
 
     cls = getattr(require("captum.attr"), name, None)
     if not isinstance(cls, type):
@@ -88,9 +94,6 @@ def audit_method(model, images, m: Method, target=None, seed: int = 0, n_vectors
                  explainer=None) -> dict:
     """The three tests for one method; a test that does not apply or fails to run
     leaves its value empty and its reason in ``note``."""
-    from ..attribution import Explainer
-    from ..metrics import csc, random_logit, sanity
-    from ..report.summary import CONVERGED
 
     ex = explainer or Explainer(model)
     x = getattr(images, "images", images)
@@ -147,8 +150,6 @@ def audit(model, images, methods: list[Method], target=None, seed: int = 0,
     ssim_random_logit, verdict_random_logit, ssim_cascade_last, verdict_cascade_last,
     paper_verdict, note``.
     """
-    from ..attribution import Explainer
-    from ..methods import get_method
 
     ex = Explainer(model)
     rows = []
@@ -189,10 +190,6 @@ def figure(model, images, methods: list[Method], target=None, seed: int = 0, ima
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..attribution import Explainer
-    from ..heatmap import heatmap, to_rgb
-    from ..metrics.random_logit import other_classes
-    from ..metrics.sanity import cascade_maps
 
     x = getattr(images, "images", images)[image:image + 1]
     ex = Explainer(model)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from .images import ImageSet
+from .images import ImageSet, select
 
 # per-channel statistics of the CIFAR-10 training set
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -45,7 +45,6 @@ def cifar10_dataset(root: str | Path, train: bool, augment: bool = False):
 
 def cifar10_test_images(root: str | Path, n: int, seed: int = 0) -> ImageSet:
     """``n`` test images drawn with ``seed`` (the paper's selection, no replacement)."""
-    from .images import select
 
     ds = cifar10_dataset(root, train=False)
     idx = select(len(ds), n, seed=seed)

@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ..attribution import Explainer
 from ..heatmap import heatmap
 from ..methods import get_method, method_names
 from ..metrics.similarity import l1_distance, normalize, percentiles_for
@@ -70,7 +71,6 @@ def _maps(model: nn.Module, data: TwoDigits, method: str, seed: int, fill: float
     if method == "random":
         h, w = data.x.shape[-2:]
         return random_maps(2 * n, h, w, seed)[:, 0], None
-    from ..attribution import Explainer
 
     m = get_method(method)
     if "patterns" in m.params and m.params["patterns"] is None:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..layer_names import layer_label
+from ..methods import get_method
 from ..metrics.csc import HIST_COLUMNS, PAPER_BINS
 from ..metrics.stats import summarize
 from .style import LEGEND_IN, MIN_FONT, legend_outside, line_style
@@ -29,7 +30,6 @@ def _plt():
 
 
 def _label(method: str) -> str:
-    from ..methods import get_method
 
     try:
         return get_method(method).paper_name

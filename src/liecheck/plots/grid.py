@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..heatmap import heatmap, to_rgb
+
 
 def _centre_crop(img: np.ndarray, size: int) -> np.ndarray:
     from PIL import Image
@@ -27,7 +29,6 @@ def heatmap_grid(raw_images, names, maps: dict, methods, target=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..heatmap import heatmap, to_rgb
 
     n, k = len(names), len(methods)
     fig, axes = plt.subplots(n, k + 1, figsize=(2.2 * (k + 1), 2.3 * n), squeeze=False)

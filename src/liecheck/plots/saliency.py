@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..heatmap import heatmap, to_rgb
+from ..methods import get_method
 
 
 def cascade_grid(rows: dict[str, list[tuple[str, torch.Tensor]]], image=None, method_of=None):
@@ -25,7 +26,6 @@ def cascade_grid(rows: dict[str, list[tuple[str, torch.Tensor]]], image=None, me
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..methods import get_method
 
     method_of = method_of or get_method
     ncol = max(len(v) for v in rows.values()) + (image is not None)

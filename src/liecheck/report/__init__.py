@@ -16,6 +16,8 @@ from string import Template
 
 import pandas as pd
 
+from ..groundtruth import plot_two_digits
+from ..metrics.stats import summarize
 from ..numbers import fmt
 from ..runlock import describe, holder, holder_alive
 from ..store import CorruptStoreError, RunStore, atomic_write, missing_units
@@ -85,7 +87,6 @@ def _figure_html(f: Figure) -> str:
 
 def _aggregates(tables: dict[str, pd.DataFrame]) -> str:
     """Sanity medians with 99% bootstrap intervals and random-logit medians."""
-    from ..metrics.stats import summarize
 
     out = []
     sa = tables.get("sanity", pd.DataFrame())
@@ -110,7 +111,6 @@ def _groundtruth(store: RunStore) -> str:
 
     import matplotlib.pyplot as plt
 
-    from ..groundtruth import plot_two_digits
 
     acc = float(df["model_accuracy"].iloc[0]) if df["model_accuracy"].notna().any() else None
     df.attrs["model_accuracy"] = acc

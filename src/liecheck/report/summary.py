@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..numbers import fmt
+
 CONVERGED = 0.99
 
 
@@ -78,7 +80,6 @@ COLUMN_NAMES = {"model": "model", "method": "method",
 def format_summary(df: pd.DataFrame) -> str:
     """A one-screen text rendering of :func:`summary_table` (numbers through
     :func:`liecheck.numbers.fmt`, columns left-aligned)."""
-    from ..numbers import fmt
 
     if df.empty:
         return "(no results)"

@@ -26,7 +26,15 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..attribution import Explainer
+from ..groundtruth import two_digits
+from ..heatmap import heatmap, normalize_signed
+from ..metrics import cascade_maps, random_logit, sanity
+from ..metrics.csc import csc_rows, csc_values
+from ..metrics.similarity import l1_distance, prepare, ssim_score
 from ..store import RunStore, unit_id
+from ..theory import simulate_chain, singular_ratios
+from ..theory.chain import ALPHAS, BASE_FAMILIES
 from .setup import Subject
 
 KEYS = {
@@ -87,8 +95,6 @@ def _part(s: Subject, a: int, b: int):
 
 def csc_units(s: Subject, m, cfg, order: str) -> list[Unit]:
     """One unit per chunk (pooled values) and the merge unit (the ``csc`` rows)."""
-    from ..attribution import Explainer
-    from ..metrics.csc import csc_rows, csc_values
 
     def chunk_compute(a, b, c):
         def compute():
@@ -122,7 +128,6 @@ def csc_units(s: Subject, m, cfg, order: str) -> list[Unit]:
 
 
 def random_logit_units(s: Subject, m, cfg, order: str) -> list[Unit]:
-    from ..metrics import random_logit
 
     def chunk_compute(a, b):
         def compute():
@@ -140,8 +145,6 @@ def random_logit_units(s: Subject, m, cfg, order: str) -> list[Unit]:
 def sanity_units(s: Subject, m, cfg, order: str) -> list[Unit]:
     """Cascading randomisation, one unit per chunk; the first chunk also stores the
     maps of the first image at every step (Figures 1a and 10)."""
-    from ..heatmap import heatmap, normalize_signed
-    from ..metrics import cascade_maps, sanity
 
     maps_name = unit_id("sanity_maps", s.plan.name, m.name)
 
@@ -173,9 +176,6 @@ def sanity_units(s: Subject, m, cfg, order: str) -> list[Unit]:
 def insensitivity_units(s: Subject, m, cfg, order: str) -> list[Unit]:
     """Figure 1b-e: explain the first image for its target class a and for the
     runner-up class b; L1 of the difference of the two maps normalised to [0, 1]."""
-    from ..attribution import Explainer
-    from ..heatmap import heatmap
-    from ..metrics.similarity import l1_distance, prepare, ssim_score
 
     def compute():
         ex = Explainer(s.model)
@@ -200,8 +200,6 @@ def insensitivity_units(s: Subject, m, cfg, order: str) -> list[Unit]:
 
 
 def simulation_unit(repeats: int, seed: int) -> Unit:
-    from ..theory import simulate_chain
-    from ..theory.chain import ALPHAS, BASE_FAMILIES
 
     def compute():
         fams = list(BASE_FAMILIES) + [f"alpha{a}-beta{a - 1}" for a in ALPHAS]
@@ -213,7 +211,6 @@ def simulation_unit(repeats: int, seed: int) -> Unit:
 
 
 def learned_chain_unit(s: Subject, repeats: int, seed: int) -> Unit:
-    from ..theory import simulate_chain
 
     def compute():
         df = simulate_chain(["learned", "relu-learned"], model=s.model, repeats=repeats,
@@ -225,7 +222,6 @@ def learned_chain_unit(s: Subject, repeats: int, seed: int) -> Unit:
 
 
 def singular_unit(s: Subject) -> Unit:
-    from ..theory import singular_ratios
 
     def compute():
         pats = None
@@ -244,7 +240,6 @@ def singular_unit(s: Subject) -> Unit:
 def groundtruth_unit(n: int, methods: list[str], seed: int) -> Unit:
     """The ground-truth class-sensitivity benchmark (two digits side by side), with the
     benchmark model's test accuracy and the image counts as columns."""
-    from ..groundtruth import two_digits
 
     def compute():
         df, per = two_digits(methods, n=n, seed=seed, raw=True, n_resamples=2000)

@@ -8,8 +8,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.images import ImageSet
+from ..attribution import explainer_for
+from ..data.images import ImageSet, load_folder, sample_photos, select
+from ..inputs import resolve_targets
 from ..methods import Method, get_method, method_names
+from ..methods import patterns as pt
+from ..models import load
 from .config import ModelPlan
 
 
@@ -35,7 +39,6 @@ def _source_dict(src) -> dict:
 def load_model(plan: ModelPlan, seed: int):
     """``(model, source dict)``: built-in digits model, torchvision weights, a checkpoint
     or the seeded random initialisation."""
-    from ..models import load
 
     if plan.name == "cifar_net" and plan.weights is None:
         from ..train import default_model
@@ -48,7 +51,6 @@ def load_model(plan: ModelPlan, seed: int):
 
 def load_images(plan: ModelPlan, folder: str | None, seed: int) -> tuple[ImageSet, list[str]]:
     """The run's images for ``plan`` and notes about them."""
-    from ..data.images import load_folder, sample_photos, select
 
     notes = []
     if plan.name == "cifar_net":
@@ -94,7 +96,6 @@ def applicable_methods(plan: ModelPlan, model: nn.Module, images: ImageSet
 def fit_patterns(plan: ModelPlan, model: nn.Module, images: ImageSet):
     """PatternNet/PatternAttribution patterns: from the digits training split for the
     built-in model (its first 512 images), else from the run's own images."""
-    from ..methods import patterns as pt
 
     if plan.name == "cifar_net":
         from ..data.digits import load_digits_split
@@ -107,8 +108,6 @@ def fit_patterns(plan: ModelPlan, model: nn.Module, images: ImageSet):
 def targets(model: nn.Module, images: ImageSet) -> tuple[torch.Tensor, str]:
     """Ground-truth labels when every image has one, else the model's predictions.
     The images and labels are checked against the model once, before any unit runs."""
-    from ..attribution import explainer_for
-    from ..inputs import resolve_targets
 
     n_classes = explainer_for(model).check_inputs(images.images)
     if images.labels and all(v is not None for v in images.labels):

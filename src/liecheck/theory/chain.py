@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .taps import backward_chain
+
 # VGG-16's backward pass with 1x1 centre taps: fc3, fc2, fc1 (centre of the 7x7 map),
 # conv5_3 ... conv1_1; each (in, out) of the backward map r -> r @ M.
 VGG16_SHAPES: tuple[tuple[int, int], ...] = (
@@ -105,7 +107,6 @@ def _shapes(shapes, model) -> list[tuple[int, int]]:
 
 def learned_chain(model) -> list[torch.Tensor]:
     """A model's backward chain (centre taps, dense weights) as ``(in, out)`` matrices."""
-    from .taps import backward_chain
 
     return [w.detach().double().cpu() for w in backward_chain(model, "weight")]
 

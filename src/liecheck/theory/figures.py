@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ..layer_names import layer_label
+
 FLOOR = 1e-16  # 1 - cos below this is drawn at the floor (float64 resolution)
 DEGENERATE = 1e6  # sigma1/sigma2 above this: sigma2 is numerically zero (rank 1)
 MIN_FONT = 9
@@ -99,7 +101,6 @@ def plot_singular_ratios(df: pd.DataFrame, path: str | Path | None = None,
     ``degenerate_note`` (e.g. why the matrix is rank 1) is written under the panels
     when such a bar exists. ``model`` adds the paper's layer names to the ticks.
     """
-    from ..layer_names import layer_label
 
     parts = [p for p in ("layer", "inter") if (df["part"] == p).any()]
     fig, axes = plt.subplots(1, len(parts), figsize=(6.0 * len(parts), 4.0), squeeze=False)
