@@ -167,11 +167,11 @@ def run_spectrum(args) -> int:
     from ..reproduce.paper import paper_starts
     from ..store import RunStore, unit_id
     from ..theory import figures
-    from ..theory.spectrum import _check_method, spectrum_table
+    from ..theory.spectrum import check_method, spectrum_table
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     for m in methods:                      # a typo or a nonlinear method fails up front
-        _check_method(get_method(m))
+        check_method(get_method(m))
     settings = {k: v for k, v in vars(args).items()
                 if k not in ("func", "command", "out", "fresh", "device")}
     store = RunStore(args.out, settings=settings, fresh=args.fresh)

@@ -38,7 +38,8 @@ class NotLinearInRelevance(ValueError):
     """The method's backward walk is not a linear map of the relevance."""
 
 
-def _check_method(m: Method) -> None:
+def check_method(m: Method) -> None:
+    """Refuse (:class:`NotLinearInRelevance`) a method that has no derivation matrix."""
     if not m.linear_in_relevance:
         raise NotLinearInRelevance(
             f"method '{m.name}' is not linear in the relevance (its walk applies a ReLU or a "
@@ -68,7 +69,7 @@ class DerivationOperator:
     def __init__(self, explainer: Explainer, x: torch.Tensor, method: str | Method,
                  layer: str, **params):
         m = get_method(method)
-        _check_method(m)
+        check_method(m)
         if x.shape[0] != 1:
             raise ValueError(f"one image at a time, got a batch of {x.shape[0]}")
         self.method, self.explainer = m, explainer
