@@ -170,7 +170,7 @@ def plan_line(cfg, command: str) -> str:
 def run_experiment(args, experiment: str):
     """Run ``experiment`` into the run store ``args.out``; returns ``(store, table)``."""
     from ..reproduce import run
-    from ..reproduce.summary import format_summary, summary_table
+    from ..reproduce.summary import format_summary, layers_note, summary_table
 
     cfg = _config(args, experiment)
     main_rank = int(os.environ.get("RANK", "0")) == 0  # torchrun: rank 0 summarises
@@ -186,6 +186,7 @@ def run_experiment(args, experiment: str):
         raise ValueError("no method could be run (see the messages above)")
     print()
     print(format_summary(summary_table({experiment: df})))
+    print(layers_note({experiment: df}))
     out = Path(args.out)
     path = out / f"{experiment}.csv"
     src = store.manifest()["models"][cfg.models[0].name]["source"]
@@ -216,33 +217,23 @@ def run_csc(args) -> int:
 
 def run_sanity(args) -> int:
     from ..plots.faithfulness import sanity_curve, save
-    from ..plots.saliency import cascade_grid
-    from ..store import unit_id
+    from ..report.figures import ROBUST_PERCENTILE, sanity_maps_figure
 
     store, df = run_experiment(args, "sanity")
     if df is None:  # another rank of a torchrun launch: rank 0 writes the outputs
         return 0
     out = Path(args.out)
-    save(sanity_curve(df, seed=args.seed), out / "sanity")
+    save(sanity_curve(df, seed=args.seed, model=args.model), out / "sanity")
     if args.grid_image != 0:
         if args.grid_image >= 0:
             print("note: the saliency grid shows the first image (the run store keeps its "
                   "maps); --grid-image other than 0 or -1 is not supported")
         return 0
-    import torch
-
-    rows = {}
-    for m in dict.fromkeys(df["method"]):
-        name = unit_id("sanity_maps", args.model, m)
-        if store.has_arrays(name):
-            a = store.load_arrays(name)
-            rows[m] = [(str(lay).split("+")[-1], torch.from_numpy(h))
-                       for lay, h in zip(a["layers"], a["maps"])]
-    pic = None
-    if store.has_arrays(f"images-{args.model}"):
-        pic = store.load_arrays(f"images-{args.model}")["raw"][0]
-    if rows:
-        save(cascade_grid(rows, image=pic), out / "sanity_grid")
+    fig = sanity_maps_figure(store, args.model)   # the report's Figure 1a
+    if fig is not None:
+        save(fig, out / "sanity_grid")
+        print(f"wrote {out / 'sanity_grid.png'} (the first image; each map scaled by the "
+              f"{ROBUST_PERCENTILE:g}th percentile of its |values|)")
     return 0
 
 

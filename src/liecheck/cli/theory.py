@@ -155,12 +155,25 @@ def _inputs(args):
     return imgs.images
 
 
+def _seconds_per_walk(explainer, x, method: str) -> float:
+    """Median seconds of one backward walk of ``method`` on ``x`` (3 timed walks)."""
+    import time
+
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        explainer.attribute(x, method)
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[1]
+
+
 def run_spectrum(args) -> int:
     import pandas as pd
     import torch
     from tqdm.auto import tqdm
 
     from ..attribution import Explainer
+    from ..layer_names import label_layers
     from ..methods import get_method
     from ..metrics.csc import paper_starts
     from ..models import load
@@ -185,10 +198,14 @@ def run_spectrum(args) -> int:
     todo = [(m, lay) for m in methods for lay in layers
             if not store.has("spectrum", unit_id("spectrum", m, lay))]
     steps = args.max_steps or 300
+    t_walk = _seconds_per_walk(explainer, x[:1], methods[0])
+    bound = len(todo) * len(x) * steps * 2 * t_walk
+    est = f"{fmt(round(bound / 60, 1))} min" if bound >= 90 else f"{fmt(round(bound))} s"
     print(f"liecheck spectrum: {len(methods)} methods x {len(layers)} layers x {len(x)} images "
           f"= {len(methods) * len(layers) * len(x)} spectra, each up to {steps} Lanczos steps "
-          f"(2 walks per step); {len(todo)} to compute, the rest already in {args.out}",
-          flush=True)
+          f"(2 walks per step); {len(todo)} method-layer units to compute, the rest already "
+          f"in {args.out}; at most {est} from a walk timed now (Lanczos usually stops "
+          "earlier; resumable, Ctrl-C keeps finished units)", flush=True)
     store.update(models={args.model: {"source": {"kind": src.kind, "weights": src.weights,
                                                  "sha256": src.sha256}}})
     for m, lay in tqdm(todo, desc="spectrum", unit="layer"):
@@ -202,10 +219,11 @@ def run_spectrum(args) -> int:
     df = df.sort_values(["_order", "image"], kind="stable").drop(columns="_order")
     out = Path(args.out)
     df.to_csv(out / "spectrum.csv", index=False)
-    figures.plot_spectrum(df, out / "spectrum")
+    figures.plot_spectrum(df, out / "spectrum", model=args.model)
     cols = [c for c in df.columns if c not in ("model", "depth")]
+    shown = label_layers(df[cols], model=args.model)
     with pd.option_context("display.width", 200):
-        print(df[cols].to_string(index=False, formatters={c: fmt for c in cols}))
+        print(shown.to_string(index=False, formatters={c: fmt for c in cols}))
     print(f"wrote {out / 'spectrum.csv'}, {out / 'spectrum.png'}, {out / 'spectrum.svg'}"
           f" ({src}; dtype {torch.float64 if args.float64 else torch.float32})")
     return 0
@@ -214,7 +232,9 @@ def run_spectrum(args) -> int:
 def run_singular(args) -> int:
     import pandas as pd
 
+    from ..layer_names import label_layers
     from ..models import load
+    from ..numbers import fmt
     from ..theory import figures
     from ..theory.singular import singular_ratios
 
@@ -228,8 +248,9 @@ def run_singular(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "singular.csv", index=False)
-    figures.plot_singular_ratios(df, out / "figure3")
-    with pd.option_context("display.width", 200, "display.float_format", "{:.4g}".format):
-        print(df[["layer", "kind", "part", "shape", "ratio"]].to_string(index=False))
+    figures.plot_singular_ratios(df, out / "figure3", model=args.model)
+    shown = label_layers(df[["layer", "kind", "part", "shape", "ratio"]], model=args.model)
+    with pd.option_context("display.width", 200):
+        print(shown.to_string(index=False, formatters={"ratio": fmt}))
     print(f"wrote {out / 'singular.csv'}, {out / 'figure3.png'} ({src})")
     return 0
