@@ -122,9 +122,13 @@ def walks_per_method(experiment: str, n: int, n_layers: int, n_starts: int,
     return (n_layers + 1) * n + n_layers + 1     # sanity: each step, plus the grid image
 
 
-def seconds_per_walk(plan, seed: int, device: str, repeats: int = 3) -> tuple[float, int]:
-    """``(median seconds of one LRP walk on one image, number of conv/dense layers)``,
-    timed on this machine now (a busy machine gives a longer estimate)."""
+def seconds_per_walk(plan, seed: int, device: str, batch: int = 1,
+                     repeats: int = 3) -> tuple[float, int]:
+    """``(seconds of one LRP walk per image, number of conv/dense layers)``: the median
+    of ``repeats`` walks on ``batch`` images at once (after one untimed walk), divided
+    by ``batch``, timed on this machine now (a busy machine gives a longer estimate).
+    The runner walks a chunk of images at once, so ``batch`` should be its chunk: one
+    image at a time costs several times more per image."""
     import torch
 
     from ..attribution import Explainer
@@ -133,13 +137,15 @@ def seconds_per_walk(plan, seed: int, device: str, repeats: int = 3) -> tuple[fl
     model, _ = load_model(plan, seed)
     n_layers = sum(isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) for m in model.modules())
     ex = Explainer(model, device=device)
-    x = torch.randn(1, 3, plan.size, plan.size, generator=torch.Generator().manual_seed(seed))
+    x = torch.randn(batch, 3, plan.size, plan.size,
+                    generator=torch.Generator().manual_seed(seed)).to(device)
+    ex.attribute(x, "lrp_a1b0")                 # warm-up: first-call setup is not per walk
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        ex.attribute(x.to(device), "lrp_a1b0")
+        ex.attribute(x, "lrp_a1b0")
         times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2], n_layers
+    return sorted(times)[len(times) // 2] / batch, n_layers
 
 
 def plan_line(cfg, command: str) -> str:
@@ -149,7 +155,8 @@ def plan_line(cfg, command: str) -> str:
 
     parts, secs, total = [], 0.0, 0
     for plan in cfg.models:
-        t_walk, n_layers = seconds_per_walk(plan, cfg.seed, cfg.device)
+        t_walk, n_layers = seconds_per_walk(plan, cfg.seed, cfg.device,
+                                            batch=max(1, min(cfg.chunk_size, plan.n)))
         for exp in plan.experiments:
             w = len(plan.methods) * walks_per_method(exp, plan.n, n_layers, plan.n_starts,
                                                      cfg.n_vectors)

@@ -161,8 +161,10 @@ def csc_curve(df: pd.DataFrame, start: str | None = None, log: bool = False,
     ax.grid(alpha=0.3, which="both")
     legend_outside(ax)
     fig.tight_layout()
-    # curves shorter than the rest (a lower start) never coincide with a full one
-    note_coinciding(fig, coinciding(curves, tol=0.05 if log else 0.01))
+    # "coincide" = within 1% of the axis height (about a line width); curves shorter
+    # than the rest (a lower start) never coincide with a full one
+    lo, hi = sorted(ax.get_ylim())
+    note_coinciding(fig, coinciding(curves, tol=0.01 * (np.log10(hi / lo) if log else hi - lo)))
     return fig
 
 
