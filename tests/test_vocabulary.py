@@ -56,6 +56,9 @@ def test_paper_layer_names():
     assert layer_label("cifar_net", "fc6", logits="fc6") == "fc6 (logits)"
     assert layer_label("vgg16", "classifier_6", logits="classifier_6") == "classifier_6 (fc3, logits)"
     assert layer_label("mynet", "layer4_2_relu_2") == "layer4_2_relu_2"   # unknown: as is
+    # one spelling printed: a module name is shown as its node name
+    assert layer_label("vgg16", "features.28") == "features_28 (conv5_3)"
+    assert layer_label("mynet", "block.0") == "block_0"
 
 
 def test_resnet50_names_follow_the_keras_caffe_release():
@@ -132,6 +135,19 @@ def test_shared_options_mean_the_same_everywhere():
             assert acts["--images"].type is None and "folder" in acts["--images"].help, name
         if "--n" in acts:
             assert acts["--n"].type is int and "images" in acts["--n"].help, name
+        if "--weights" in acts and "--model" in acts:
+            helps = acts["--weights"].help + acts["--model"].help
+            assert "built-in digits model" in helps, name
+
+
+def test_cifar_net_without_weights_is_the_built_in_model_everywhere(tmp_path, capsys):
+    """`liecheck singular --model cifar_net` used a random initialisation while csc,
+    sanity and the help text meant the built-in digits model."""
+    from liecheck.cli import main
+
+    assert main(["singular", "--model", "cifar_net", "--out", str(tmp_path)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "checkpoint" in last and "random" not in last
 
 
 def test_reproduce_methods_without_model():

@@ -94,12 +94,15 @@ def paper_name(model: str, name: str) -> str | None:
 
 
 def layer_label(model: str, name: str, logits: str | None = None) -> str:
-    """``name`` with the paper's name in parentheses when they differ, e.g.
-    ``relu5 (fc5)``, ``features_29 (conv5_3)``; ``logits`` marks the output node."""
+    """``name`` in the node spelling (``features.29`` is shown as ``features_29``: one
+    spelling in every figure and table, both are accepted as input) with the paper's
+    name in parentheses when they differ, e.g. ``relu5 (fc5)``, ``features_29
+    (conv5_3)``; ``logits`` marks the output node."""
     p = paper_name(model, name)
     if name == logits:
         p = f"{p}, logits" if p and p != name else "logits"
-    return name if not p or p == name else f"{name} ({p})"
+    shown = str(name).replace(".", "_")
+    return shown if not p or p == shown else f"{shown} ({p})"
 
 
 LAYER_COLUMNS = ("start", "layer", "first_conv")

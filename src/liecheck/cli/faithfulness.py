@@ -39,6 +39,20 @@ def add_model_options(p: argparse.ArgumentParser, default_n: int = 200) -> None:
     p.add_argument("--device", default="cpu", help="cpu | cuda")
 
 
+def load_cli_model(name: str, weights: str | None):
+    """``(model, ModelSource)`` as every subcommand means ``--model`` / ``--weights``:
+    ``cifar_net`` without weights is the built-in digits model (cached, or trained
+    once), other models without weights a seeded random initialisation."""
+    if name == "cifar_net" and weights is None:
+        from ..train import default_model
+
+        model, src, _ = default_model()
+        return model, src
+    from ..models import load
+
+    return load(name, weights)
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     add_model_options(p)
     p.add_argument("--methods", default="gradient,lrp_z,lrp_a1b0",

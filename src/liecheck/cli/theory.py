@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .faithfulness import load_cli_model
+
 SUMMARY_STEPS = (1, 3, 7, 16)
 
 
@@ -24,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "vanilla, relu, non-negative, positive, stochastic, alpha<a>-beta<a-1> "
                         "for a in 1..5,10); 'learned'/'relu-learned' use --model's weights")
     s.add_argument("--model", default=None, help="model for the learned families "
-                   "(cifar_net | vgg16 | resnet50; random init unless --weights)")
+                   "(cifar_net: the built-in digits model unless --weights | vgg16 | "
+                   "resnet50: random init unless --weights)")
     s.add_argument("--weights", default=None,
                    help="weights of --model: torchvision name or checkpoint path")
     s.add_argument("--n-vectors", type=int, default=32,
@@ -68,8 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = sub.add_parser("singular", help="sigma1/sigma2 per layer of W, A, W*A (paper Fig. 3)")
     g.add_argument("--model", default="vgg16", help="cifar_net | vgg16 | resnet50")
     g.add_argument("--weights", default=None,
-                   help="torchvision weights name, a checkpoint path, or omit for a seeded "
-                        "random initialisation")
+                   help="torchvision weights name, a checkpoint path, or omit (cifar_net: "
+                        "the built-in digits model; others: a seeded random initialisation)")
     g.add_argument("--patterns", default=None,
                    help="a pattern file (liecheck.patterns) for A and W*A")
     g.add_argument("--out", required=True, help="output directory (singular.csv, figure3)")
@@ -106,9 +109,7 @@ def run_simulate(args) -> int:
     if any("learned" in f for f in fams):
         if not args.model:
             raise ValueError("the learned families need --model")
-        from ..models import load
-
-        model, _ = load(args.model, args.weights)
+        model, _ = load_cli_model(args.model, args.weights)
     dtype = torch.float64 if args.float64 else torch.float32
     random_f = [f for f in fams if "learned" not in f]
     parts = []
@@ -176,7 +177,6 @@ def run_spectrum(args) -> int:
     from ..layer_names import label_layers
     from ..methods import get_method
     from ..metrics.csc import paper_starts
-    from ..models import load
     from ..numbers import fmt
     from ..store import RunStore, unit_id
     from ..theory import figures
@@ -188,7 +188,7 @@ def run_spectrum(args) -> int:
     settings = {k: v for k, v in vars(args).items()
                 if k not in ("func", "command", "out", "fresh", "device")}
     store = RunStore(args.out, settings=settings, fresh=args.fresh)
-    model, src = load(args.model, args.weights)
+    model, src = load_cli_model(args.model, args.weights)
     if args.float64:
         model = model.double()
     explainer = Explainer(model, device=args.device)
@@ -233,12 +233,11 @@ def run_singular(args) -> int:
     import pandas as pd
 
     from ..layer_names import label_layers
-    from ..models import load
     from ..numbers import fmt
     from ..theory import figures
     from ..theory.singular import singular_ratios
 
-    model, src = load(args.model, args.weights)
+    model, src = load_cli_model(args.model, args.weights)
     patterns = None
     if args.patterns:
         from ..patterns import PatternSet
