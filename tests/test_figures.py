@@ -192,3 +192,25 @@ def test_inter_layer_bars_name_both_layers(drawn):
     (fig,) = drawn["3"]
     ticks = [t.get_text() for t in fig.axes[1].get_xticklabels()]
     assert ticks[0] == "l0 → l1" and ticks[1] == "l1 → l2"
+
+
+def test_spectrum_plot_labels_and_legend():
+    """`liecheck spectrum`'s figure: paper method and layer names, 9 pt, legend off the
+    data, the CSC panel labelled in |cos|."""
+    from liecheck.theory.figures import plot_spectrum
+
+    rows = [dict(method=m, layer=lay, depth=d, image=0, ratio=r, csc_median=c)
+            for m, f in (("lrp_a1b0", 1.0), ("gradient", 0.0))
+            for d, (lay, r, c) in enumerate([("features_22", 2.0, 1 - 1e-3 ** (1 + f)),
+                                             ("classifier_1", 9.0, 1 - 1e-4 ** (1 + f))])]
+    fig = plot_spectrum(pd.DataFrame(rows), model="vgg16")
+    fig.canvas.draw()
+    assert _points_in_legends(fig) == []
+    assert [t.get_text() for t in fig.findobj(Text) if t.get_fontsize() < MIN_FONT
+            and t.get_visible() and t.get_text().strip()] == []
+    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert ticks == ["features_22 (conv4_3)", "classifier_1 (fc1)"]
+    assert {t.get_text() for t in fig.axes[-1].get_legend().get_texts()} == {"LRP a1b0",
+                                                                            "Gradient"}
+    assert "0.999" in [t.get_text() for t in fig.axes[1].get_yticklabels()]
+    plt.close(fig)

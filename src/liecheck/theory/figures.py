@@ -183,12 +183,21 @@ def plot_spectrum(df: pd.DataFrame, path: str | Path | None = None,
     has_csc = "csc_median" in df and df["csc_median"].notna().any()
     fig, axes = plt.subplots(1, 2 if has_csc else 1, figsize=(10 if has_csc else 5, 3.6),
                              squeeze=False)
-    for method, d in df.groupby("method", sort=False):
+    from ..plots.style import cos_axis, line_style
+
+    def paper(method: str) -> str:
+        from ..methods import get_method
+        try:
+            return get_method(method).paper_name
+        except ValueError:
+            return method
+
+    for i, (method, d) in enumerate(df.groupby("method", sort=False)):
         g = d.groupby(["depth", "layer"], sort=True).median(numeric_only=True).reset_index()
-        axes[0, 0].semilogy(g["depth"], g["ratio"], marker="o", label=method)
+        axes[0, 0].semilogy(g["depth"], g["ratio"], label=paper(method), **line_style(i))
         if has_csc:
             axes[0, 1].semilogy(g["depth"], np.clip(1 - g["csc_median"], FLOOR, None),
-                                marker="o", label=method)
+                                label=paper(method), **line_style(i))
     layers = df.drop_duplicates("depth").sort_values("depth")
     for ax in axes[0]:
         ax.set_xticks(layers["depth"])
@@ -201,7 +210,8 @@ def plot_spectrum(df: pd.DataFrame, path: str | Path | None = None,
                        frameon=False)
     axes[0, 0].set_ylabel(r"$\sigma_1 / \sigma_2$ of $J$ (median over images)")
     if has_csc:
-        axes[0, 1].set_ylabel("1 - CSC median |cos| at the input")
+        cos_axis(axes[0, 1])
+        axes[0, 1].set_ylabel("CSC at the input: median |cos|\n(log scale of 1 - |cos|)")
     fig.tight_layout()
     save(fig, path)
     return fig
