@@ -12,7 +12,10 @@ repeated if ``--n`` exceeds them). ``grad`` is one plain autograd gradient pass 
 the same images (forward + input gradient of the predicted logit, batch ``--n``,
 median of ``--repeats``); each test is also printed as a multiple of it (``x grad``,
 against the mean of one gradient pass just before and one just after the test),
-the number to compare across machines. The last lines extrapolate linearly to the
+the number to compare across machines. ``--clock cpu`` measures this process's CPU
+time instead of wall time, with one torch thread: on a machine shared with other
+jobs the ratios then barely move with the load (wall-time ratios do), at the price of
+timing single-threaded work. The last lines extrapolate linearly to the
 paper's full setting: ``--extrapolate`` images (200) for every method of every model
 run here (the paper adds the CIFAR net; pass ``--models vgg16,resnet50,cifar_net``).
 """
@@ -25,6 +28,8 @@ import statistics
 import time
 
 import torch
+
+CLOCK = time.perf_counter  # --clock cpu: time.process_time
 
 
 def _sync(device: str) -> None:
@@ -42,13 +47,13 @@ def gradient_pass(model, x: torch.Tensor, device: str, repeats: int, warmup: int
     try:
         for _ in range(repeats + warmup):
             _sync(device)
-            t0 = time.perf_counter()
-            xi = x.to(device).requires_grad_(True)
+            t0 = CLOCK()
+            xi = x.to(device).detach().requires_grad_(True)  # not x itself (same on CPU)
             y = model(xi)
             sel = y.gather(1, y.argmax(1, keepdim=True)).sum()
             torch.autograd.grad(sel, xi)
             _sync(device)
-            times.append(time.perf_counter() - t0)
+            times.append(CLOCK() - t0)
     finally:
         for p, r in zip(model.parameters(), params):
             p.requires_grad_(r)
@@ -93,7 +98,7 @@ def run_model(name: str, args, names_arg: str) -> dict:
                 continue
             g0 = gradient_pass(model, x, args.device, 1, warmup=0)
             _sync(args.device)
-            t0 = time.perf_counter()
+            t0 = CLOCK()
             try:
                 if t == "csc":
                     csc(ex, x, m, start=starts, n_vectors=args.n_vectors,
@@ -107,7 +112,7 @@ def run_model(name: str, args, names_arg: str) -> dict:
                 print(f"  {mname} {t}: {str(exc).splitlines()[0][:120]}")
                 continue
             _sync(args.device)
-            dt = time.perf_counter() - t0
+            dt = CLOCK() - t0
             # the gradient pass right before and after: on a shared machine the load
             # changes during a run, and the ratio should see the load the test saw
             g = (g0 + gradient_pass(model, x, args.device, 1, warmup=0)) / 2
@@ -139,7 +144,14 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--extrapolate", type=int, default=200)
     p.add_argument("--out", default=None, help="write the numbers as JSON")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="wall: wall-clock time; cpu: this process's CPU time with one torch "
+                        "thread (ratios robust to other jobs on a shared machine)")
     args = p.parse_args(argv)
+    if args.clock == "cpu":
+        global CLOCK
+        CLOCK = time.process_time
+        torch.set_num_threads(1)
     if args.device.startswith("cuda"):
         torch.backends.cudnn.benchmark = True
     methods = args.methods

@@ -2,6 +2,7 @@
 the gradient staying near the baseline, z+ on VGG-16, seeding and batching."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -38,6 +39,29 @@ def test_abs_cos_equals_loop(gen):
             else:
                 ref = abs(u @ v) / np.linalg.norm(u) / np.linalg.norm(v)
                 assert abs(got[k, p] - ref) < 1e-12
+
+
+def test_abs_cos_blocks_and_near_parallel_precision(gen):
+    """Positions are processed in blocks (here 3 positions per block, last one partial);
+    ``1 - |cos|`` keeps its precision far below float32's resolution of ``cos``: for
+    vectors 1e-5 apart it is ~1e-10, computed exactly in float64 from the float32 inputs."""
+    base = torch.randn(1, 6, 10, generator=gen(1))
+    r = base + 1e-5 * torch.randn(4, 6, 10, generator=gen(2))
+    r[2, :, 7] = 0
+    r[3] *= -1  # anti-parallel: |cos| near 1 too
+    got = abs_cos(r, chunk=4 * 6 * 3).numpy()
+    a = r.double().numpy()
+    for k, (i, j) in enumerate(pair_indices(4)):
+        for p in range(10):
+            u, v = a[i, :, p], a[j, :, p]
+            if p == 7 and 2 in (i, j):
+                assert np.isnan(got[k, p])
+                continue
+            one_minus = 1 - abs(u @ v) / np.linalg.norm(u) / np.linalg.norm(v)
+            assert one_minus < 1e-8  # the regime float32 cannot resolve
+            assert abs((1 - got[k, p]) - one_minus) < 1e-15
+    assert np.array_equal(np.isnan(got), np.isnan(abs_cos(r).numpy()))
+    assert np.allclose(got, abs_cos(r).numpy(), rtol=0, atol=1e-15, equal_nan=True)
 
 
 def _dense_net(positive: bool, seed: int = 0) -> nn.Sequential:
@@ -190,3 +214,21 @@ def test_default_record_is_after_the_relu_and_matches_autograd():
     assert not np.allclose(pre["median"].iloc[1:], df["median"].iloc[1:])
     with pytest.raises(ValueError, match="points must be one of"):
         liecheck.csc(ex, x, "gradient", record_points="after")
+
+
+def test_inputs_that_require_grad_give_the_same_numbers():
+    """An input batch with ``requires_grad=True`` (e.g. left over from a gradient
+    computation) is read as plain values by CSC, the cascade and the random-logit test."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(4 * 8 * 8, 5)).eval()
+    x = torch.randn(2, 3, 8, 8)
+    xg = x.clone().requires_grad_(True)
+    for method in ("gradient_x_input", "lrp_a1b0"):
+        a = liecheck.csc(net, x, method, n_vectors=3)
+        b = liecheck.csc(net, xg, method, n_vectors=3)
+        pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(liecheck.sanity(net, x, "gradient_x_input"),
+                                  liecheck.sanity(net, xg, "gradient_x_input"))
+    pd.testing.assert_frame_equal(liecheck.random_logit(net, x, "gradient_x_input"),
+                                  liecheck.random_logit(net, xg, "gradient_x_input"))

@@ -52,23 +52,46 @@ def pair_indices(n: int) -> list[tuple[int, int]]:
     return [(i, j) for i in range(n) for j in range(i + 1, n)]
 
 
-def abs_cos(r: torch.Tensor) -> torch.Tensor:
+def abs_cos(r: torch.Tensor, chunk: int = 2**18) -> torch.Tensor:
     """Per-position absolute cosine over channels for every pair of vectors.
 
     Parameters
     ----------
     r : ``(V, C, P)``: the relevance of ``V`` walks of one image, ``C`` channels,
         ``P`` positions.
+    chunk : float64 elements per block of positions (``V x C x block``); the work runs
+        block by block so that each block's float64 copy stays in the CPU's cache.
 
     Returns
     -------
     ``(n_pairs, P)`` float64; NaN where a vector is zero.
+
+    Notes
+    -----
+    ``cos_ij = <r_i, r_j> / (|r_i| |r_j|)`` in float64. The float32 inputs' products
+    are exact in float64, so ``1 - |cos|`` is accurate to about 1e-16 absolute, also
+    where it is far below float32's resolution of ``cos`` (converged z+ maps).
     """
-    u = r.double()
-    u = u / u.norm(dim=1, keepdim=True)  # 0 / 0 -> NaN for zero vectors
-    # one elementwise product per pair (a batched (P, V, C) bmm is ~17x slower on CPU)
-    pairs = pair_indices(u.shape[0])
-    return torch.stack([(u[i] * u[j]).sum(0) for i, j in pairs]).abs().clamp(max=1.0)
+    v, c, p = r.shape
+    pairs = pair_indices(v)
+    first, second = [i for i, _ in pairs], [j for _, j in pairs]
+    out = torch.empty(len(pairs), p, dtype=torch.float64, device=r.device)
+    block = max(1, chunk // max(v * c, 1))
+    u_buf = torch.empty(v, c, min(block, p), dtype=torch.float64, device=r.device)
+    prod_buf = torch.empty(c, min(block, p), dtype=torch.float64, device=r.device)
+    sq = torch.empty(v, min(block, p), dtype=torch.float64, device=r.device)
+    for p0 in range(0, p, block):
+        b = min(block, p - p0)
+        u, prod = u_buf[:, :, :b], prod_buf[:, :b]
+        u.copy_(r[:, :, p0:p0 + b])
+        # one product per pair (on CPU a batched (b, V, C) bmm, or linalg.vector_norm
+        # over dim 1, is several times slower for V = 5); squared norms first
+        for k, (i, j) in enumerate([(i, i) for i in range(v)] + pairs):
+            torch.mul(u[i], u[j], out=prod)
+            torch.sum(prod, 0, out=sq[i, :b] if k < v else out[k - v, p0:p0 + b])
+        norms = sq[:, :b].sqrt()  # 0 for a zero vector
+        out[:, p0:p0 + b] /= norms[first] * norms[second]  # 0 / 0 -> NaN
+    return out.abs_().clamp_(max=1.0)
 
 
 def _as_channels(r: torch.Tensor, n_vectors: int) -> torch.Tensor:
@@ -294,6 +317,7 @@ class CSCSetup:
         x_all = getattr(inputs, "images", inputs)
         if not isinstance(x_all, torch.Tensor) or x_all.dim() < 2:
             raise TypeError("inputs must be an (N, C, H, W) tensor or an ImageSet")
+        x_all = x_all.detach()  # the statistics never need the inputs' graph
         ids = list(range(x_all.shape[0])) if image_ids is None else [int(i) for i in image_ids]
         if len(ids) != x_all.shape[0]:
             raise ValueError(f"image_ids has {len(ids)} entries for {x_all.shape[0]} images")

@@ -61,6 +61,7 @@ def random_logit(model: nn.Module | Explainer, inputs, method: str | Method, tar
     m = get_method(method)
     ex = model if isinstance(model, Explainer) else explainer_for(model, device)
     x = getattr(inputs, "images", inputs)
+    x = x.detach() if isinstance(x, torch.Tensor) else x  # maps never need its graph
     bs = batch_size or 16
     n_classes = ex.check_inputs(x)
     tgt = resolve_targets(target, len(x), n_classes, lambda: ex.predict(x, bs), "cpu")

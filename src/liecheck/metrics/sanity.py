@@ -129,6 +129,7 @@ def cascade_maps(model: nn.Module, inputs, method: str | Method, target=None,
     are computed (batch by batch) before the first is yielded."""
     m = get_method(method)
     x = getattr(inputs, "images", inputs)
+    x = x.detach() if isinstance(x, torch.Tensor) else x  # maps never need its graph
     bs = batch_size or 16
     ex = Explainer(model, device=device or _device(model))
     target = _checked_targets(ex, x, target, bs)
@@ -242,6 +243,7 @@ def sanity(model: nn.Module, inputs, method: str | Method, target=None, layers="
     if isinstance(model, Explainer):  # its traced copy keeps the module structure
         model = model.graph.module
     x = getattr(inputs, "images", inputs)
+    x = x.detach() if isinstance(x, torch.Tensor) else x  # maps never need its graph
     bs = batch_size or 16
     ex = Explainer(model, device=device or _device(model))  # traced once
     tgt = _checked_targets(ex, x, target, bs)
