@@ -256,7 +256,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
                              f"{models}; finished {m.get('finished', '-')}."),
         notes="\n".join(notes), verdict=_table(verdict),
         layers=html.escape("Layers (liecheck's node name, the paper's in parentheses): "
-                           + layers_note(tables)) if layers_note(tables) else "",
+                           + named) if (named := layers_note(tables)) else "",
         figures='<div class="grid">' + "\n".join(_figure_html(f) for f in figs) + "</div>",
         tables="\n".join(tab_html), provenance=_provenance(m))
     path = Path(out) if out else run_dir / "report.html"
