@@ -42,8 +42,11 @@ def drawn(tmp_path_factory):
     mp.setattr(figures, "png", lambda fig, dpi=100: kept.append(fig) or b"")
     try:
         for fn in figures.ALL:
-            for f in fn(s):
-                out.setdefault(f.number, []).append(kept[-1])
+            first = len(kept)
+            made = fn(s)
+            assert len(kept) - first == len(made)   # one drawn figure per report figure
+            for f, fig in zip(made, kept[first:]):
+                out.setdefault(f.number, []).append(fig)
     finally:
         mp.undo()
     for figs in out.values():
@@ -146,4 +149,68 @@ def test_sanity_plot_with_all_methods_keeps_legend_off_the_data():
     assert _points_in_legends(fig) == []
     colours = {(ln.get_color(), ln.get_marker(), ln.get_linestyle()) for ln in fig.axes[0].lines}
     assert len(colours) == 24
+    plt.close(fig)
+
+
+def test_csc_curves_that_coincide_are_named_under_the_plot(drawn):
+    """In the tiny run LRP a1b0 and LRP CMP a1b0 have the same CSC medians: one curve
+    hides the other, so the figure says so."""
+    fig = drawn["5a-d"][0]
+    notes = [t.get_text() for t in _texts(fig) if t.get_gid() == "coincide-note"]
+    assert len(notes) == 1 and "LRP a1b0 = LRP CMP a1b0" in notes[0].replace("\n", " ")
+    assert "Gradient" not in notes[0]                   # a distinct curve is not listed
+    # the note lies below every axis, not on the data
+    note = next(t for t in _texts(fig) if t.get_gid() == "coincide-note")
+    assert note.get_window_extent().y1 <= min(ax.get_window_extent().y0 for ax in fig.axes)
+
+
+def test_csc_axis_reads_as_cos_values(drawn):
+    """The log axis of 1 - |cos| is labelled with |cos| (0.9, 0.99, ...), as the paper's."""
+    ax = drawn["5a-d"][0].axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert "0.99" in labels and "0.999" in labels
+    assert all(lab in {"0"} or lab.startswith(("0.9", "1-1e-")) for lab in labels)
+
+
+def test_csc_ticks_name_nodes_with_the_papers_names():
+    from liecheck.plots.faithfulness import csc_curve
+
+    rows = [dict(model="vgg16", method="gradient", start="classifier_6", layer=lay,
+                 module=mod, kind=kind, depth=d, median=0.5, baseline=0.3)
+            for d, (lay, mod, kind) in enumerate([("x", None, "input"),
+                                                  ("features_1", "features.1", "conv"),
+                                                  ("classifier_1", "classifier.1", "dense")])]
+    fig = csc_curve(pd.DataFrame(rows), log=True)
+    fig.canvas.draw()
+    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert ticks == ["input", "features_1 (conv1_1)", "classifier_1 (fc1)"]
+    plt.close(fig)
+
+
+def test_inter_layer_bars_name_both_layers(drawn):
+    """Figure 3's inter-layer matrix T_l joins two layers; its tick names both."""
+    (fig,) = drawn["3"]
+    ticks = [t.get_text() for t in fig.axes[1].get_xticklabels()]
+    assert ticks[0] == "l0 → l1" and ticks[1] == "l1 → l2"
+
+
+def test_spectrum_plot_labels_and_legend():
+    """`liecheck spectrum`'s figure: paper method and layer names, 9 pt, legend off the
+    data, the CSC panel labelled in |cos|."""
+    from liecheck.theory.figures import plot_spectrum
+
+    rows = [dict(method=m, layer=lay, depth=d, image=0, ratio=r, csc_median=c)
+            for m, f in (("lrp_a1b0", 1.0), ("gradient", 0.0))
+            for d, (lay, r, c) in enumerate([("features_22", 2.0, 1 - 1e-3 ** (1 + f)),
+                                             ("classifier_1", 9.0, 1 - 1e-4 ** (1 + f))])]
+    fig = plot_spectrum(pd.DataFrame(rows), model="vgg16")
+    fig.canvas.draw()
+    assert _points_in_legends(fig) == []
+    assert [t.get_text() for t in fig.findobj(Text) if t.get_fontsize() < MIN_FONT
+            and t.get_visible() and t.get_text().strip()] == []
+    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert ticks == ["features_22 (conv4_3)", "classifier_1 (fc1)"]
+    assert {t.get_text() for t in fig.axes[-1].get_legend().get_texts()} == {"LRP a1b0",
+                                                                            "Gradient"}
+    assert "0.999" in [t.get_text() for t in fig.axes[1].get_yticklabels()]
     plt.close(fig)

@@ -85,6 +85,27 @@ def report(tmp_path_factory):
     return build_report(root)
 
 
+def test_report_tables_name_layers_with_the_papers_names(report):
+    page = report.read_text()
+    tables = page.split('id="tables"')[1]
+    assert "<td class=\"text\">relu4 (conv4)</td>" in tables          # CSC start column
+    layers = re.search(r'<p class="layers">(.*?)</p>', page).group(1)
+    assert "first conv conv1" in layers and "last layer fc6" in layers
+
+
+def test_report_figures_keep_their_pixel_size(report):
+    """Each figure box is as wide as its PNG (plus padding), so the 9 pt labels are
+    not scaled down on a wide page."""
+    from liecheck.report import FIGURE_PAD
+
+    page = report.read_text()
+    figs = re.findall(r'<figure style="width: (\d+)px"><img[^>]*base64,([^"]+)"', page)
+    assert figs
+    for width, b in figs:
+        png = base64.b64decode(b)
+        assert int(width) == int.from_bytes(png[16:20], "big") + 2 * FIGURE_PAD + 2
+
+
 def test_report_has_every_figure_table_verdict_and_provenance(report):
     page = report.read_text()
     numbers = re.findall(r"<b>Figure (.*?) &middot;", page)

@@ -101,6 +101,18 @@ def test_arrays_and_manifest_round_trip(tmp_path):
     assert s.manifest()["settings"] == {"seed": 1}
 
 
+def test_string_columns_are_stored_as_text_and_read_back(tmp_path):
+    """pandas' object columns of str (method names) load without pickle, so the unit
+    counts as done on resume and the report does not call the file unreadable."""
+    s = RunStore(tmp_path, settings={"seed": 1})
+    df = pd.DataFrame({"method": ["gradient", "lrp_z"], "score": [0.5, 0.25]})
+    s.save_arrays("items", method=df["method"].to_numpy(), score=df["score"].to_numpy())
+    assert s.arrays_ok("items") and s.corrupt_files() == []
+    assert s.load_arrays("items")["method"].tolist() == ["gradient", "lrp_z"]
+    with pytest.raises(TypeError, match="holds Python objects"):
+        s.save_arrays("bad", x=np.array([{"a": 1}, None], dtype=object))
+
+
 def test_fresh_refuses_a_foreign_directory(tmp_path):
     (tmp_path / "precious.txt").write_text("x")
     with pytest.raises(ValueError, match="not a liecheck run directory"):

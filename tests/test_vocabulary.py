@@ -55,7 +55,46 @@ def test_paper_layer_names():
     assert layer_label("cifar_net", "relu5") == "relu5 (fc5)"
     assert layer_label("cifar_net", "fc6", logits="fc6") == "fc6 (logits)"
     assert layer_label("vgg16", "classifier_6", logits="classifier_6") == "classifier_6 (fc3, logits)"
-    assert layer_label("resnet50", "layer4_2_relu_2") == "layer4_2_relu_2"   # unknown: as is
+    assert layer_label("mynet", "layer4_2_relu_2") == "layer4_2_relu_2"   # unknown: as is
+    # one spelling printed: a module name is shown as its node name
+    assert layer_label("vgg16", "features.28") == "features_28 (conv5_3)"
+    assert layer_label("mynet", "block.0") == "block_0"
+
+
+def test_resnet50_names_follow_the_keras_caffe_release():
+    """He et al.'s stage s = torchvision layer{s-1}, blocks a, b, c, ...; the block's
+    output is the ReLU after the add; the shortcut is branch1."""
+    assert paper_name("resnet50", "layer4_2_relu_2") == "res5c"      # last block output
+    assert paper_name("resnet50", "layer1.0") == "res2a"
+    assert paper_name("resnet50", "layer3_5_relu_2") == "res4f"
+    assert paper_name("resnet50", "layer2_1_conv2") == "res3b_branch2b"
+    assert paper_name("resnet50", "layer2.0.downsample.0") == "res3a_branch1"
+    assert paper_name("resnet50", "fc") == "fc1000"
+    assert paper_name("resnet50", "conv1") == "conv1"
+    assert paper_name("resnet50", "add_3") is None                   # not a Keras layer
+    # every start layer of the protocol has a paper name
+    torchvision = pytest.importorskip("torchvision")
+    from liecheck.reproduce.paper import paper_starts
+
+    g = liecheck.trace(torchvision.models.resnet50().eval(), check_forward=False)
+    assert [paper_name("resnet50", n) for n in paper_starts(g, "resnet50")] == [
+        "fc1000", "res5c", "res4f", "res3d", "res2c"]
+
+
+def test_tables_show_the_paper_name_next_to_the_node():
+    import pandas as pd
+
+    from liecheck.layer_names import label_layers
+
+    df = pd.DataFrame({"model": ["vgg16", "cifar_net", "cifar_net"],
+                       "start": ["classifier_6", "fc6", "relu5"],
+                       "layer": ["features_22", "relu1", "input_1"], "median": [1.0, 0.5, 0.2]})
+    got = label_layers(df)
+    assert got["layer"].tolist() == ["features_22 (conv4_3)", "relu1 (conv1)", "input_1"]
+    assert got["start"].tolist() == ["classifier_6 (fc3)", "fc6", "relu5 (fc5)"]
+    assert df["layer"].iloc[0] == "features_22"                       # a copy
+    no_model = label_layers(df.drop(columns="model"), model="vgg16")
+    assert no_model["layer"].iloc[0] == "features_22 (conv4_3)"
 
 
 @pytest.mark.parametrize("v,text", [
@@ -96,6 +135,19 @@ def test_shared_options_mean_the_same_everywhere():
             assert acts["--images"].type is None and "folder" in acts["--images"].help, name
         if "--n" in acts:
             assert acts["--n"].type is int and "images" in acts["--n"].help, name
+        if "--weights" in acts and "--model" in acts:
+            helps = acts["--weights"].help + acts["--model"].help
+            assert "built-in digits model" in helps, name
+
+
+def test_cifar_net_without_weights_is_the_built_in_model_everywhere(tmp_path, capsys):
+    """`liecheck singular --model cifar_net` used a random initialisation while csc,
+    sanity and the help text meant the built-in digits model."""
+    from liecheck.cli import main
+
+    assert main(["singular", "--model", "cifar_net", "--out", str(tmp_path)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "checkpoint" in last and "random" not in last
 
 
 def test_reproduce_methods_without_model():

@@ -2,14 +2,20 @@
 
 liecheck names a layer by its torch.fx node (``features_21``, ``relu5``); the paper
 uses the Keras names of its models (VGG-16 ``conv4_3``, ``fc1``; CIFAR net
-``conv1`` ... ``fc6``), and a Keras layer includes its ReLU. :func:`paper_name`
-maps a node or module name (either spelling, ``features_21`` or ``features.21``)
-to the paper's name; :func:`layer_label` gives the text a figure or table shows.
+``conv1`` ... ``fc6``), and a Keras layer includes its ReLU. ResNet-50 is named as
+in the Keras/Caffe release of He et al. (2016) that the paper's code loaded: stage
+``s`` block ``b`` is ``res{s}{b}`` (``layer4.2`` -> ``res5c``), its convolutions
+``res5c_branch2a/2b/2c`` and the shortcut ``res5c_branch1``, the logits ``fc1000``.
+:func:`paper_name` maps a node or module name (either spelling, ``features_21`` or
+``features.21``) to the paper's name; :func:`layer_label` gives the text a figure or
+table shows, :func:`label_layers` applies it to a table's layer columns.
 """
 
 from __future__ import annotations
 
 import re
+
+import pandas as pd
 
 _VGG_CONV = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
 _VGG_POOL = (4, 9, 16, 23, 30)
@@ -42,6 +48,29 @@ def _cifar_net() -> dict[str, str]:
 
 PAPER_NAMES = {"vgg16": _vgg16(), "cifar_net": _cifar_net()}
 
+# torchvision ResNet-50 node/module -> Keras/Caffe name (see the module docstring)
+_RESNET_TOP = {"conv1": "conv1", "bn1": "conv1", "relu": "conv1", "maxpool": "pool1",
+               "avgpool": "avg_pool", "fc": "fc1000"}
+_RESNET_BRANCH = {"conv1": "branch2a", "bn1": "branch2a", "relu": "branch2a",
+                  "conv2": "branch2b", "bn2": "branch2b", "relu_1": "branch2b",
+                  "conv3": "branch2c", "bn3": "branch2c", "downsample_0": "branch1",
+                  "downsample_1": "branch1"}
+_RESNET_BLOCK = re.compile(r"layer([1-4])_(\d+)(?:_(.+))?$")
+
+
+def _resnet50(name: str) -> str | None:
+    name = name.replace(".", "_")
+    if name in _RESNET_TOP:
+        return _RESNET_TOP[name]
+    m = _RESNET_BLOCK.match(name)
+    if not m:
+        return None
+    block = f"res{int(m[1]) + 1}{chr(ord('a') + int(m[2]))}"
+    part = m[3]
+    if part is None or part == "relu_2":            # the block's output (after the add)
+        return block
+    return f"{block}_{_RESNET_BRANCH[part]}" if part in _RESNET_BRANCH else None
+
 
 def dotted(name: str) -> str:
     """The module spelling of a node name: ``features_21`` -> ``features.21``."""
@@ -49,9 +78,15 @@ def dotted(name: str) -> str:
 
 
 def paper_name(model: str, name: str) -> str | None:
-    """The paper's name of node or module ``name`` of ``model`` (``None`` if unknown)."""
+    """The paper's name of node or module ``name`` of ``model`` (``None`` if unknown).
+
+    ``model`` is ``vgg16``, ``cifar_net`` or ``resnet50``; ``name`` may be a node
+    (``features_21``), a module (``features.21``) or a folded name (``conv+bn``).
+    """
+    base = str(name).split("+")[-1]
+    if model == "resnet50":
+        return _resnet50(base)
     table = PAPER_NAMES.get(model, {})
-    base = name.split("+")[-1]
     for cand in (base, dotted(base), re.sub(r"_\d+$", "", base)):
         if cand in table:
             return table[cand]
@@ -59,9 +94,31 @@ def paper_name(model: str, name: str) -> str | None:
 
 
 def layer_label(model: str, name: str, logits: str | None = None) -> str:
-    """``name`` with the paper's name in parentheses when they differ, e.g.
-    ``relu5 (fc5)``, ``features_29 (conv5_3)``; ``logits`` marks the output node."""
+    """``name`` in the node spelling (``features.29`` is shown as ``features_29``: one
+    spelling in every figure and table, both are accepted as input) with the paper's
+    name in parentheses when they differ, e.g. ``relu5 (fc5)``, ``features_29
+    (conv5_3)``; ``logits`` marks the output node."""
     p = paper_name(model, name)
     if name == logits:
         p = f"{p}, logits" if p and p != name else "logits"
-    return name if not p or p == name else f"{name} ({p})"
+    shown = str(name).replace(".", "_")
+    return shown if not p or p == shown else f"{shown} ({p})"
+
+
+LAYER_COLUMNS = ("start", "layer", "first_conv")
+
+
+def label_layers(df: pd.DataFrame, model: str | None = None,
+                 columns: tuple[str, ...] = LAYER_COLUMNS) -> pd.DataFrame:
+    """A copy of ``df`` whose layer columns (``start``, ``layer``, ``first_conv``) read
+    ``node (paper name)``; the model is the row's ``model`` column, else ``model``.
+    Cells that hold several layers (``a+b``) or unknown names stay as they are."""
+    cols = [c for c in columns if c in df.columns]
+    if not cols or df.empty:
+        return df
+    out = df.copy()
+    models = out["model"] if "model" in out.columns else pd.Series(model or "", out.index)
+    for c in cols:
+        out[c] = [v if not isinstance(v, str) else layer_label(str(mo), v)
+                  for mo, v in zip(models, out[c])]
+    return out

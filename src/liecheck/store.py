@@ -199,6 +199,18 @@ def _parquet_ok(path: Path) -> bool:
         return False
 
 
+def _plain_array(name: str, key: str, v) -> np.ndarray:
+    """``v`` as an array that loads without pickle (object arrays of str -> text)."""
+    a = np.asarray(v)
+    if a.dtype == object:
+        if not all(isinstance(x, str) for x in a.flat):
+            kinds = sorted({type(x).__name__ for x in a.flat})
+            raise TypeError(f"array '{key}' of '{name}' holds Python objects ({', '.join(kinds)}); "
+                            "the run store keeps numeric and text arrays only")
+        a = a.astype(str)
+    return a
+
+
 class RunStore:
     """A run directory (see the module docstring).
 
@@ -354,10 +366,14 @@ class RunStore:
         return self.root / "arrays" / f"{name}.npz"
 
     def save_arrays(self, name: str, **arrays: np.ndarray) -> None:
-        """Store named arrays as ``arrays/<name>.npz`` (atomically)."""
+        """Store named arrays as ``arrays/<name>.npz`` (atomically). Arrays of Python
+        strings (pandas' object columns) are stored as fixed-width text, since the
+        store reads without pickle; any other object array is refused."""
+        plain = {k: _plain_array(name, k, v) for k, v in arrays.items()}
+
         def write(p: Path):
             with open(p, "wb") as f:
-                np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})
+                np.savez_compressed(f, **plain)
         atomic_write(self._array_path(name), write)
 
     def has_arrays(self, name: str) -> bool:

@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    plt = sys.modules.get("matplotlib.pyplot")
+    before = set(plt.get_fignums()) if plt else set()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -51,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"liecheck: error: {msg}", file=sys.stderr)
         return 2
+    finally:                    # close the figures this command drew (they are saved)
+        plt = sys.modules.get("matplotlib.pyplot")
+        for num in (set(plt.get_fignums()) - before) if plt else ():
+            plt.close(num)
 
 
 if __name__ == "__main__":

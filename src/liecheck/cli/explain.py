@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="input side in pixels (default 32 for cifar_net, 224 otherwise)")
     p.add_argument("--weights", default=None,
                    help="torchvision weights name (IMAGENET1K_V1), a checkpoint path, or omit "
-                        "for a seeded random initialisation")
+                        "(cifar_net: the built-in digits model; others: a seeded random "
+                        "initialisation)")
     p.add_argument("--method", "--methods", dest="methods", default="lrp_a1b0",
                    help="comma-separated method names (see `liecheck methods`)")
     p.add_argument("--target", type=int, default=None, help="class index (default: predicted)")
@@ -83,14 +84,14 @@ def _load_images(specs: list[str], size: int):
 
 def run_explain(args) -> int:
     from .. import Explainer, get_method
-    from ..models import load
     from ..plots.grid import heatmap_grid
+    from .faithfulness import load_cli_model
 
     methods = [get_method(m.strip()) for m in args.methods.split(",") if m.strip()]
     size = args.size or (32 if args.model == "cifar_net" else 224)
     data = _load_images(args.images, size)  # bad paths fail before the model loads
     x = data.images
-    model, src = load(args.model, weights=args.weights)
+    model, src = load_cli_model(args.model, args.weights)
     if src.kind == "random":
         print("note: random weights: the heatmaps test the rules, not a trained model "
               "(pass --weights for a trained one)")

@@ -39,6 +39,20 @@ def add_model_options(p: argparse.ArgumentParser, default_n: int = 200) -> None:
     p.add_argument("--device", default="cpu", help="cpu | cuda")
 
 
+def load_cli_model(name: str, weights: str | None):
+    """``(model, ModelSource)`` as every subcommand means ``--model`` / ``--weights``:
+    ``cifar_net`` without weights is the built-in digits model (cached, or trained
+    once), other models without weights a seeded random initialisation."""
+    if name == "cifar_net" and weights is None:
+        from ..train import default_model
+
+        model, src, _ = default_model()
+        return model, src
+    from ..models import load
+
+    return load(name, weights)
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     add_model_options(p)
     p.add_argument("--methods", default="gradient,lrp_z,lrp_a1b0",
@@ -122,9 +136,13 @@ def walks_per_method(experiment: str, n: int, n_layers: int, n_starts: int,
     return (n_layers + 1) * n + n_layers + 1     # sanity: each step, plus the grid image
 
 
-def seconds_per_walk(plan, seed: int, device: str, repeats: int = 3) -> tuple[float, int]:
-    """``(median seconds of one LRP walk on one image, number of conv/dense layers)``,
-    timed on this machine now (a busy machine gives a longer estimate)."""
+def seconds_per_walk(plan, seed: int, device: str, batch: int = 1,
+                     repeats: int = 3) -> tuple[float, int]:
+    """``(seconds of one LRP walk per image, number of conv/dense layers)``: the median
+    of ``repeats`` walks on ``batch`` images at once (after one untimed walk), divided
+    by ``batch``, timed on this machine now (a busy machine gives a longer estimate).
+    The runner walks a chunk of images at once, so ``batch`` should be its chunk: one
+    image at a time costs several times more per image."""
     import torch
 
     from ..attribution import Explainer
@@ -133,13 +151,15 @@ def seconds_per_walk(plan, seed: int, device: str, repeats: int = 3) -> tuple[fl
     model, _ = load_model(plan, seed)
     n_layers = sum(isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) for m in model.modules())
     ex = Explainer(model, device=device)
-    x = torch.randn(1, 3, plan.size, plan.size, generator=torch.Generator().manual_seed(seed))
+    x = torch.randn(batch, 3, plan.size, plan.size,
+                    generator=torch.Generator().manual_seed(seed)).to(device)
+    ex.attribute(x, "lrp_a1b0")                 # warm-up: first-call setup is not per walk
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        ex.attribute(x.to(device), "lrp_a1b0")
+        ex.attribute(x, "lrp_a1b0")
         times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2], n_layers
+    return sorted(times)[len(times) // 2] / batch, n_layers
 
 
 def plan_line(cfg, command: str) -> str:
@@ -149,7 +169,8 @@ def plan_line(cfg, command: str) -> str:
 
     parts, secs, total = [], 0.0, 0
     for plan in cfg.models:
-        t_walk, n_layers = seconds_per_walk(plan, cfg.seed, cfg.device)
+        t_walk, n_layers = seconds_per_walk(plan, cfg.seed, cfg.device,
+                                            batch=max(1, min(cfg.chunk_size, plan.n)))
         for exp in plan.experiments:
             w = len(plan.methods) * walks_per_method(exp, plan.n, n_layers, plan.n_starts,
                                                      cfg.n_vectors)
@@ -169,7 +190,7 @@ def plan_line(cfg, command: str) -> str:
 
 def run_experiment(args, experiment: str):
     """Run ``experiment`` into the run store ``args.out``; returns ``(store, table)``."""
-    from ..report.summary import format_summary, summary_table
+    from ..report.summary import format_summary, layers_note, summary_table
     from ..reproduce import run
 
     cfg = _config(args, experiment)
@@ -186,6 +207,7 @@ def run_experiment(args, experiment: str):
         raise ValueError("no method could be run (see the messages above)")
     print()
     print(format_summary(summary_table({experiment: df})))
+    print(layers_note({experiment: df}))
     out = Path(args.out)
     path = out / f"{experiment}.csv"
     src = store.manifest()["models"][cfg.models[0].name]["source"]
@@ -216,33 +238,23 @@ def run_csc(args) -> int:
 
 def run_sanity(args) -> int:
     from ..plots.faithfulness import sanity_curve, save
-    from ..plots.saliency import cascade_grid
-    from ..store import unit_id
+    from ..report.figures import ROBUST_PERCENTILE, sanity_maps_figure
 
     store, df = run_experiment(args, "sanity")
     if df is None:  # another rank of a torchrun launch: rank 0 writes the outputs
         return 0
     out = Path(args.out)
-    save(sanity_curve(df, seed=args.seed), out / "sanity")
+    save(sanity_curve(df, seed=args.seed, model=args.model), out / "sanity")
     if args.grid_image != 0:
         if args.grid_image >= 0:
             print("note: the saliency grid shows the first image (the run store keeps its "
                   "maps); --grid-image other than 0 or -1 is not supported")
         return 0
-    import torch
-
-    rows = {}
-    for m in dict.fromkeys(df["method"]):
-        name = unit_id("sanity_maps", args.model, m)
-        if store.has_arrays(name):
-            a = store.load_arrays(name)
-            rows[m] = [(str(lay).split("+")[-1], torch.from_numpy(h))
-                       for lay, h in zip(a["layers"], a["maps"])]
-    pic = None
-    if store.has_arrays(f"images-{args.model}"):
-        pic = store.load_arrays(f"images-{args.model}")["raw"][0]
-    if rows:
-        save(cascade_grid(rows, image=pic), out / "sanity_grid")
+    fig = sanity_maps_figure(store, args.model)   # the report's Figure 1a
+    if fig is not None:
+        save(fig, out / "sanity_grid")
+        print(f"wrote {out / 'sanity_grid.png'} (the first image; each map scaled by the "
+              f"{ROBUST_PERCENTILE:g}th percentile of its |values|)")
     return 0
 
 

@@ -121,7 +121,7 @@ def config_from_args(args):
 
 
 def _reproduce(args) -> int:
-    from ..report.summary import format_summary, summary_table
+    from ..report.summary import format_summary, layers_note, summary_table
     from ..reproduce import run
     from .faithfulness import plan_line
 
@@ -136,6 +136,7 @@ def _reproduce(args) -> int:
     tables = {t: store.read(t) for t in store.tables()}
     print()
     print(format_summary(summary_table(tables)))
+    print(layers_note(tables))
     m = store.manifest()
     for s in m.get("skipped", []):
         print(f"skipped: {s}")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .faithfulness import load_cli_model
+
 SUMMARY_STEPS = (1, 3, 7, 16)
 
 
@@ -24,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "vanilla, relu, non-negative, positive, stochastic, alpha<a>-beta<a-1> "
                         "for a in 1..5,10); 'learned'/'relu-learned' use --model's weights")
     s.add_argument("--model", default=None, help="model for the learned families "
-                   "(cifar_net | vgg16 | resnet50; random init unless --weights)")
+                   "(cifar_net: the built-in digits model unless --weights | vgg16 | "
+                   "resnet50: random init unless --weights)")
     s.add_argument("--weights", default=None,
                    help="weights of --model: torchvision name or checkpoint path")
     s.add_argument("--n-vectors", type=int, default=32,
@@ -68,8 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = sub.add_parser("singular", help="sigma1/sigma2 per layer of W, A, W*A (paper Fig. 3)")
     g.add_argument("--model", default="vgg16", help="cifar_net | vgg16 | resnet50")
     g.add_argument("--weights", default=None,
-                   help="torchvision weights name, a checkpoint path, or omit for a seeded "
-                        "random initialisation")
+                   help="torchvision weights name, a checkpoint path, or omit (cifar_net: "
+                        "the built-in digits model; others: a seeded random initialisation)")
     g.add_argument("--patterns", default=None,
                    help="a pattern file (liecheck.patterns) for A and W*A")
     g.add_argument("--out", required=True, help="output directory (singular.csv, figure3)")
@@ -106,9 +109,7 @@ def run_simulate(args) -> int:
     if any("learned" in f for f in fams):
         if not args.model:
             raise ValueError("the learned families need --model")
-        from ..models import load
-
-        model, _ = load(args.model, args.weights)
+        model, _ = load_cli_model(args.model, args.weights)
     dtype = torch.float64 if args.float64 else torch.float32
     random_f = [f for f in fams if "learned" not in f]
     parts = []
@@ -155,14 +156,26 @@ def _inputs(args):
     return imgs.images
 
 
+def _seconds_per_walk(explainer, x, method: str) -> float:
+    """Median seconds of one backward walk of ``method`` on ``x`` (3 timed walks)."""
+    import time
+
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        explainer.attribute(x, method)
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[1]
+
+
 def run_spectrum(args) -> int:
     import pandas as pd
     import torch
     from tqdm.auto import tqdm
 
     from ..attribution import Explainer
+    from ..layer_names import label_layers
     from ..methods import get_method
-    from ..models import load
     from ..numbers import fmt
     from ..reproduce.paper import paper_starts
     from ..store import RunStore, unit_id
@@ -175,7 +188,7 @@ def run_spectrum(args) -> int:
     settings = {k: v for k, v in vars(args).items()
                 if k not in ("func", "command", "out", "fresh", "device")}
     store = RunStore(args.out, settings=settings, fresh=args.fresh)
-    model, src = load(args.model, args.weights)
+    model, src = load_cli_model(args.model, args.weights)
     if args.float64:
         model = model.double()
     explainer = Explainer(model, device=args.device)
@@ -185,10 +198,14 @@ def run_spectrum(args) -> int:
     todo = [(m, lay) for m in methods for lay in layers
             if not store.has("spectrum", unit_id("spectrum", m, lay))]
     steps = args.max_steps or 300
+    t_walk = _seconds_per_walk(explainer, x[:1], methods[0])
+    bound = len(todo) * len(x) * steps * 2 * t_walk
+    est = f"{fmt(round(bound / 60, 1))} min" if bound >= 90 else f"{fmt(round(bound))} s"
     print(f"liecheck spectrum: {len(methods)} methods x {len(layers)} layers x {len(x)} images "
           f"= {len(methods) * len(layers) * len(x)} spectra, each up to {steps} Lanczos steps "
-          f"(2 walks per step); {len(todo)} to compute, the rest already in {args.out}",
-          flush=True)
+          f"(2 walks per step); {len(todo)} method-layer units to compute, the rest already "
+          f"in {args.out}; at most {est} from a walk timed now (Lanczos usually stops "
+          "earlier; resumable, Ctrl-C keeps finished units)", flush=True)
     store.update(models={args.model: {"source": {"kind": src.kind, "weights": src.weights,
                                                  "sha256": src.sha256}}})
     for m, lay in tqdm(todo, desc="spectrum", unit="layer"):
@@ -202,10 +219,11 @@ def run_spectrum(args) -> int:
     df = df.sort_values(["_order", "image"], kind="stable").drop(columns="_order")
     out = Path(args.out)
     df.to_csv(out / "spectrum.csv", index=False)
-    figures.plot_spectrum(df, out / "spectrum")
+    figures.plot_spectrum(df, out / "spectrum", model=args.model)
     cols = [c for c in df.columns if c not in ("model", "depth")]
+    shown = label_layers(df[cols], model=args.model)
     with pd.option_context("display.width", 200):
-        print(df[cols].to_string(index=False, formatters={c: fmt for c in cols}))
+        print(shown.to_string(index=False, formatters={c: fmt for c in cols}))
     print(f"wrote {out / 'spectrum.csv'}, {out / 'spectrum.png'}, {out / 'spectrum.svg'}"
           f" ({src}; dtype {torch.float64 if args.float64 else torch.float32})")
     return 0
@@ -214,11 +232,12 @@ def run_spectrum(args) -> int:
 def run_singular(args) -> int:
     import pandas as pd
 
-    from ..models import load
+    from ..layer_names import label_layers
+    from ..numbers import fmt
     from ..theory import figures
     from ..theory.singular import singular_ratios
 
-    model, src = load(args.model, args.weights)
+    model, src = load_cli_model(args.model, args.weights)
     patterns = None
     if args.patterns:
         from ..methods.patterns import PatternSet
@@ -228,8 +247,9 @@ def run_singular(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "singular.csv", index=False)
-    figures.plot_singular_ratios(df, out / "figure3")
-    with pd.option_context("display.width", 200, "display.float_format", "{:.4g}".format):
-        print(df[["layer", "kind", "part", "shape", "ratio"]].to_string(index=False))
+    figures.plot_singular_ratios(df, out / "figure3", model=args.model)
+    shown = label_layers(df[["layer", "kind", "part", "shape", "ratio"]], model=args.model)
+    with pd.option_context("display.width", 200):
+        print(shown.to_string(index=False, formatters={"ratio": fmt}))
     print(f"wrote {out / 'singular.csv'}, {out / 'figure3.png'} ({src})")
     return 0

@@ -7,6 +7,16 @@ from pathlib import Path
 import pandas as pd
 
 
+def _label(method: str) -> str:
+    """The paper's name of a registered method; the references as they are."""
+    from ..methods import get_method
+
+    try:
+        return get_method(method).paper_name
+    except ValueError:
+        return method
+
+
 def plot_two_digits(summary: pd.DataFrame, path: str | Path | None = None):
     """Three horizontal bar panels (mass accuracy, pointing, L1 between the two classes'
     maps), methods sorted by mass accuracy, 99 % bootstrap intervals as error bars;
@@ -26,14 +36,15 @@ def plot_two_digits(summary: pd.DataFrame, path: str | Path | None = None):
     for ax, col in zip(axes, titles):
         err = [df[col] - df[f"{col}_low"], df[f"{col}_high"] - df[col]]
         colors = ["0.5" if m in ("occlusion", "random") else "C0" for m in df["method"]]
-        ax.barh(df["method"], df[col], xerr=err, color=colors, capsize=2)
+        ax.barh([_label(m) for m in df["method"]], df[col], xerr=err, color=colors,
+                capsize=2)
         if col != "l1_class_diff":
-            ax.axvline(0.5, ls="--", color="k", lw=0.8)
+            ax.axvline(0.5, ls="--", color="k", lw=0.8, label="chance")
             ax.set_xlim(0, 1)
         ax.set_title(titles[col], fontsize=10)
     acc = summary.attrs.get("model_accuracy")
     n = int(summary["n_images"].iloc[0]) if len(summary) else 0
-    sup = f"two digits side by side, {n} test images"
+    sup = f"two digits side by side, {n} test images; dashed: chance (0.5)"
     if acc is not None:
         sup += f"; model test accuracy (both digits) {acc:.3f}"
     fig.suptitle(sup, fontsize=10)

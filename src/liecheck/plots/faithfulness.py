@@ -17,7 +17,15 @@ from ..layer_names import layer_label
 from ..methods import get_method
 from ..metrics.csc import HIST_COLUMNS, PAPER_BINS
 from ..metrics.stats import summarize
-from .style import LEGEND_IN, MIN_FONT, legend_outside, line_style
+from .style import (
+    LEGEND_IN,
+    MIN_FONT,
+    coinciding,
+    cos_axis,
+    legend_outside,
+    line_style,
+    note_coinciding,
+)
 
 
 def _plt():
@@ -61,7 +69,8 @@ def random_logit_boxplot(df: pd.DataFrame, title: str = "random logit"):
     plt = _plt()
     methods = list(dict.fromkeys(df["method"]))
     fig, ax = plt.subplots(figsize=(1.0 + 0.55 * len(methods), 3.2))
-    ax.boxplot([df.loc[df.method == m, "score"].dropna() for m in methods], vert=True,
+    ax.boxplot([df.loc[df.method == m, "score"].dropna() for m in methods],
+               orientation="vertical",
                showfliers=True, flierprops={"markersize": 2})
     ax.set_xticks(range(1, len(methods) + 1), [_label(m) for m in methods], rotation=60,
                   ha="right", fontsize=MIN_FONT)
@@ -86,20 +95,24 @@ def sanity_curve(df: pd.DataFrame, confidence: float = 0.99, n_resamples: int = 
     s = summarize(df, ["method", "step", "layer"], "score", confidence, n_resamples, seed)
     steps = s.drop_duplicates("step").sort_values("step")
     fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * len(steps) + 2.5) + LEGEND_IN, 3.8))
+    curves = {}
     for i, (m, g) in enumerate(s.groupby("method", sort=False)):
         g = g.sort_values("step")
         st = line_style(i)
         ax.plot(g["step"], g["median"], ms=4, label=_label(m), **st)
         ax.fill_between(g["step"], g["ci_low"], g["ci_high"], alpha=0.15, color=st["color"])
+        curves[_label(m)] = g["median"].to_numpy()
     ax.set_xticks(steps["step"], [layer_label(model, str(v)) for v in steps["layer"]],
                   rotation=60, ha="right", fontsize=MIN_FONT)
     ax.set_xlabel("randomised down to (from the top)")
-    ax.set_ylabel(f"median {df['measure'].iloc[0] if len(df) else 'score'}")
+    measure = str(df["measure"].iloc[0]) if len(df) else "score"
+    ax.set_ylabel(f"median {measure.upper() if measure == 'ssim' else measure}")
     ax.set_ylim(min(0.0, float(s["ci_low"].min())), 1.02)
     ax.set_title(f"{title} ({int(confidence * 100)}% bootstrap bands)", fontsize=10)
     ax.grid(alpha=0.3)
     legend_outside(ax)
     fig.tight_layout()
+    note_coinciding(fig, coinciding(curves, tol=0.01))
     return fig
 
 
@@ -120,21 +133,25 @@ def csc_curve(df: pd.DataFrame, start: str | None = None, log: bool = False,
     fig, ax = plt.subplots(figsize=(max(4.5, 0.45 * len(layers) + 2.5) + LEGEND_IN, 3.8))
     tiny = 1e-16
     logits = _logits_node(df)
+    curves = {}
     for i, (key, g) in enumerate(d.groupby(hue, sort=False)):
         g = g.sort_values("depth")
         y = (1 - g["median"]).clip(lower=tiny) if log else g["median"]
-        ax.plot(g["depth"], y, ms=4, **line_style(i),
-                label=_label(key) if hue == "method" else
-                f"start {layer_label(model, str(key), logits)}")
+        label = (_label(key) if hue == "method" else
+                 f"start {layer_label(model, str(key), logits)}")
+        ax.plot(g["depth"], y, ms=4, **line_style(i), label=label)
+        curves[label] = np.log10(y.to_numpy()) if log else y.to_numpy()
     base = layers["baseline"]
     ax.plot(layers["depth"], (1 - base) if log else base, "k--", lw=1, label="random baseline")
-    ticks = [layer_label(model, m) if isinstance(m, str) else ("input" if k == "input" else n)
-             for m, n, k in zip(layers["module"], layers["layer"], layers["kind"])]
+    curves["random baseline"] = np.log10(1 - base.to_numpy()) if log else base.to_numpy()
+    # node names (features_1), as in the title and the tables; the paper's in parentheses
+    ticks = ["input" if k == "input" else layer_label(model, str(n))
+             for n, k in zip(layers["layer"], layers["kind"])]
     ax.set_xticks(layers["depth"], ticks, rotation=60, ha="right", fontsize=MIN_FONT)
     if log:
         ax.set_yscale("log")
-        ax.invert_yaxis()
-        ax.set_ylabel("1 - median |cos|")
+        cos_axis(ax)
+        ax.set_ylabel("median |cos| (log scale of 1 - |cos|)")
     else:
         ax.set_ylim(0, 1.02)
         ax.set_ylabel("median |cos|")
@@ -144,6 +161,10 @@ def csc_curve(df: pd.DataFrame, start: str | None = None, log: bool = False,
     ax.grid(alpha=0.3, which="both")
     legend_outside(ax)
     fig.tight_layout()
+    # "coincide" = within 1% of the axis height (about a line width); curves shorter
+    # than the rest (a lower start) never coincide with a full one
+    lo, hi = sorted(ax.get_ylim())
+    note_coinciding(fig, coinciding(curves, tol=0.01 * (np.log10(hi / lo) if log else hi - lo)))
     return fig
 
 
@@ -178,7 +199,9 @@ def csc_histogram(df: pd.DataFrame, layer: str | None = None, start: str | None 
     ax.set_xticks(range(len(names)), names, fontsize=MIN_FONT, rotation=20)
     ax.set_xlabel("|cos| bin")
     ax.set_ylabel("share of positions x pairs")
-    ax.set_title(f"CSC histogram at {layer_label(_model(df, None), str(layer))}", fontsize=10)
+    model = _model(df, None)
+    ax.set_title(f"{model + ': ' if model else ''}CSC histogram at "
+                 f"{layer_label(model, str(layer))}", fontsize=10)
     legend_outside(ax)
     fig.tight_layout()
     return fig

@@ -37,7 +37,7 @@ def heatmap_grid(raw_images, names, maps: dict, methods, target=None):
         axes[i, 0].imshow(_centre_crop(raw_images[i], size) if raw_images else
                           np.zeros((size, size, 3)))
         title = names[i] + (f"\nclass {target[i]}" if target is not None else "")
-        axes[i, 0].set_title(title, fontsize=8)
+        axes[i, 0].set_title(title, fontsize=9)
         for j, m in enumerate(methods):
             h = heatmap(maps[m.name][i:i + 1], m)
             axes[i, j + 1].imshow(to_rgb(h)[0])

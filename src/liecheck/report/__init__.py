@@ -17,12 +17,13 @@ from string import Template
 import pandas as pd
 
 from ..groundtruth import plot_two_digits
+from ..layer_names import label_layers
 from ..metrics.stats import summarize
 from ..numbers import fmt
 from ..runlock import describe, holder, holder_alive
 from ..store import CorruptStoreError, RunStore, atomic_write, missing_units
 from .figures import ALL, Figure
-from .summary import COLUMN_NAMES, CONVERGED, summary_table
+from .summary import COLUMN_NAMES, CONVERGED, layers_note, summary_table
 
 __all__ = ["build_report"]
 
@@ -48,39 +49,52 @@ HEADINGS = {
     "singular": "Singular-value ratios per layer (Figure 3)",
 }
 SCROLL_ROWS = 15          # a table longer than this scrolls inside its box
+FIGURE_PAD = 12           # px, the figure box's padding (style.css)
 
 
 def _table(df: pd.DataFrame, max_rows: int = 400) -> str:
+    """``df`` as an HTML table: numbers right-aligned through :func:`fmt`, text
+    left-aligned; a table wider than the page scrolls sideways (a scrollbar only
+    then), one longer than :data:`SCROLL_ROWS` rows inside a box."""
     if df.empty:
         return "<p>(empty)</p>"
     more = ""
     if len(df) > max_rows:
         more = f"<p>first {max_rows} of {len(df)} rows; all rows are in the run store.</p>"
         df = df.head(max_rows)
+    numeric = {c: pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
+               for c in df.columns}
 
     def cell(v):
         return html.escape(fmt(v) if isinstance(v, float) else str(v))
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+
+    def cls(c, v=None):
+        if c == "verdict" and v is not None:
+            return ' class="converges"' if v == "converges" else ' class="doesnot"'
+        return "" if numeric[c] else ' class="text"'
+    head = "".join(f"<th{cls(c)}>{html.escape(str(c))}</th>" for c in df.columns)
     body = []
     for _, r in df.iterrows():
-        cells = []
-        for c in df.columns:
-            v = r[c]
-            cls = ""
-            if c == "verdict":
-                cls = ' class="converges"' if v == "converges" else ' class="doesnot"'
-            cells.append(f"<td{cls}>{cell(v)}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
+        body.append("<tr>" + "".join(f"<td{cls(c, r[c])}>{cell(r[c])}</td>"
+                                     for c in df.columns) + "</tr>")
     table = (f"<table><thead><tr>{head}</tr></thead><tbody>" + "\n".join(body)
              + "</tbody></table>")
-    if len(df) > SCROLL_ROWS:
-        table = f'<div class="scroll">{table}</div>'
-    return table + more
+    box = "scroll" if len(df) > SCROLL_ROWS else "wide"
+    return f'<div class="{box}">{table}</div>' + more
+
+
+def _png_width(png: bytes) -> int:
+    """Pixel width of a PNG (its IHDR chunk)."""
+    return int.from_bytes(png[16:20], "big")
 
 
 def _figure_html(f: Figure) -> str:
     b64 = base64.b64encode(f.png).decode()
-    return (f'<figure><img alt="{html.escape(f.title)}" src="data:image/png;base64,{b64}">'
+    # the figure is as wide as its PNG (never scaled down below it on a wide page, so
+    # its 9 pt labels stay 9 pt), captions wrap to that width
+    width = _png_width(f.png) + 2 * FIGURE_PAD + 2
+    return (f'<figure style="width: {width}px">'
+            f'<img alt="{html.escape(f.title)}" src="data:image/png;base64,{b64}">'
             f"<figcaption><b>Figure {html.escape(f.number)} &middot; {html.escape(f.title)}."
             f"</b> {html.escape(f.caption)}</figcaption></figure>")
 
@@ -93,7 +107,7 @@ def _aggregates(tables: dict[str, pd.DataFrame]) -> str:
     if not sa.empty:
         s = summarize(sa, ["model", "method", "step", "layer"], n_resamples=2000)
         out.append("<h3>Cascading parameter randomisation: median SSIM per step (99% "
-                   "bootstrap interval, 2000 resamples)</h3>" + _table(s))
+                   "bootstrap interval, 2000 resamples)</h3>" + _table(label_layers(s)))
     rl = tables.get("random_logit", pd.DataFrame())
     if not rl.empty:
         s = summarize(rl, ["model", "method"], n_resamples=2000)
@@ -222,10 +236,13 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     verdict = summary_table(tables).rename(columns=COLUMN_NAMES)
     tab_html = [_groundtruth(store), _aggregates(tables)]
     for t, df in tables.items():
+        if t == "groundtruth":          # shown with its figure by _groundtruth
+            continue
         cols = SHOWN.get(t)
         if cols:
             df = df[[c for c in cols if c in df.columns]]
-        tab_html.append(f"<h3>{html.escape(HEADINGS.get(t, t))}</h3>" + _table(df))
+        tab_html.append(f"<h3>{html.escape(HEADINGS.get(t, t))}</h3>"
+                        + _table(label_layers(df)))
     models = ", ".join(f"{k} ({v.get('note') or v.get('source', {}).get('kind', '?') + ' weights'})"
                        for k, v in m.get("models", {}).items())
     css = resources.files(__package__).joinpath("style.css").read_text()
@@ -235,6 +252,8 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         subtitle=html.escape(f"Sixt, Granz & Landgraf (ICML 2020). Run {run_dir.resolve()}: "
                              f"{models}; finished {m.get('finished', '-')}."),
         notes="\n".join(notes), verdict=_table(verdict),
+        layers=html.escape("Layers (liecheck's node name, the paper's in parentheses): "
+                           + named) if (named := layers_note(tables)) else "",
         figures='<div class="grid">' + "\n".join(_figure_html(f) for f in figs) + "</div>",
         tables="\n".join(tab_html), provenance=_provenance(m))
     path = Path(out) if out else run_dir / "report.html"

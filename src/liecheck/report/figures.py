@@ -11,12 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ..layer_names import layer_label
-from ..methods import get_method
-from ..numbers import fmt
-from ..plots.faithfulness import csc_curve, csc_histogram, random_logit_boxplot, sanity_curve
 from ..store import RunStore, unit_id
-from .summary import logits_start
 
 LABEL_PT = 9              # every label of a report figure is at least this size
 ROBUST_PERCENTILE = 99.0  # Figure 1a's colour scale (per map)
@@ -49,6 +44,7 @@ def png(fig, dpi: int = 100) -> bytes:
 
 
 def _label(method: str) -> str:
+    from ..methods import get_method
     try:
         return get_method(method).paper_name
     except ValueError:
@@ -62,6 +58,9 @@ def _models(df: pd.DataFrame) -> list[str]:
 def figure_csc(store: RunStore) -> list[Figure]:
     """Figures 5a-d (median CSC per layer from the logits), 5e-g (histogram at the
     first conv), 9 (several start layers per method) and 6c (CMP methods)."""
+    from ..layer_names import layer_label
+    from ..plots.faithfulness import csc_curve, csc_histogram
+    from .summary import logits_start
 
     csc = store.read("csc")
     out = []
@@ -70,10 +69,11 @@ def figure_csc(store: RunStore) -> list[Figure]:
         st = logits_start(d)
         name = layer_label(model, st)
         out.append(Figure("5a-d", f"CSC, {model}, from the logits, {name}",
-                          f"random relevance started at the logits, {name}; 1 - median |cos| "
-                          "per layer on a log axis (converged methods at the top, input on "
-                          "the left); dashed: the random baseline. Layers: liecheck's node "
-                          "name, the paper's name in parentheses.",
+                          f"random relevance started at the logits, {name}; median |cos| "
+                          "per layer, on a log axis of 1 - |cos| (converged methods at the "
+                          "top, input on the left); dashed: the random baseline. Layers: "
+                          "liecheck's node name, the paper's name in parentheses. Curves "
+                          "drawn over each other are named under the plot.",
                           png(csc_curve(d, start=st, log=True, model=model,
                                         title=f"{model}: CSC from the logits, {name}"))))
         out.append(Figure("5e-g", f"CSC histogram at the first conv, {model}",
@@ -100,6 +100,7 @@ def figure_csc(store: RunStore) -> list[Figure]:
 
 def figure_random_logit(store: RunStore) -> list[Figure]:
     """Figure 4a (8a for ResNet-50): SSIM between target-class and random-class maps."""
+    from ..plots.faithfulness import random_logit_boxplot
 
     rl = store.read("random_logit")
     out = []
@@ -107,7 +108,9 @@ def figure_random_logit(store: RunStore) -> list[Figure]:
         num = "8a" if model == "resnet50" else "4a"
         out.append(Figure(num, f"Random logit, {model}",
                           "SSIM between the map of the explained class and of a random other "
-                          "class; near 1 = the explanation ignores the class.",
+                          "class, per image; near 1 = the explanation ignores the class. Box: "
+                          "quartiles and median over the images, whiskers 1.5 x IQR, circles "
+                          "beyond.",
                           png(random_logit_boxplot(rl[rl["model"] == model],
                                                    title=f"{model}: random logit"))))
     return out
@@ -115,6 +118,7 @@ def figure_random_logit(store: RunStore) -> list[Figure]:
 
 def figure_sanity(store: RunStore) -> list[Figure]:
     """Figures 4b / 8b (all methods) and 6a-b (LRP-CMP): cascading randomisation."""
+    from ..plots.faithfulness import sanity_curve
 
     sa = store.read("sanity")
     out = []
@@ -123,7 +127,9 @@ def figure_sanity(store: RunStore) -> list[Figure]:
         num = "8b" if model == "resnet50" else "4b"
         out.append(Figure(num, f"Cascading parameter randomisation, {model}",
                           "median SSIM to the trained model's map, layers randomised from the "
-                          "last; bands: 99% bootstrap intervals.",
+                          "last (x axis: the last layer randomised, node name with the "
+                          "paper's name); bands: 99% bootstrap intervals. Curves drawn over "
+                          "each other are named under the plot.",
                           png(sanity_curve(d, title=f"{model}: cascading randomisation",
                                            model=model))))
         cmp = d[d["method"].str.startswith("lrp_cmp")]
@@ -133,55 +139,67 @@ def figure_sanity(store: RunStore) -> list[Figure]:
     return out
 
 
-def figure_sanity_maps(store: RunStore) -> list[Figure]:
-    """Figures 1a / 10: the first image's maps at every randomisation step."""
+SANITY_MAPS_CAPTION = (
+    "columns: trained model, then randomised down to the named layer (last layer first); "
+    "red positive, blue negative. Each map is scaled by the {p:g}th percentile of its "
+    "absolute values and clipped to [-1, 1], so a few hot pixels cannot take the whole "
+    "colour scale (the paper scaled by the absolute maximum). LRP a1b0, DTD and Excitation "
+    "BP propagate the explained logit's value with its sign (z+ rule): when randomising a "
+    "layer makes the logit negative the whole map turns from red to blue while its pattern "
+    "stays, which is the paper's point (section 4: only the sign can change).")
+
+
+def sanity_maps_figure(store: RunStore, model: str):
+    """Figure 1a / 10 of ``model`` from the store (the first image's maps at every
+    randomisation step, one row per method), or ``None`` if no maps were kept.
+    Used by the report and by ``liecheck sanity``."""
+    from ..layer_names import layer_label
 
     sa = store.read("sanity")
-    out = []
     plt = _plt()
-    for model in _models(sa):
-        methods = list(dict.fromkeys(sa[sa["model"] == model]["method"]))
-        rows = []
-        for m in methods:
-            name = unit_id("sanity_maps", model, m)
-            if store.has_arrays(name):
-                a = store.load_arrays(name)
-                rows.append((m, a["maps"], list(a["layers"])))
-        if not rows:
-            continue
-        img = _first_image(store, model)
-        ncol = max(len(r[1]) for r in rows) + 1
-        fig, axes = plt.subplots(len(rows), ncol, figsize=(1.1 * ncol + 1.4, 1.1 * len(rows)),
-                                 squeeze=False)
-        for i, (m, maps, layers) in enumerate(rows):
-            if img is not None:
-                axes[i, 0].imshow(img)
-            axes[i, 0].set_ylabel(_label(m), fontsize=LABEL_PT, rotation=0, ha="right",
-                                  va="center")
-            for j, (h, lay) in enumerate(zip(maps, layers)):
-                axes[i, j + 1].imshow(robust_scale(h), cmap="bwr", vmin=-1, vmax=1)
-                if i == 0:
-                    axes[i, j + 1].set_title(
-                        layer_label(model, str(lay).split("+")[-1]) if j else "trained",
-                        fontsize=LABEL_PT, rotation=60, ha="left", va="bottom")
+    methods = list(dict.fromkeys(sa[sa["model"] == model]["method"]))
+    rows = []
+    for m in methods:
+        name = unit_id("sanity_maps", model, m)
+        if store.has_arrays(name):
+            a = store.load_arrays(name)
+            rows.append((m, a["maps"], list(a["layers"])))
+    if not rows:
+        return None
+    img = _first_image(store, model)
+    ncol = max(len(r[1]) for r in rows) + 1
+    fig, axes = plt.subplots(len(rows), ncol, figsize=(1.1 * ncol + 1.4, 1.1 * len(rows)),
+                             squeeze=False)
+    for i, (m, maps, layers) in enumerate(rows):
         if img is not None:
-            axes[0, 0].set_title("image", fontsize=LABEL_PT, rotation=60, ha="left",
-                                 va="bottom")
-        for ax in axes.flat:
-            ax.set_xticks([])
-            ax.set_yticks([])
-        fig.subplots_adjust(wspace=0.05, hspace=0.05)
-        out.append(Figure("1a, 10", f"Saliency maps under cascading randomisation, {model}",
-                          "columns: trained model, then randomised down to the named layer "
-                          "(last layer first); red positive, blue negative. Each map is "
-                          f"scaled by the {ROBUST_PERCENTILE:g}th percentile of its absolute "
-                          "values and clipped to [-1, 1], so a few hot pixels cannot take the "
-                          "whole colour scale (the paper scaled by the absolute maximum). "
-                          "LRP a1b0, DTD and Excitation BP propagate the explained logit's "
-                          "value with its sign (z+ rule): when randomising a layer makes the "
-                          "logit negative the whole map turns from red to blue while its "
-                          "pattern stays, which is the paper's point (section 4: only the "
-                          "sign can change).", png(fig, 90)))
+            axes[i, 0].imshow(img)
+        axes[i, 0].set_ylabel(_label(m), fontsize=LABEL_PT, rotation=0, ha="right",
+                              va="center")
+        for j, (h, lay) in enumerate(zip(maps, layers)):
+            axes[i, j + 1].imshow(robust_scale(h), cmap="bwr", vmin=-1, vmax=1)
+            if i == 0:
+                axes[i, j + 1].set_title(
+                    layer_label(model, str(lay).split("+")[-1]) if j else "trained",
+                    fontsize=LABEL_PT, rotation=60, ha="left", va="bottom")
+    if img is not None:
+        axes[0, 0].set_title("image", fontsize=LABEL_PT, rotation=60, ha="left",
+                             va="bottom")
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.subplots_adjust(wspace=0.05, hspace=0.05)
+    return fig
+
+
+def figure_sanity_maps(store: RunStore) -> list[Figure]:
+    """Figures 1a / 10: the first image's maps at every randomisation step."""
+    sa = store.read("sanity")
+    out = []
+    for model in _models(sa):
+        fig = sanity_maps_figure(store, model)
+        if fig is not None:
+            out.append(Figure("1a, 10", f"Saliency maps under cascading randomisation, {model}",
+                              SANITY_MAPS_CAPTION.format(p=ROBUST_PERCENTILE), png(fig, 90)))
     return out
 
 
@@ -204,6 +222,7 @@ def _first_image(store: RunStore, model: str):
 def figure_insensitivity(store: RunStore) -> list[Figure]:
     """Figure 1b-e: maps for two classes, their difference and its L1 norm (written
     inside the row's difference panel, so it cannot be read as another row's)."""
+    from ..numbers import fmt
 
     ins = store.read("insensitivity")
     out = []
@@ -233,7 +252,7 @@ def figure_insensitivity(store: RunStore) -> list[Figure]:
         for ax in axes.flat:
             ax.set_xticks([])
             ax.set_yticks([])
-        fig.subplots_adjust(wspace=0.05, hspace=0.08)
+        fig.subplots_adjust(wspace=0.3, hspace=0.08)   # room between the column headers
         out.append(Figure("1b-e", f"Class insensitivity, {model}",
                           f"the first image explained for its class (c, class {r0['class_a']})"
                           f" and for the runner-up class (d, class {r0['class_b']}), both "
@@ -249,9 +268,22 @@ def figure_theory(store: RunStore) -> list[Figure]:
     out = []
     sim = store.read("simulation")
     if not sim.empty:
+        reps = store.manifest().get("settings", {}).get("simulation_repeats")
+        learned = sim[sim["chain"] != "vgg16 shapes"]
+        sim = sim.assign(family=[f if c == "vgg16 shapes" else f"{f} ({c.split()[0]})"
+                                 for f, c in zip(sim["family"], sim["chain"])])
+        own = ""
+        if not learned.empty:
+            own = (f" learned / relu-learned: the {learned['chain'].iloc[0].split()[0]} "
+                   "model's own conv centre taps and dense weights "
+                   f"({int(learned['step'].max())} products), without / with a ReLU.")
         out.append(Figure("7", "Simulated convergence of a matrix chain (appendix B)",
-                          "1 - mean |cos| between 32 vectors after each product with "
-                          "VGG-16-shaped random matrices; median over repetitions.",
+                          "1 - mean |cos| over the pairs of 32 random vectors after each "
+                          "product with VGG-16-shaped random matrices of each family; line: "
+                          f"median over {reps or 'the'} repetitions (the paper: 20), band: "
+                          "25th-75th percentile." + own + " The floor near 1e-15 is float64 "
+                          "resolution; curves that coincide (positive, stochastic) are drawn "
+                          "with different markers.",
                           png(plot_chain_figure7(sim.drop(columns="chain")))))
     sv = store.read("singular")
     models = store.manifest().get("models", {})

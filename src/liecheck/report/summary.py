@@ -70,11 +70,33 @@ def summary_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 # prose headings of :func:`summary_table`'s columns (terminal and report)
 COLUMN_NAMES = {"model": "model", "method": "method",
-                "csc_first_conv": "CSC at conv1", "verdict": "verdict",
+                "csc_first_conv": "CSC at first conv", "verdict": "verdict",
                 "ssim_random_logit": "SSIM random logit",
                 "ssim_sanity_last_layer": "SSIM last layer random",
                 "ssim_sanity_all_layers": "SSIM all layers random",
                 "l1_class_difference": "L1 class difference"}
+
+
+def layers_note(tables: dict[str, pd.DataFrame]) -> str:
+    """One sentence per model naming the layers behind :func:`summary_table`'s columns,
+    node name with the paper's name, e.g. ``cifar_net: first conv relu1 (conv1); last
+    layer fc6; all layers = down to conv1.`` (empty when there is nothing to name)."""
+    from ..layer_names import layer_label
+
+    notes: dict[str, list[str]] = {}
+    csc = first_conv_csc(tables.get("csc", pd.DataFrame()))
+    for model, g in (csc.groupby("model", sort=False) if not csc.empty else ()):
+        firsts = list(dict.fromkeys(g["first_conv"]))
+        notes.setdefault(model, []).append(
+            "first conv " + ", ".join(layer_label(model, str(f)) for f in firsts))
+    sa = tables.get("sanity", pd.DataFrame())
+    for model, g in (sa.groupby("model", sort=False) if not sa.empty else ()):
+        g = g.sort_values("step")
+        first, last = str(g["layer"].iloc[0]), str(g["layer"].iloc[-1])
+        notes.setdefault(model, []).append(
+            f"last layer {layer_label(model, first)}; all layers = down to "
+            f"{layer_label(model, last)}")
+    return " ".join(f"{m}: {'; '.join(v)}." for m, v in notes.items())
 
 
 def format_summary(df: pd.DataFrame) -> str:

@@ -53,17 +53,21 @@ def plot_chain(df: pd.DataFrame, families=None, title: str | None = None,
         fig, ax = plt.subplots(figsize=(5.0, 3.6))
     else:
         fig = ax.figure
-    for f in fams:
+    markers = ("o", "s", "^", "D", "v", "P", "X")
+    for i, f in enumerate(fams):
         d = df[df["family"] == f].sort_values("step")
         if d.empty:
             raise ValueError(f"family '{f}' is not in the table")
         y = np.clip(1 - d["median"].to_numpy(), FLOOR, None)
-        line, = ax.semilogy(d["step"], y, marker="o", ms=3, label=f)
+        # distinct markers, drawn smaller for later families: coinciding curves
+        # (positive and stochastic) stay visible
+        line, = ax.semilogy(d["step"], y, marker=markers[i % len(markers)],
+                            ms=max(6 - 0.5 * i, 3), label=f)
         lo = np.clip(1 - d["p75"].to_numpy(), FLOOR, None)
         hi = np.clip(1 - d["p25"].to_numpy(), FLOOR, None)
         ax.fill_between(d["step"], lo, hi, color=line.get_color(), alpha=0.2, lw=0)
     ax.set_xlabel("matrix products")
-    ax.set_ylabel("1 - median |cos|")
+    ax.set_ylabel("1 - mean |cos| (median of repeats)")
     ax.grid(True, which="major", alpha=0.4)
     ax.legend(fontsize=MIN_FONT, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     if title:
@@ -112,6 +116,11 @@ def plot_singular_ratios(df: pd.DataFrame, path: str | Path | None = None,
     for ax, part in zip(axes[0], parts):
         d = df[df["part"] == part]
         layers = list(dict.fromkeys(d["layer"]))
+        if part == "inter":                 # T_l joins layer l and the next layer
+            order = (df[df["part"] == "layer"].drop_duplicates("layer")
+                     .set_index("index")["layer"])
+            nxt = {lay: order.get(i + 1) for lay, i in
+                   d.drop_duplicates("layer").set_index("layer")["index"].items()}
         width = 0.8 / max(len(kinds), 1)
         for j, kind in enumerate(kinds):
             dk = d[d["kind"] == kind].set_index("layer").reindex(layers)
@@ -127,8 +136,11 @@ def plot_singular_ratios(df: pd.DataFrame, path: str | Path | None = None,
                 ax.text(x[k], top, f"rank 1\n({r[k]:.0e})", ha="center", va="bottom",
                         fontsize=MIN_FONT, rotation=90)
         ax.set_xticks(np.arange(len(layers)))
-        ax.set_xticklabels([layer_label(model, str(v)) if model else str(v) for v in layers],
-                           rotation=45, ha="right", fontsize=MIN_FONT)
+        names = [layer_label(model, str(v)) if model else str(v) for v in layers]
+        if part == "inter":
+            names = [f"{a} → {layer_label(model, str(nxt[v])) if model else nxt[v]}"
+                     if nxt.get(v) is not None else a for a, v in zip(names, layers)]
+        ax.set_xticklabels(names, rotation=45, ha="right", fontsize=MIN_FONT)
         ax.tick_params(axis="y", labelsize=MIN_FONT)
         ax.set_yscale("log")
         ax.set_ylim(top=top * 30)
@@ -159,32 +171,48 @@ def plot_singular_ratios(df: pd.DataFrame, path: str | Path | None = None,
     return fig
 
 
-def plot_spectrum(df: pd.DataFrame, path: str | Path | None = None) -> Figure:
+def plot_spectrum(df: pd.DataFrame, path: str | Path | None = None,
+                  model: str | None = None) -> Figure:
     """sigma1/sigma2 of the derivation matrix (left) and CSC (right) against depth.
 
     ``df`` is :func:`~liecheck.theory.spectrum_table`'s table (several methods
-    may be concatenated).
+    may be concatenated); ``model`` (``vgg16``, ``cifar_net``, ``resnet50``) adds the
+    paper's layer names to the ticks.
     """
+    from ..layer_names import layer_label
+
     has_csc = "csc_median" in df and df["csc_median"].notna().any()
     fig, axes = plt.subplots(1, 2 if has_csc else 1, figsize=(10 if has_csc else 5, 3.6),
                              squeeze=False)
-    for method, d in df.groupby("method", sort=False):
+    from ..plots.style import cos_axis, line_style
+
+    def paper(method: str) -> str:
+        from ..methods import get_method
+        try:
+            return get_method(method).paper_name
+        except ValueError:
+            return method
+
+    for i, (method, d) in enumerate(df.groupby("method", sort=False)):
         g = d.groupby(["depth", "layer"], sort=True).median(numeric_only=True).reset_index()
-        axes[0, 0].semilogy(g["depth"], g["ratio"], marker="o", label=method)
+        axes[0, 0].semilogy(g["depth"], g["ratio"], label=paper(method), **line_style(i))
         if has_csc:
             axes[0, 1].semilogy(g["depth"], np.clip(1 - g["csc_median"], FLOOR, None),
-                                marker="o", label=method)
+                                label=paper(method), **line_style(i))
     layers = df.drop_duplicates("depth").sort_values("depth")
     for ax in axes[0]:
         ax.set_xticks(layers["depth"])
-        ax.set_xticklabels(layers["layer"], rotation=60, fontsize=MIN_FONT)
+        ax.set_xticklabels([layer_label(model, str(v)) if model else str(v)
+                            for v in layers["layer"]], rotation=60, ha="right",
+                           fontsize=MIN_FONT)
         ax.set_xlabel("start layer (node)")
         ax.grid(True, alpha=0.4)
     axes[0, -1].legend(fontsize=MIN_FONT, loc="upper left", bbox_to_anchor=(1.01, 1.0),
                        frameon=False)
     axes[0, 0].set_ylabel(r"$\sigma_1 / \sigma_2$ of $J$ (median over images)")
     if has_csc:
-        axes[0, 1].set_ylabel("1 - CSC median |cos| at the input")
+        cos_axis(axes[0, 1])
+        axes[0, 1].set_ylabel("CSC at the input: median |cos|\n(log scale of 1 - |cos|)")
     fig.tight_layout()
     save(fig, path)
     return fig
