@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..methods import get_method
+
 
 def _label(method: str) -> str:
     """The paper's name of a registered method; the references as they are."""
-    from ..methods import get_method
 
     try:
         return get_method(method).paper_name

@@ -11,7 +11,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from ..layer_names import layer_label
+from ..methods import get_method
+from ..numbers import fmt
+from ..plots.faithfulness import csc_curve, csc_histogram, random_logit_boxplot, sanity_curve
 from ..store import RunStore, unit_id
+from .summary import logits_start
 
 LABEL_PT = 9              # every label of a report figure is at least this size
 ROBUST_PERCENTILE = 99.0  # Figure 1a's colour scale (per map)
@@ -44,7 +49,6 @@ def png(fig, dpi: int = 100) -> bytes:
 
 
 def _label(method: str) -> str:
-    from ..methods import get_method
     try:
         return get_method(method).paper_name
     except ValueError:
@@ -58,9 +62,6 @@ def _models(df: pd.DataFrame) -> list[str]:
 def figure_csc(store: RunStore) -> list[Figure]:
     """Figures 5a-d (median CSC per layer from the logits), 5e-g (histogram at the
     first conv), 9 (several start layers per method) and 6c (CMP methods)."""
-    from ..layer_names import layer_label
-    from ..plots.faithfulness import csc_curve, csc_histogram
-    from .summary import logits_start
 
     csc = store.read("csc")
     out = []
@@ -100,7 +101,6 @@ def figure_csc(store: RunStore) -> list[Figure]:
 
 def figure_random_logit(store: RunStore) -> list[Figure]:
     """Figure 4a (8a for ResNet-50): SSIM between target-class and random-class maps."""
-    from ..plots.faithfulness import random_logit_boxplot
 
     rl = store.read("random_logit")
     out = []
@@ -118,7 +118,6 @@ def figure_random_logit(store: RunStore) -> list[Figure]:
 
 def figure_sanity(store: RunStore) -> list[Figure]:
     """Figures 4b / 8b (all methods) and 6a-b (LRP-CMP): cascading randomisation."""
-    from ..plots.faithfulness import sanity_curve
 
     sa = store.read("sanity")
     out = []
@@ -153,7 +152,6 @@ def sanity_maps_figure(store: RunStore, model: str):
     """Figure 1a / 10 of ``model`` from the store (the first image's maps at every
     randomisation step, one row per method), or ``None`` if no maps were kept.
     Used by the report and by ``liecheck sanity``."""
-    from ..layer_names import layer_label
 
     sa = store.read("sanity")
     plt = _plt()
@@ -222,7 +220,6 @@ def _first_image(store: RunStore, model: str):
 def figure_insensitivity(store: RunStore) -> list[Figure]:
     """Figure 1b-e: maps for two classes, their difference and its L1 norm (written
     inside the row's difference panel, so it cannot be read as another row's)."""
-    from ..numbers import fmt
 
     ins = store.read("insensitivity")
     out = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..layer_names import layer_label
 from ..numbers import fmt
 
 CONVERGED = 0.99
@@ -81,7 +82,6 @@ def layers_note(tables: dict[str, pd.DataFrame]) -> str:
     """One sentence per model naming the layers behind :func:`summary_table`'s columns,
     node name with the paper's name, e.g. ``cifar_net: first conv relu1 (conv1); last
     layer fc6; all layers = down to conv1.`` (empty when there is nothing to name)."""
-    from ..layer_names import layer_label
 
     notes: dict[str, list[str]] = {}
     csc = first_conv_csc(tables.get("csc", pd.DataFrame()))

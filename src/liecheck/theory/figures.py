@@ -23,6 +23,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..layer_names import layer_label
+from ..methods import get_method
+from ..plots.style import cos_axis, line_style
 
 FLOOR = 1e-16  # 1 - cos below this is drawn at the floor (float64 resolution)
 DEGENERATE = 1e6  # sigma1/sigma2 above this: sigma2 is numerically zero (rank 1)
@@ -184,10 +186,8 @@ def plot_spectrum(df: pd.DataFrame, path: str | Path | None = None,
     has_csc = "csc_median" in df and df["csc_median"].notna().any()
     fig, axes = plt.subplots(1, 2 if has_csc else 1, figsize=(10 if has_csc else 5, 3.6),
                              squeeze=False)
-    from ..plots.style import cos_axis, line_style
 
     def paper(method: str) -> str:
-        from ..methods import get_method
         try:
             return get_method(method).paper_name
         except ValueError:
