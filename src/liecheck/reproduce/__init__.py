@@ -31,7 +31,7 @@ from .config import (
     paper_config,
 )
 from .experiments import Unit, plan_units
-from .setup import prepare, raw_images
+from .setup import load_subject, raw_images
 
 __all__ = [
     "DEFAULT_METHODS",
@@ -147,7 +147,7 @@ def _prepare(cfg, store: RunStore, ranks, device, skipped: list[str]) -> list:
     subjects = []
     for plan in cfg.models:
         t0 = time.perf_counter()
-        s = prepare(plan, cfg.images, cfg.seed, device)
+        s = load_subject(plan, cfg.images, cfg.seed, device)
         subjects.append(s)
         skipped += s.skipped
         if not ranks.main:

@@ -116,7 +116,7 @@ def targets(model: nn.Module, images: ImageSet) -> tuple[torch.Tensor, str]:
         return model(images.images).argmax(1), "predicted"
 
 
-def prepare(plan: ModelPlan, folder: str | None, seed: int, device: str) -> Subject:
+def load_subject(plan: ModelPlan, folder: str | None, seed: int, device: str) -> Subject:
     model, source = load_model(plan, seed)
     images, notes = load_images(plan, folder, seed)
     model = model.to(device).eval()
