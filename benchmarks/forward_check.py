@@ -4,7 +4,7 @@ first batch, as a ratio to one walk.
     python benchmarks/forward_check.py --model vgg16 --batch 2 --device cpu
 
 Times (median of ``--repeats`` after one warm-up): the check alone
-(:func:`liecheck.equivalence.check_forward`: the model's own forward plus the
+(:func:`liecheck.engine.equivalence.check_forward`: the model's own forward plus the
 comparison) and one walk per ``--methods`` entry (``Explainer.attribute`` on a graph
 that is already checked). Also prints each check's measured relative difference
 against its tolerance (random init, seeded input).

@@ -24,7 +24,7 @@ class Explainer:
     model : ``nn.Module`` (left untouched) or an already traced :class:`Graph`.
     device : where to run (default: the model's device).
     check_forward : compare the traced graph with the model's own forward on the first
-        batch (see :mod:`liecheck.equivalence`); ignored for a :class:`Graph`, which
+        batch (see :mod:`liecheck.engine.equivalence`); ignored for a :class:`Graph`, which
         carries its own setting.
     """
 
@@ -205,7 +205,7 @@ def attribute(model: nn.Module, inputs: torch.Tensor, method: str | Method, targ
     target : class indices (int or ``(N,)``); default: the predicted classes.
     check_forward : on the first batch, compare the traced graph's logits with the
         model's own eval-mode forward and raise on a difference (default; see
-        :mod:`liecheck.equivalence`). False skips the check.
+        :mod:`liecheck.engine.equivalence`). False skips the check.
     **params : method parameters (e.g. ``epsilon=1e-3``).
 
     Returns

@@ -26,7 +26,7 @@ from .rewrite import SHAPE_METHODS, UnsupportedOperation, bind, is_number
 HOW_TO = ("If it computes exactly an identity, a ReLU (max(0, x)) or a reshape, declare it "
           "with liecheck.register_op(<module type or function>, kind=...) (checked on a "
           "probe input); anything else has no exact rule: rewrite the model with supported "
-          "operations (see liecheck.graph.SUPPORTED).")
+          "operations (see liecheck.engine.classify.SUPPORTED).")
 
 SUPPORTED = ("Conv2d, Linear, ReLU (module, F.relu, torch.relu, in-place), MaxPool2d, AvgPool2d, "
              "AdaptiveAvgPool2d, BatchNorm1d/2d, Flatten / torch.flatten / view / reshape, "
@@ -328,7 +328,8 @@ def check_claim(fn: Callable, kind: str, name: str) -> None:
             raise ValueError(
                 f"register_op: {name} is not kind {kind!r}: on a random probe input of shape "
                 f"{tuple(shape)} it does not return {what}. Registering it would give wrong "
-                f"explanations; liecheck has no rule for it (see liecheck.graph.SUPPORTED).")
+                f"explanations; liecheck has no rule for it (see "
+                f"liecheck.engine.classify.SUPPORTED).")
         return
     raise ValueError(f"register_op: could not run {name} on a probe input to check it ("
                      + "; ".join(errors) + ")")

@@ -9,7 +9,7 @@ copy and canonicalises it:
   a linear layer with a diagonal weight (its own rule, the composite's linear rule).
 * in-place operations (``ReLU(inplace=True)``, ``F.relu(x, inplace=True)``,
   ``x.relu_()``, ``x += y``) become out-of-place nodes; later readers of the
-  mutated tensor read the new node (see :mod:`liecheck.rewrite`);
+  mutated tensor read the new node (see :mod:`liecheck.engine.rewrite`);
 * ``a - b`` and ``torch.add / sub(a, b, alpha=k)`` become ``a + (-k) * b``;
   multiplication or division by a constant number (``3 * x``, ``x / 2``, ``-x``) is
   a linear node (a diagonal ``affine`` layer with one shared scale);

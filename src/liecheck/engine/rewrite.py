@@ -8,7 +8,7 @@
   of the mutated storage (a view taken before the write), the model is refused.
 * :func:`expand_subtraction`: ``a - b``, ``torch.sub(a, b, alpha=k)`` and
   ``torch.add(a, b, alpha=k)`` become ``a + (-k) * b``, a residual addition of a
-  scalar multiplication (a linear node, see :mod:`liecheck.graph`).
+  scalar multiplication (a linear node, see :mod:`liecheck.engine.graph`).
 """
 
 from __future__ import annotations
