@@ -144,3 +144,23 @@ def test_shape_dtype_and_determinism(explainer, method):
 def test_non_tensor_input_is_rejected():
     with pytest.raises(TypeError, match="tensor"):
         liecheck.attribute(net(), _x().numpy(), "lrp_z")
+
+
+def test_module_paths_before_the_engine_and_methods_folders_still_import():
+    """The modules moved into ``liecheck.engine`` / ``liecheck.methods`` keep their old
+    import paths (the same module objects, so registrations are shared)."""
+    import importlib
+
+    import liecheck
+    import liecheck.engine.graph
+    import liecheck.methods.deeplift
+
+    for old, new in [("graph", "engine.graph"), ("walk", "engine.walk"), ("ops", "engine.ops"),
+                     ("rewrite", "engine.rewrite"), ("equivalence", "engine.equivalence"),
+                     ("deeplift", "methods.deeplift"), ("patterns", "methods.patterns"),
+                     ("contrastive", "methods.contrastive"),
+                     ("baselines", "methods.baselines")]:
+        assert importlib.import_module(f"liecheck.{old}") is importlib.import_module(
+            f"liecheck.{new}"), old
+    from liecheck.graph import register_op, trace
+    assert trace is liecheck.engine.graph.trace and register_op is liecheck.register_op

@@ -9,6 +9,8 @@ each importing only those before it: :mod:`liecheck.engine` (trace, walk), ``rul
 ``report``, ``cli``.
 """
 
+import sys
+
 from . import theory
 from .attribution import Attribution, Explainer, attribute
 from .engine import equivalence, graph, ops, rewrite, walk
@@ -30,6 +32,14 @@ from .methods import (
 from .metrics import csc, random_logit, sanity
 
 __version__ = "0.1.0"
+
+# the module paths before the engine/ and methods/ folders (liecheck <= 0.1 of
+# 2026-11-26): ``from liecheck.graph import trace`` and the like keep working
+_MOVED = {"graph": graph, "walk": walk, "ops": ops, "rewrite": rewrite,
+          "equivalence": equivalence, "deeplift": deeplift, "patterns": patterns,
+          "contrastive": contrastive, "baselines": baselines}
+for _old, _module in _MOVED.items():
+    sys.modules.setdefault(f"{__name__}.{_old}", _module)
 
 __all__ = [
     "DEFAULTS", "Attribution", "Explainer", "Graph", "Method", "NonFiniteRelevance",
