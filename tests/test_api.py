@@ -164,3 +164,9 @@ def test_module_paths_before_the_engine_and_methods_folders_still_import():
             f"liecheck.{new}"), old
     from liecheck.graph import register_op, trace
     assert trace is liecheck.engine.graph.trace and register_op is liecheck.register_op
+
+
+def test_paper_starts_at_its_old_path():
+    from liecheck.metrics import paper_starts
+    from liecheck.reproduce.paper import paper_starts as moved
+    assert paper_starts is moved

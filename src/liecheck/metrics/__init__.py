@@ -22,3 +22,14 @@ __all__ = [
            "ssim_score",
            "summarize",
 ]
+
+
+def __getattr__(name: str):
+    """``liecheck.metrics.paper_starts`` (its home before 2026-11-27): the paper's start
+    layers are an experiment setting and live in :mod:`liecheck.reproduce.paper`;
+    imported on first use, so ``metrics`` does not import ``reproduce`` (which imports
+    ``metrics``)."""
+    if name == "paper_starts":
+        from ..reproduce.paper import paper_starts
+        return paper_starts
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
