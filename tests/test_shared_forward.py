@@ -27,9 +27,9 @@ from torch import nn
 import liecheck
 from liecheck.engine.graph import trace
 from liecheck.engine.walk import NonFiniteRelevance, propagate
-from liecheck.metrics.csc import (
+from liecheck.metrics.csc import _row
+from liecheck.metrics.csc_setup import (
     _as_channels,
-    _row,
     abs_cos,
     default_record,
     random_vectors,

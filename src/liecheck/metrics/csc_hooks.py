@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..engine.graph import Graph
-from .csc import CSCSetup, pool_values, random_vectors
+from .csc_setup import CSCSetup, pool_values, random_vectors
 
 
 def module_calls(graph: Graph, nodes: Iterable[str]) -> dict[str, tuple[str, int]]:
