@@ -24,6 +24,7 @@ from torch import nn
 
 from ..attribution import Explainer, to_device
 from ..methods import Method, get_method
+from ..methods.peers import PeerMethod
 from .csc_hooks import csc_hook_values
 from .csc_setup import (
     RECORD_POINTS,
@@ -127,7 +128,7 @@ def csc_values(model: nn.Module | Explainer, inputs, method: str | Method,
     of consecutive parts of an image set) into the CSC table.
     """
     m = get_method(method)
-    if getattr(m, "peer", None) is not None:  # Zennit / Captum / function adapters
+    if isinstance(m, PeerMethod):  # Zennit / Captum / function adapters
         return csc_hook_values(model, inputs, m, start, layers, n_vectors, seed, batch_size,
                                image_ids, device, record_points)
     if not m.walkable:

@@ -33,6 +33,7 @@ from ..engine.graph import trace
 from ..engine.reforward import Reforward, layer_ops
 from ..inputs import resolve_targets
 from ..methods import Method, get_method
+from ..methods.peers import PeerMethod
 from .similarity import prepare
 from .similarity import similarity as compare
 
@@ -182,7 +183,7 @@ def _cascade(ex: Explainer, x: torch.Tensor, m: Method, target: torch.Tensor, la
                     for name in ops:  # memory: a replaced op's cached [W+; W-] is rebuilt
                         trained[name].__dict__.pop("_wcache", None)  # for the next batch
                     yield b0, step, names, rf.attribute(j).cpu()
-            elif getattr(m, "peer", None) is not None:
+            elif isinstance(m, PeerMethod):
                 # a peer library's method runs its own hooks on the module, not on the
                 # graph's operations: randomise a copy of the module and explain that
                 yield b0, 0, [], ex.attribute(xb, m, target=tb).cpu()
