@@ -41,6 +41,7 @@ SMALL = {
     "explain": "--size 32",
     "reproduce": "--n 1",
     "train": "--epochs 1",
+    "groundtruth": "--n 4",
 }
 # (pattern, replacement): VGG-16 (138 M parameters, GBs per traced copy) becomes the
 # paper's small CIFAR network at 32 px, ImageNet classes become digits classes
@@ -50,6 +51,7 @@ REWRITES = [
     (r"\[281, 285\]", "[1, 2]"),
     (r"torch\.randn\(16, 3, 32, 32", "torch.randn(2, 3, 32, 32"),
     (r'"classifier_1"\)', '"fc5", max_steps=4, tol=1e-2)'),
+    (r'"occlusion", "random"\], n=200, seed=0\)', '"occlusion", "random"], n=4, seed=0)'),
     (r'simulate_chain\("non-negative"\)', 'simulate_chain("non-negative", repeats=1, '
                                           'shapes=[(40, 30), (30, 3)])'),
 ]
