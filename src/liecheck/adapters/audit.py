@@ -105,7 +105,8 @@ def audit_method(model, images, m: Method, target=None, seed: int = 0, n_vectors
     if df is not None and len(df):
         row.update(csc_first_conv=float(df["median"].iloc[0]),
                    csc_baseline=float(df["baseline"].iloc[0]))
-        row["csc_verdict"] = "converges" if row["csc_first_conv"] >= CONVERGED else "does not"
+        row["csc_verdict"] = ("converges" if row["csc_first_conv"] >= CONVERGED
+                              else "does not converge")
     else:
         row.update(csc_first_conv=np.nan, csc_baseline=np.nan, csc_verdict="not applicable")
         notes.append(f"CSC: {why}")

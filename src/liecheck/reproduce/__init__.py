@@ -195,7 +195,11 @@ def _compute(cfg: RunConfig, store: RunStore, progress: bool, ranks, device) -> 
     todo = [u for u in mine if not unit_done(store, u)]
     if len(todo) < len(mine):
         who = f"rank {ranks.rank}: " if ranks.active else ""
-        print(f"{who}resuming {out}: {len(mine) - len(todo)} of {len(mine)} units already done")
+        share = sum(u.cost for u in todo) / max(sum(u.cost for u in mine), 1e-12)
+        left = (f"{len(todo)} left, about {share:.0%} of the estimate above" if todo
+                else "nothing left to compute")
+        print(f"{who}resuming {out}: {len(mine) - len(todo)} of {len(mine)} units already "
+              f"done; {left}")
     timings: dict[str, float] = {}
     bar = tqdm(total=sum(u.cost for u in todo), desc="reproduce", unit="work",
                disable=not (progress and ranks.main), bar_format="{l_bar}{bar}| "
