@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .data.cifar10 import cifar10_dataset
+from .data.digits import load_digits_split
 from .models import cifar_net, load
 
 DIGITS_EPOCHS = 2          # >= 95% test accuracy on the digits (measured: 96.7%, seed 0)
@@ -108,8 +110,6 @@ def train_cifar_net(data: str = "digits", data_dir: str | Path | None = None,
     settings = {"data": data, "epochs": epochs, "seed": seed, "lr": lr, "batch_size": batch_size,
                     "optimizer": "Adam", "torch": torch.__version__}
     if data == "digits":
-        from .data.digits import load_digits_split
-
         s = load_digits_split(seed)
         settings["epochs"] = epochs = epochs or DIGITS_EPOCHS
         settings.update(augment="none", split="stratified 80/20, sklearn random_state=seed",
@@ -119,8 +119,6 @@ def train_cifar_net(data: str = "digits", data_dir: str | Path | None = None,
             desc="train cifar_net on digits")
         acc = accuracy(model, s.x_test, s.y_test)
     elif data == "cifar10":
-        from .data.cifar10 import cifar10_dataset
-
         if data_dir is None:
             raise ValueError("--data cifar10 needs --data-dir (the folder that holds "
                              "cifar-10-batches-py)")

@@ -30,8 +30,10 @@ from torch import nn
 from ..attribution import Explainer
 from ..heatmap import heatmap
 from ..methods import get_method, method_names
+from ..methods import patterns as pt
 from ..metrics.similarity import l1_distance, normalize, percentiles_for
 from ..metrics.stats import bootstrap_mean
+from . import model as two_digits_model
 from .data import TwoDigits, half_masks, two_digit_images
 from .references import REFERENCES, occlusion, random_maps
 
@@ -132,9 +134,7 @@ def two_digits(methods: str | Sequence[str] = "all", n: int = 100, seed: int = 0
     names = resolve_methods(methods)
     info: dict = {}
     if model is None:
-        from .model import load_two_digits_net
-
-        model, info = load_two_digits_net()
+        model, info = two_digits_model.load_two_digits_net()
     model = model.eval()
     if data is None:
         data = two_digit_images(n, "test", seed)
@@ -151,7 +151,6 @@ def two_digits(methods: str | Sequence[str] = "all", n: int = 100, seed: int = 0
     fill = -data.mean / data.std if data.std else 0.0   # a blank (0) pixel, normalised
     patterns = None
     if any("patterns" in get_method(m).params for m in names if m not in REFERENCES):
-        from ..methods import patterns as pt
         patterns = pt.fit(model, two_digit_images(512, "train", seed).x.split(64), kind="relu")
     items, rows = [], []
     for name in names:

@@ -9,11 +9,13 @@ import torch
 from torch import nn
 
 from ..attribution import explainer_for
+from ..data.digits import digits_test_images, load_digits_split
 from ..data.images import ImageSet, load_folder, sample_photos, select
 from ..inputs import resolve_targets
 from ..methods import Method, get_method, method_names
 from ..methods import patterns as pt
 from ..models import load
+from ..train import default_model
 from .config import ModelPlan
 
 
@@ -41,8 +43,6 @@ def load_model(plan: ModelPlan, seed: int):
     or the seeded random initialisation."""
 
     if plan.name == "cifar_net" and plan.weights is None:
-        from ..train import default_model
-
         model, src, _ = default_model(seed=seed)
         return model, _source_dict(src)
     model, src = load(plan.name, weights=plan.weights, seed=seed, verbose=False)
@@ -54,7 +54,6 @@ def load_images(plan: ModelPlan, folder: str | None, seed: int) -> tuple[ImageSe
 
     notes = []
     if plan.name == "cifar_net":
-        from ..data.digits import digits_test_images
         if plan.weights is not None:
             notes.append("cifar_net with a checkpoint is evaluated on the digits test images; "
                          "use the Python API with liecheck.data.cifar10 for CIFAR-10 images")
@@ -98,7 +97,6 @@ def fit_patterns(plan: ModelPlan, model: nn.Module, images: ImageSet):
     built-in model (its first 512 images), else from the run's own images."""
 
     if plan.name == "cifar_net":
-        from ..data.digits import load_digits_split
         data = load_digits_split(0).x_train
     else:
         data = images.images

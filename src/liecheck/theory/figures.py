@@ -181,8 +181,6 @@ def plot_spectrum(df: pd.DataFrame, path: str | Path | None = None,
     may be concatenated); ``model`` (``vgg16``, ``cifar_net``, ``resnet50``) adds the
     paper's layer names to the ticks.
     """
-    from ..layer_names import layer_label
-
     has_csc = "csc_median" in df and df["csc_median"].notna().any()
     fig, axes = plt.subplots(1, 2 if has_csc else 1, figsize=(10 if has_csc else 5, 3.6),
                              squeeze=False)

@@ -31,6 +31,7 @@ from torch import nn
 from ..attribution import Explainer
 from ..engine.run import MethodRun
 from ..methods import Method, get_method
+from ..metrics.csc import csc
 from .lanczos import golub_kahan_svd
 
 
@@ -262,8 +263,6 @@ def spectrum_table(model: nn.Module | Explainer, inputs: torch.Tensor, method: s
         csc_by_image = [np.nan] * x_all.shape[0]
         base = np.nan
         if with_csc:
-            from ..metrics.csc import csc
-
             for i in range(x_all.shape[0]):
                 df = csc(explainer, x_all[i:i + 1], m.with_params(**params) if params else m,
                          start=node, layers=[graph.input], n_vectors=n_vectors, seed=seed)
