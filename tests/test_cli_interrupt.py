@@ -14,6 +14,7 @@ import pandas as pd
 from liecheck.train import default_model
 
 METHODS = "gradient,lrp_z,lrp_a1b0,guided_bp,deconv,excitation_bp"
+N_METHODS = len(METHODS.split(","))
 
 
 def _csc(out: Path) -> subprocess.Popen:
@@ -41,15 +42,15 @@ def test_sigint_keeps_finished_units_and_the_rerun_resumes(tmp_path):
     kept = _units(out)
     assert proc.returncode == 130, err
     assert "interrupted; results written so far are kept" in err
-    assert 1 <= len(kept) < len(METHODS.split(","))      # stopped part-way
+    assert 1 <= len(kept) < N_METHODS      # stopped part-way
     kept_bytes = {p.name: p.read_bytes() for p in kept}
 
     again = _csc(out)
     stdout, err = again.communicate(timeout=600)
     assert again.returncode == 0, err
-    assert f"{len(kept)} of {len(METHODS.split(','))} units already done" in stdout
+    assert f"{len(kept)} of {N_METHODS} units already done" in stdout
     done = _units(out)
-    assert len(done) == len(METHODS.split(","))
+    assert len(done) == N_METHODS
     for p in done:                   # the kept units were not recomputed
         if p.name in kept_bytes:
             assert p.read_bytes() == kept_bytes[p.name]

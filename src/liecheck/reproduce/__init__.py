@@ -193,18 +193,18 @@ def _compute(cfg: RunConfig, store: RunStore, progress: bool, ranks, device) -> 
     work = [u for u in units if u.merge is None]
     mine = [work[i] for i in dist.share([u.cost for u in work], ranks.world)[ranks.rank]]
     todo = [u for u in mine if not unit_done(store, u)]
+    todo_cost = sum(u.cost for u in todo)
     if len(todo) < len(mine):
         who = f"rank {ranks.rank}: " if ranks.active else ""
-        share = sum(u.cost for u in todo) / max(sum(u.cost for u in mine), 1e-12)
+        share = todo_cost / max(sum(u.cost for u in mine), 1e-12)
         left = (f"{len(todo)} left, about {share:.0%} of the estimate above" if todo
                 else "nothing left to compute")
         print(f"{who}resuming {out}: {len(mine) - len(todo)} of {len(mine)} units already "
               f"done; {left}")
-    timings: dict[str, float] = {}
-    bar = tqdm(total=sum(u.cost for u in todo), desc="reproduce", unit="work",
+    bar = tqdm(total=todo_cost, desc="reproduce", unit="work",
                disable=not (progress and ranks.main), bar_format="{l_bar}{bar}| "
                "{percentage:3.0f}% [{elapsed}<{remaining}{postfix}]")
-    timings = store.manifest().get("timings", {})
+    timings: dict[str, float] = store.manifest().get("timings", {})
     for u in todo:
         bar.set_postfix_str(u.label)
         t0 = time.perf_counter()
