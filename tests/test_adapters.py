@@ -21,7 +21,8 @@ import torchvision
 from torch import nn
 
 import liecheck
-from liecheck.methods import Method, composite, from_captum, from_function, from_zennit
+from liecheck.engine import ops
+from liecheck.methods import Method, from_captum, from_function, from_zennit, lrp_composite
 from liecheck.rules import base as rb
 from liecheck.rules import lrp as rl
 
@@ -48,7 +49,7 @@ def _flat_plus_eps(node, graph, p):
 
 
 EPS_PLUS_FLAT = Method("eps_plus_flat", "EpsilonPlusFlat", "liecheck's EpsilonPlusFlat",
-                       composite(_flat_plus_eps))
+                       lrp_composite(_flat_plus_eps))
 
 
 def _merge():
@@ -260,8 +261,9 @@ def _corr(a, b):
 # whole relevance of the sum
 CAPTUM_LRP_AS_LIECHECK = Method(
     "captum_lrp_rules", "Captum LRP", "epsilon 1e-9 everywhere, gradient at the residual +",
-    composite(lambda node, graph, p: rl.Epsilon(1e-9), pool=lambda p: rl.Epsilon(1e-9),
-              kinds={"add": lambda p: rb.AddPass()}))
+    lrp_composite(lambda node, graph, p: rl.Epsilon(1e-9),
+                  {ops.PoolingOp: lambda node, graph, p: rl.Epsilon(1e-9),
+                   ops.Add: lambda node, graph, p: rb.AddPass()}))
 
 
 def test_captum_lrp_is_wrong_on_resnet_because_the_residual_add_has_no_rule():

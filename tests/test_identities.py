@@ -29,7 +29,7 @@ import torchvision
 from torch import nn
 
 import liecheck
-from liecheck.methods import Method, composite
+from liecheck.methods import Method, lrp_composite
 from liecheck.rules import lrp as rl
 
 
@@ -154,7 +154,7 @@ def test_lrp_z_equals_gradient_x_input_resnet50_224():
 
 # ------------------------------------------------------------- non-negativity
 ZPLUS = Method("zplus_test", "z+", "z+ everywhere (paper eq. 5)",
-                  composite(lambda node, graph, p: rl.ZPlus()))
+                  lrp_composite(lambda node, graph, p: rl.ZPlus()))
 
 
 @pytest.mark.parametrize("method", ["lrp_a1b0", "dtd", ZPLUS, "excitation_bp"],

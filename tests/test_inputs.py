@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 import liecheck
-from liecheck.methods import Method, composite, register_method
+from liecheck.methods import Method, lrp_composite, register_method
 from liecheck.rules import lrp as rl
 
 
@@ -209,10 +209,10 @@ def test_add_eps_reaches_the_contrastive_walk():
 
 # ---------------------------------------------------------------- the registry
 def test_register_method_never_replaces_silently():
-    m = Method("test_inputs_zplus", "z+", "test", composite(lambda n, g, p: rl.ZPlus()))
+    m = Method("test_inputs_zplus", "z+", "test", lrp_composite(lambda n, g, p: rl.ZPlus()))
     register_method(m)
     register_method(m)  # the very same object again: nothing changes
-    other = Method("test_inputs_zplus", "z+ 2", "test", composite(lambda n, g, p: rl.ZPlus()))
+    other = Method("test_inputs_zplus", "z+ 2", "test", lrp_composite(lambda n, g, p: rl.ZPlus()))
     with pytest.raises(ValueError, match="registered already .*overwrite=True"):
         register_method(other)
     assert liecheck.get_method("test_inputs_zplus") is m

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 import liecheck
-from liecheck.methods import Method, composite
+from liecheck.methods import Method, lrp_composite
 from liecheck.rules import lrp as rl
 
 zennit = pytest.importorskip("zennit")
@@ -53,7 +53,7 @@ from zennit.canonizers import SequentialMergeBatchNorm
 TINY = 1e-30
 TARGET = torch.tensor([2, 7, 0])
 ZPLUS = Method("zplus_test", "z+", "z+ everywhere (paper eq. 5)",
-               composite(lambda node, graph, p: rl.ZPlus()))
+               lrp_composite(lambda node, graph, p: rl.ZPlus()))
 
 
 def peer_net(seed: int) -> nn.Sequential:

@@ -20,6 +20,8 @@ from torch import nn
 import liecheck
 from liecheck import equivalence, rewrite
 from liecheck import graph as lg
+from liecheck.engine import ops
+from liecheck.engine.classify import CLAIMS
 from liecheck.engine.walk import NonFiniteRelevance, propagate
 
 
@@ -111,7 +113,7 @@ def test_kept_semantics_gradient_equals_autograd(case):
 def test_scalar_multiply_is_a_linear_node_not_folded():
     graph = liecheck.trace(Net(CORRECT["y * 3"]).double().eval())
     (mul,) = [n for n in graph.nodes if n.layer == "affine"]
-    assert mul.kind == "linear" and float(mul.op.scale) == 3.0 and mul.module is None
+    assert mul.is_linear and float(mul.op.scale) == 3.0 and mul.module is None
     assert graph.by_name["c2"].op.weight.shape == (4, 4, 3, 3)  # c2 itself not scaled
 
 
@@ -185,7 +187,6 @@ REFUSED = {
     "F.dropout2d(y, 0.2, True)": (lambda m, x: F.dropout2d(m.c1(x), 0.2, True),
                                   "training=True"),
     "view taken before an in-place write": (lambda m, x: _stale_view(m.c1(x)), "writes in place"),
-    "y * h": (lambda m, x: (lambda h, y: y * h)(*_hy(m, x)), "only multiplication"),
     "y / h": (lambda m, x: (lambda h, y: y / h)(*_hy(m, x)), "only multiplication"),
     "y / 0": (lambda m, x: _hy(m, x)[1] / 0, "nonzero"),
     "torch.div(y, 2, rounding_mode='floor')": (
@@ -206,15 +207,22 @@ def test_refused_with_a_clear_message(case):
         liecheck.trace(Net(body).eval())
 
 
-@pytest.mark.parametrize("target,kind", [
-    (nn.ReLU6, "relu"), (nn.LeakyReLU, "relu"), (nn.GELU, "relu"), (torch.sigmoid, "relu"),
-    (nn.ReLU, "identity"), (lambda x: x.transpose(-1, -2), "reshape"),
-    (lambda x: 2 * x, "identity"),
+@pytest.mark.parametrize("target,like", [
+    (nn.ReLU6, ops.ReLU), (nn.LeakyReLU, ops.ReLU), (nn.GELU, ops.ReLU), (torch.sigmoid, ops.ReLU),
+    (nn.ReLU, ops.Identity), (lambda x: x.transpose(-1, -2), ops.Reshape),
+    (lambda x: 2 * x, ops.Identity), (nn.GELU, ops.SiLU),
 ])
-def test_register_op_refuses_a_wrong_claim(target, kind):
-    with pytest.raises(ValueError, match=f"is not kind '{kind}'"):
-        liecheck.register_op(target, kind)
-    assert target not in lg._REGISTERED
+def test_register_op_refuses_a_wrong_claim(target, like):
+    with pytest.raises(ValueError, match=f"is not like {like.__name__}"):
+        liecheck.register_op(target, like=like)
+    assert target not in CLAIMS
+
+
+def test_register_op_refuses_string_kinds_and_non_op_classes():
+    with pytest.raises(TypeError, match="op class"):
+        liecheck.register_op(nn.ReLU, "relu")
+    with pytest.raises(TypeError, match="subclass of liecheck.ops.Op"):
+        liecheck.register_op(nn.ReLU)
 
 
 def test_register_op_accepts_true_claims_and_asks_for_an_instance():
@@ -233,25 +241,26 @@ def test_register_op_accepts_true_claims_and_asks_for_an_instance():
             return x * self.c
 
     try:
-        liecheck.register_op(clamp_relu, "relu")
-        liecheck.register_op(flat, "reshape")
-        liecheck.register_op(Scaled(1.0), "identity")  # an instance: its type is registered
-        assert lg._REGISTERED[Scaled] == "identity"
+        liecheck.register_op(clamp_relu, like=ops.ReLU)
+        liecheck.register_op(flat, like=ops.Reshape)
+        liecheck.register_op(Scaled(1.0), like=ops.Identity)  # an instance: its type
+        assert CLAIMS[Scaled] is ops.Identity
         with pytest.raises(TypeError, match="pass an instance"):
-            liecheck.register_op(Scaled, "identity")
+            liecheck.register_op(Scaled, like=ops.Identity)
     finally:
         for k in (clamp_relu, flat, Scaled):
-            lg._REGISTERED.pop(k, None)
+            CLAIMS.pop(k, None)
 
 
-def test_mobilenet_v2_relu6_is_refused_without_recommending_a_wrong_mapping():
+def test_relu6_is_its_own_op_and_cannot_be_declared_a_relu():
+    # ReLU6 used to be refused (issue 20); it is now a Hardtanh op with its own rules.
+    # Declaring it a ReLU would still be wrong, and is refused.
     tv = pytest.importorskip("torchvision")
-    with pytest.raises(liecheck.UnsupportedOperation) as info:
-        liecheck.trace(tv.models.mobilenet_v2(weights=None).eval())
-    msg = str(info.value)
-    assert "ReLU6 has no rule" in msg and "exactly" in msg
-    with pytest.raises(ValueError, match="ReLU6 is not kind 'relu'"):
-        liecheck.register_op(nn.ReLU6, "relu")
+    graph = liecheck.trace(tv.models.mobilenet_v2(weights=None).eval())
+    acts = [n for n in graph.nodes if isinstance(n.op, ops.Hardtanh)]
+    assert acts and all((n.op.min_val, n.op.max_val) == (0.0, 6.0) for n in acts)
+    with pytest.raises(ValueError, match="ReLU6 is not like ReLU"):
+        liecheck.register_op(nn.ReLU6, like=ops.ReLU)
 
 
 # ------------------------------------------------------------ forward check
@@ -262,7 +271,7 @@ def _plain():
 def test_forward_check_names_the_node_of_a_broken_graph():
     graph = liecheck.trace(_plain().eval())
     node = graph.by_name["c2"]
-    node.op = node.op.fold(lg.AffineOp(torch.full((4,), 1.5, dtype=torch.float64),
+    node.op = node.op.fold(ops.AffineOp(torch.full((4,), 1.5, dtype=torch.float64),
                                        torch.zeros(4, dtype=torch.float64)))
     x = torch.randn(2, 2, 6, 6, dtype=torch.float64)
     with pytest.raises(equivalence.ForwardMismatch,

@@ -20,13 +20,16 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .engine.graph import IDENTITY, LINEAR, MAXPOOL, RELU, RESHAPE, Graph, Node
+from .engine import ops
+from .engine.graph import Graph, Node
 
 # what a NumPy dtype kind holds, in words (for targets that are not integers)
 _KINDS = {"b": "booleans", "f": "floats", "c": "complex numbers", "U": "strings",
           "S": "strings"}
-# node kinds between the input and the first layer that keep the channel axis
-_CHANNEL_KEEPING = (IDENTITY, RELU, MAXPOOL)
+# ops between the input and the first layer that keep the channel axis
+_CHANNEL_KEEPING = (ops.Identity, ops.Pointwise, ops.MaxPool, ops.AvgPoolOp,
+                    ops.AdaptiveAvgPoolOp, ops.AffineOp,
+                    ops.Pad)
 
 
 def first_layer(graph: Graph) -> tuple[Node | None, list[Node]]:
@@ -101,11 +104,11 @@ def _check_first_layer(x: torch.Tensor, layer: Node, path: list[Node]) -> None:
         raise ValueError(f"inputs are {x.dtype} but the model's first layer {where} holds "
                          f"{op.weight.dtype} weights; convert one to the other (e.g. "
                          f"x.to({op.weight.dtype}))")
-    keeps = all(n.kind in _CHANNEL_KEEPING or (n.kind == LINEAR and n.layer in
-                                               ("pool", "affine")) for n in path)
+    keeps = all(isinstance(n.op, _CHANNEL_KEEPING) for n in path)
     if layer.layer == "conv":
         c = op.weight.shape[1] * op.groups
-        if any(n.kind == RESHAPE for n in path):
+        if any(isinstance(n.op, ops.Rearrange) and not isinstance(n.op, (ops.Identity, ops.Pad))
+               for n in path):
             return
         if x.dim() != 4:
             hint = " (add the batch axis with x.unsqueeze(0))" if x.dim() == 3 else ""
@@ -119,7 +122,7 @@ def _check_first_layer(x: torch.Tensor, layer: Node, path: list[Node]) -> None:
     if not path and x.dim() != 2:
         raise ValueError(f"inputs must be a (N, features) batch for the model's first layer "
                          f"{where} with {features} features, got shape {_shape(x)}")
-    if all(n.kind in (RESHAPE, IDENTITY) for n in path):
+    if all(isinstance(n.op, (ops.Reshape, ops.Identity)) for n in path):
         per_sample = int(np.prod(x.shape[1:]))
         if per_sample != features:
             raise ValueError(f"the model's first layer {where} takes {features} features per "

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..attribution import Explainer
+from ..engine.ops import ReLU
 from ..heatmap import heatmap, to_rgb
 from ..methods import get_method
 from ..methods.peers.base import require
@@ -79,7 +80,7 @@ def first_conv_record(graph) -> str:
     conv = graph.first("conv")
     if conv is None:
         raise ValueError("the model has no conv layer: CSC at the first conv is undefined")
-    relu = [c for c in graph.consumers[conv.name] if graph.by_name[c].kind == "relu"]
+    relu = [c for c in graph.consumers[conv.name] if isinstance(graph.by_name[c].op, ReLU)]
     return relu[0] if relu else conv.name
 
 

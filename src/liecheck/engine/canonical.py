@@ -3,10 +3,11 @@ analysis (which inputs are provably non-negative), consumers and liveness."""
 
 from __future__ import annotations
 
-from torch import fx, nn
+from torch import fx
 
-from .classify import flat_nodes, is_registered
-from .kinds import ADD, CAT, IDENTITY, LINEAR, MAXPOOL, RELU, RESHAPE, Node
+from .fxutil import flat_nodes
+from .node import Node
+from .ops import AffineOp, ConvOp, DenseOp
 
 
 def consumers(nodes: list[Node]) -> dict[str, list[str]]:
@@ -29,10 +30,10 @@ def fold_batchnorm(nodes: list[Node], output: str) -> tuple[list[Node], str, dic
     users = consumers(nodes)
     alias: dict[str, str] = {}
     for n in nodes:
-        if (n.kind == LINEAR and n.layer == "affine" and n.inputs
+        if (type(n.op) is AffineOp and n.inputs
                 and n.fx_node.op == "call_module"):  # a BatchNorm, not c * x
             prev = by_name[n.inputs[0]]
-            if (prev.kind == LINEAR and prev.layer in ("conv", "dense")
+            if (isinstance(prev.op, (ConvOp, DenseOp))
                     and len(users[prev.name]) == 1 and prev.name != output):
                 prev.op = prev.op.fold(n.op)
                 alias[n.name] = n.inputs[0]
@@ -44,25 +45,14 @@ def fold_batchnorm(nodes: list[Node], output: str) -> tuple[list[Node], str, dic
     return nodes, alias.get(output, output), alias
 
 
-def mark_nonneg(nodes: list[Node], root: nn.Module) -> None:
-    """Set ``nonneg_input`` on the nodes whose inputs are provably non-negative."""
+def mark_nonneg(nodes: list[Node]) -> None:
+    """Set ``nonneg_input`` on the nodes whose inputs are provably non-negative (each
+    op's :meth:`~liecheck.engine.ops.Op.nonneg` says what its output is)."""
     nonneg: dict[str, bool] = {}
     for n in nodes:
         ins = [nonneg.get(i, False) for i in n.inputs]
         n.nonneg_input = bool(ins) and all(ins)
-        if n.kind == RELU:
-            # a module / function registered as "relu" (e.g. LeakyReLU) may go negative
-            nonneg[n.name] = not is_registered(n.fx_node, root)
-        elif n.kind == ADD:
-            # `x + c` with a negative constant c can go negative
-            consts = [a for a in n.fx_node.args if not isinstance(a, fx.Node)]
-            nonneg[n.name] = n.nonneg_input and all(
-                isinstance(c, (int, float)) and c >= 0 for c in consts)
-        elif (n.kind in (MAXPOOL, RESHAPE, IDENTITY, CAT)
-              or (n.kind == LINEAR and n.layer == "pool")):
-            nonneg[n.name] = n.nonneg_input
-        else:
-            nonneg[n.name] = False
+        nonneg[n.name] = n.op.nonneg(ins)
 
 
 def last_uses(graph: fx.Graph, aliases: dict[str, str]) -> dict[str, list[str]]:

@@ -10,9 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import fx
 
-from .classify import HOW_TO, flat_nodes
-from .kinds import LINEAR, MAXPOOL, Node
-from .rewrite import UnsupportedOperation
+from .classify import HOW_TO
+from .fxutil import UnsupportedOperation, flat_nodes
+from .node import Node
+from .ops import MaxPool
 
 if TYPE_CHECKING:
     from .graph import Graph
@@ -37,16 +38,16 @@ def run(graph: Graph, x: torch.Tensor, keep: Callable[[Node], bool] | None = Non
             continue
         if fxn.op == "placeholder":
             val = x
-        elif node is not None and node.kind == LINEAR:
-            val = node.op(env[node.inputs[0]])
+        elif node is not None and node.op.computes:
+            val = node.op.forward(*[env[i] for i in node.inputs])
         elif node is None and fxn.name in aliases:
             val = env[aliases[fxn.name]]
-        elif node is not None and node.kind == MAXPOOL:
+        elif node is not None and isinstance(node.op, MaxPool):
             if indices is not None:  # the switches, so the walk need not recompute them
                 val, indices[node.name] = F.max_pool2d(env[node.inputs[0]],
-                                                       return_indices=True, **node.op)
+                                                       return_indices=True, **node.op.params)
             else:
-                val = F.max_pool2d(env[node.inputs[0]], **node.op)
+                val = F.max_pool2d(env[node.inputs[0]], **node.op.params)
         else:
             val = _call(graph, fxn, env)
         if node is not None and not isinstance(val, torch.Tensor):  # meta nodes: no Node

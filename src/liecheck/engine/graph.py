@@ -37,13 +37,10 @@ from collections.abc import Callable
 import torch
 from torch import fx, nn
 
-from . import canonical, equivalence, execute, rewrite
-from .classify import HOW_TO, REGISTERED, SUPPORTED, classify, flat_nodes, register_op  # noqa: F401  (SUPPORTED, register_op: public names of this module)
-from .kinds import ADD, CAT, IDENTITY, INPUT, LINEAR, MAXPOOL, META, RELU, RESHAPE, Node  # noqa: F401  (the kinds: public names of this module)
-from .ops import AffineOp, LinearOp  # noqa: F401  (AffineOp: tests build ops through here)
-from .rewrite import UnsupportedOperation
-
-_REGISTERED = REGISTERED  # the same dict, under the name the tests unregister through
+from . import canonical, equivalence, execute, ops, rewrite
+from .classify import CLAIMS, HOW_TO, classify, register_op, view_claims  # noqa: F401  (register_op: public name of this module)
+from .fxutil import UnsupportedOperation, flat_nodes
+from .node import Node
 
 class Graph:
     """A traced, canonicalised copy of a model.
@@ -85,49 +82,70 @@ class Graph:
         self.gm = fx.GraphModule(self.module, graph)
         # module names whose `inplace` flag was cleared: the forward check restores them
         fxg = self.gm.graph
-        self.inplace_modules = rewrite.remove_inplace(fxg, self.module, REGISTERED)
+        self.inplace_modules = rewrite.remove_inplace(fxg, self.module, view_claims())
         rewrite.expand_subtraction(fxg, rewrite.tensor_nodes(fxg).__contains__)
         self.gm.recompile()
         nodes, output = self._build()
         self.nodes, self.output, self.aliases = canonical.fold_batchnorm(nodes, output)
         self.input = self.nodes[0].name
         self.by_name = {n.name: n for n in self.nodes}
-        canonical.mark_nonneg(self.nodes, self.module)
+        canonical.mark_nonneg(self.nodes)
         self.consumers = canonical.consumers(self.nodes)
         self.last_use = canonical.last_uses(self.gm.graph, self.aliases)
 
     def _build(self) -> tuple[list[Node], str]:
         """One :class:`Node` per tensor operation of the fx graph, and the output's name."""
-        modules = dict(self.module.named_modules())
+        info = ops.TraceInfo(self.dtype, set(), {}, dict(self.module.named_modules()))
         nodes: list[Node] = []
-        tensor_nodes: set[str] = set()
         output_node = None
         for fxn in self.gm.graph.nodes:
             if fxn.op == "output":
                 output_node = fxn
                 continue
-            kind, op, layer = classify(fxn, modules, tensor_nodes, self.dtype, not nodes)
-            inputs = [a.name for a in flat_nodes(fxn.args) + flat_nodes(fxn.kwargs)
-                      if a.name in tensor_nodes]
-            if kind == META:
-                if inputs and not rewrite.is_shape_query(fxn):
-                    # arithmetic / indexing on tensors is not a shape computation
+            if fxn.op == "get_attr":
+                nodes.append(self._constant(fxn, info, len(nodes)))
+                continue
+            op = classify(fxn, info, not nodes)
+            tensor_ins = [a.name for a in flat_nodes(fxn.args) + flat_nodes(fxn.kwargs)
+                          if a.name in info.tensors]
+            if op is None:
+                if tensor_ins and not (rewrite.is_shape_query(fxn)
+                                       or fxn.target in ops.SPLITTERS):
                     name = getattr(fxn.target, "__name__", fxn.target)
                     raise UnsupportedOperation(
                         f"node '{fxn.name}': {fxn.op} '{name}' on the tensor(s) "
-                        f"{', '.join(inputs)} has no rule (only shape queries such as "
+                        f"{', '.join(tensor_ins)} has no rule (only shape queries such as "
                         f"x.size(0) are allowed on tensors). {HOW_TO}")
                 continue
-            if kind in (RESHAPE, IDENTITY, RELU, MAXPOOL, LINEAR):
-                inputs = inputs[:1]
+            if isinstance(op, ops.Select) and op.how in ("chunk", "split"):
+                tensor_ins = [fxn.args[0].args[0].name]  # the tensor that was split
+            inputs = tensor_ins if op.routes is None else tensor_ins[:op.routes]
+            if all(i in info.constants for i in inputs) and inputs:
+                raise UnsupportedOperation(
+                    f"node '{fxn.name}' computes on constants only ({', '.join(inputs)}); "
+                    f"fold it into a parameter. {HOW_TO}")
             module = fxn.target if fxn.op == "call_module" else None
-            nodes.append(Node(name=fxn.name, kind=kind, inputs=inputs, op=op, layer=layer,
-                              module=module, index=len(nodes), fx_node=fxn))
-            tensor_nodes.add(fxn.name)
+            nodes.append(Node(name=fxn.name, op=op, inputs=inputs, module=module,
+                              index=len(nodes), fx_node=fxn,
+                              constant_inputs=tuple(i in info.constants for i in inputs)))
+            info.tensors.add(fxn.name)
         outs = flat_nodes(output_node.args)
-        if len(outs) != 1 or outs[0].name not in tensor_nodes:
+        if len(outs) != 1 or outs[0].name not in info.tensors:
             raise UnsupportedOperation("the model must return a single tensor (the logits)")
         return nodes, outs[0].name
+
+    def _constant(self, fxn: fx.Node, info: ops.TraceInfo, index: int) -> Node:
+        """A ``get_attr`` node: a parameter or buffer read directly, a constant."""
+        value = self.gm
+        for part in fxn.target.split("."):
+            value = getattr(value, part)
+        if not isinstance(value, torch.Tensor):
+            raise UnsupportedOperation(f"node '{fxn.name}' reads '{fxn.target}', which is "
+                                       f"a {type(value).__name__}, not a tensor")
+        info.tensors.add(fxn.name)
+        info.constants[fxn.name] = value
+        return Node(name=fxn.name, op=ops.Constant(value), inputs=[], index=index,
+                    fx_node=fxn)
 
     @property
     def _last_use(self) -> dict[str, list[str]]:  # the name the tests read
@@ -161,7 +179,7 @@ class Graph:
                        + ", ".join(n.name for n in self.nodes))
 
     def linear_nodes(self, layers: tuple[str, ...] = ("conv", "dense")) -> list[Node]:
-        return [n for n in self.nodes if n.kind == LINEAR and n.layer in layers]
+        return [n for n in self.nodes if n.is_linear and n.layer in layers]
 
     def first(self, layer: str) -> Node | None:
         ls = self.linear_nodes((layer,))
@@ -173,8 +191,7 @@ class Graph:
 
     def to(self, device: torch.device | str) -> Graph:
         for n in self.nodes:
-            if isinstance(n.op, LinearOp):
-                n.op = n.op.to(device)
+            n.op = n.op.to(device)
         self.module.to(device)
         return self
 
@@ -245,7 +262,8 @@ class LeafTracer(fx.Tracer):
     records in-place operators."""
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        if type(m) in REGISTERED:
+        if type(m) in CLAIMS or any(isinstance(m, c.modules) for c in ops.USER_OPS
+                                    if c.modules):
             return True
         return super().is_leaf_module(m, qualname)
 

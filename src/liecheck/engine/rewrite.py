@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import inspect
 import operator
 from typing import Any
 
@@ -22,10 +21,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 from torch.nn.modules import module as _module
 
-
-class UnsupportedOperation(TypeError):
-    """Raised at trace time for an operation that has no rule (or whose semantics
-    liecheck cannot keep)."""
+from .fxutil import UnsupportedOperation, bind, is_number
 
 
 def refuse_hooks(model: nn.Module) -> None:
@@ -99,9 +95,11 @@ _VIEW_MODULES = (nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout, nn.Dropout1d
                  nn.Dropout3d)
 
 
-def remove_inplace(graph: fx.Graph, root: nn.Module, registered: dict) -> list[str]:
+def remove_inplace(graph: fx.Graph, root: nn.Module, views: set) -> list[str]:
     """Make every in-place node out-of-place, keeping the aliasing semantics.
 
+    ``views``: the user's functions and module types declared to be an identity or a
+    reshape (their output may alias their input).
     Returns the qualified names of the modules whose ``inplace`` flag was set to
     False (the caller restores it to run the model's own forward).
     """
@@ -116,7 +114,7 @@ def remove_inplace(graph: fx.Graph, root: nn.Module, registered: dict) -> list[s
     for n in list(graph.nodes):
         # `n += 1` on a number rebinds n: only a tensor is written in place
         written = bool(_make_out_of_place(n, flipped_set) and n.args and n.args[0] in tensors)
-        if _may_alias(n, modules, registered) or written:
+        if _may_alias(n, modules, views) or written:
             first = n.args[0] if n.args else None
             if isinstance(first, fx.Node):
                 alias_of[n] = _root(first, alias_of)
@@ -177,22 +175,15 @@ def _make_out_of_place(n: fx.Node, flipped: set[str]) -> bool:
     return False
 
 
-def bind(n: fx.Node) -> inspect.BoundArguments | None:
-    try:
-        return inspect.signature(n.target).bind(*n.args, **n.kwargs)
-    except (TypeError, ValueError):  # builtins without a signature, or a bad call
-        return None
-
-
-def _may_alias(n: fx.Node, modules: dict, registered: dict) -> bool:
+def _may_alias(n: fx.Node, modules: dict, views: set) -> bool:
     if n.op == "call_method":
         return n.target in _VIEW_METHODS
     if n.op == "call_function":
-        return n.target in _VIEW_FUNCS or registered.get(n.target) in ("identity", "reshape")
+        return n.target in _VIEW_FUNCS or n.target in views
     if n.op == "call_module":
         m = modules[n.target]
         return (isinstance(m, _VIEW_MODULES)
-                or registered.get(type(m)) in ("identity", "reshape"))
+                or type(m) in views)
     return False
 
 
@@ -241,7 +232,3 @@ def expand_subtraction(graph: fx.Graph, is_tensor) -> None:
             new = graph.call_function(operator.add, (a, scaled))
         n.replace_all_uses_with(new)
         graph.erase_node(n)
-
-
-def is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)

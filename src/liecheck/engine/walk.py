@@ -25,7 +25,8 @@ import torch
 
 from ..rules.base import Rule
 from .graph import Graph
-from .kinds import INPUT, MAXPOOL, Node
+from .node import Node
+from .ops import MaxPool
 
 INDICES = "#indices"  # acts key suffix of a max-pool node's arg-max indices
 
@@ -230,11 +231,11 @@ def walk_back(ctx: Walk, rules: Mapping[str, Rule], inject: Mapping[str, torch.T
             extremes.append(torch.stack(r.detach().aminmax()))  # NaN / inf survive min, max
         if node.name in record_set:
             recorded[node.name] = r
-        if node.kind == INPUT:
+        if not node.inputs:  # the input, a constant: relevance ends here
             continue
         rule = rules.get(node.name)
         if rule is None:
-            raise KeyError(f"no rule for node '{node.name}' ({node.kind})")
+            raise KeyError(f"no rule for node '{node.name}' ({node.op.describe()})")
         outs = rule.backward(ctx, node, r)
         for name, ri in zip(node.inputs, outs):
             if ri is None:
@@ -290,5 +291,5 @@ def _raise_if_not_finite(names: list[str], extremes: torch.Tensor) -> None:
 def _release(ctx: Walk, node: Node) -> None:
     """Free the node's output: every consumer has already been visited."""
     ctx.acts.pop(node.name, None)
-    if node.kind == MAXPOOL:
+    if isinstance(node.op, MaxPool):
         ctx.acts.pop(node.name + INDICES, None)

@@ -12,13 +12,22 @@ passed wherever a method name is accepted.
 from . import catalogue  # isort: skip
 from . import deeplift  # isort: skip
 from . import baselines, contrastive, patterns  # isort: skip
-from .composites import DEFAULTS, GRADIENT_COMPOSITE, composite, every_linear, structural
+from .composites import (
+    DEFAULTS,
+    GRADIENT_COMPOSITE,
+    Composite,
+    add_rule,
+    every_linear,
+    gradient_composite,
+    lrp_composite,
+)
 from .peers import from_captum, from_function, from_zennit
 from .protocol import Method
 from .registry import get_method, method_names, methods, register_method
 
 __all__ = [
-    "DEFAULTS", "GRADIENT_COMPOSITE", "Method", "baselines", "catalogue", "composite",
-    "contrastive", "deeplift", "every_linear", "from_captum", "from_function", "from_zennit",
-    "get_method", "method_names", "methods", "patterns", "register_method", "structural",
+    "DEFAULTS", "GRADIENT_COMPOSITE", "Composite", "Method", "add_rule", "baselines",
+    "catalogue", "contrastive", "deeplift", "every_linear", "from_captum", "from_function",
+    "from_zennit", "get_method", "gradient_composite", "lrp_composite", "method_names",
+    "methods", "patterns", "register_method",
 ]

@@ -1,84 +1,168 @@
-"""Composites: which rule each node of the traced graph gets, built from a rule for the
-linear layers and one for the ReLUs; the shared structural rules; :data:`DEFAULTS`, the
-hyperparameters of the paper's methods."""
+"""Composites: which rule each node of the traced graph gets, keyed by op class.
+
+A :class:`Composite` is a stack of maps from op classes (:mod:`liecheck.engine.ops`) to
+*rule factories* ``factory(node, graph, params) -> Rule``. A node's rule is found
+along its op class's MRO: the first class (most specific first) that any map of the
+stack names, the method's own map before the family's. So a map entry for
+:class:`~liecheck.engine.ops.Pointwise` covers every pointwise nonlinearity that has no
+entry of its own, and an entry for :class:`~liecheck.engine.ops.LinearOp` every linear
+layer. An op no map names is refused with :class:`UnsupportedOperation` (the method's
+name is added by :meth:`liecheck.methods.Method.rules`): never a silent fall-back.
+
+The family maps (:data:`GRADIENT_RULES`, :data:`LRP_RULES`, :data:`DEEPLIFT_RULES`) are
+shared by reference: :func:`add_rule` gives a new op class its rule in a family, and
+every method of that family sees it. The choice per op and family is documented in
+``docs/rules.md``. :data:`DEFAULTS` holds the hyperparameters of the paper's methods.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..engine import graph as g
+from ..engine import ops
+from ..engine.fxutil import UnsupportedOperation
+from ..engine.graph import Graph
+from ..engine.node import Node
 from ..rules import base as rb
+from ..rules import deeplift as rd
 from ..rules import gradient as rg
 from ..rules import lrp as rl
 
 # one place for the hyperparameters of the paper's methods
 DEFAULTS: dict[str, Any] = {
     "epsilon": 1e-6,          # lrp_epsilon's stabiliser (Zennit's default)
-    "cmp_epsilon": 1e-10,     # LRP-CMP: epsilon on dense layers (PROTOCOL.md)
+    "cmp_epsilon": 1e-10,     # LRP-CMP: epsilon on dense layers (PROTOCOL of the paper)
     "rectgrad_q": 98.0,       # RectGrad percentile (Kim et al. 2019, paper section 2.2)
     "add_eps": 0.0,           # residual-add z-rule stabiliser
 }
 
-
-def structural(node: g.Node, lrp: bool, params: dict) -> rb.Rule | None:
-    """Rules for the non-linear-layer nodes shared by whole families."""
-    if node.kind == g.RESHAPE:
-        return rb.Reshape()
-    if node.kind == g.IDENTITY:
-        return rb.Pass()
-    if node.kind == g.CAT:
-        return rb.CatSplit()
-    if node.kind == g.MAXPOOL:
-        return rg.MaxPoolSwitch()
-    if node.kind == g.ADD:
-        return rb.AddSplit(params.get("add_eps", 0.0)) if lrp else rb.AddPass()
-    return None
+RuleFactory = Callable[[Node, Graph, dict], rb.Rule]
 
 
-def composite(linear: Callable[[g.Node, g.Graph, dict], rb.Rule],
-              relu: Callable[[dict], rb.Rule] | None = None, lrp: bool = True,
-              pool: Callable[[dict], rb.Rule] | None = None,
-              kinds: dict[str, Callable[[dict], rb.Rule]] | None = None) -> Callable:
-    """Build a composite from a linear-layer rule chooser and a ReLU rule.
+def fixed(rule: Callable[[], rb.Rule]) -> RuleFactory:
+    """A factory that gives every node ``rule()`` (a rule class or a no-argument callable)."""
+    return lambda node, graph, p: rule()
 
-    ``linear(node, graph, params)`` picks the rule for conv / dense / BatchNorm
-    nodes; pooling nodes get ``pool(params)`` (default: z-rule for LRP methods,
-    the transpose for gradient methods); ReLUs get ``relu(params)`` (default:
-    pass-through for LRP, the derivative mask for gradient methods). ``kinds``
-    maps a node kind (e.g. ``"add"``, ``"maxpool"``) to a rule factory that replaces
-    the shared structural rule for that kind.
+
+def refuse(why: str) -> RuleFactory:
+    """A factory that refuses the node: the method has no sound rule for its op."""
+    def factory(node: Node, graph: Graph, p: dict) -> rb.Rule:
+        raise UnsupportedOperation(f"node '{node.name}' ({node.op.describe()}): {why}")
+    factory.refusal = why
+    return factory
+
+
+class Composite:
+    """A stack of maps op class -> rule factory (see the module docstring).
+
+    ``Composite(own, *family)``: ``own`` (the method's entries) is consulted first.
+    Calling it on a graph gives ``{node name: Rule}`` for every node with inputs.
     """
-    kinds = kinds or {}
 
-    def build(graph: g.Graph, params: dict) -> dict[str, rb.Rule]:
+    def __init__(self, *maps: Mapping[type, RuleFactory]):
+        self.maps = list(maps)
+
+    def factory(self, op_class: type) -> RuleFactory | None:
+        for cls in op_class.__mro__:
+            for m in self.maps:
+                if cls in m:
+                    return m[cls]
+        return None
+
+    def __call__(self, graph: Graph, params: dict) -> dict[str, rb.Rule]:
         rules: dict[str, rb.Rule] = {}
         for node in graph.nodes:
-            if node.kind == g.INPUT:
+            if not node.inputs:  # the input, constants
                 continue
-            if node.kind in kinds:
-                rules[node.name] = kinds[node.kind](params)
-                continue
-            rule = structural(node, lrp, params)
-            if rule is None and node.kind == g.RELU:
-                rule = relu(params) if relu else (rb.Pass() if lrp else rg.GradientReLU())
-            if rule is None and node.kind == g.LINEAR:
-                if node.layer == "pool":
-                    rule = pool(params) if pool else (rl.Epsilon(0.0) if lrp
-                                                      else rg.GradientLinear())
-                else:
-                    rule = linear(node, graph, params)
-            if rule is None:
-                raise TypeError(f"no rule for node '{node.name}' of kind {node.kind}")
-            rules[node.name] = rule
+            f = self.factory(type(node.op))
+            if f is None:
+                raise UnsupportedOperation(
+                    f"node '{node.name}' ({node.op.describe()}) has no rule in this method's "
+                    "composite; give its op class one with liecheck.methods.composites."
+                    "add_rule (docs/custom_ops.md) or choose another method.")
+            rules[node.name] = f(node, graph, params)
         return rules
 
-    return build
+    def over(self, own: Mapping[type, RuleFactory]) -> Composite:
+        """A composite with ``own`` consulted before this one's maps."""
+        return Composite(own, *self.maps)
 
 
-def every_linear(rule_factory):
+_STRUCTURE: dict[type, RuleFactory] = {
+    ops.Reshape: fixed(rb.Reshape),
+    ops.Identity: fixed(rb.Pass),
+    ops.Rearrange: fixed(rb.Transposed),
+    ops.Cat: fixed(rb.CatSplit),
+    ops.MaxPool: fixed(rg.MaxPoolSwitch),
+    ops.AMax: fixed(rg.GradientVJP),          # winner-take-all: the gradient of max
+}
+
+GRADIENT_RULES: dict[type, RuleFactory] = {
+    **_STRUCTURE,
+    ops.LinearOp: fixed(rg.GradientLinear),
+    ops.ReLU: fixed(rg.GradientReLU),
+    ops.Pointwise: fixed(rg.GradientPointwise),
+    ops.Add: fixed(rb.AddPass),
+    ops.Product: fixed(rg.ProductGradient),
+    ops.Op: fixed(rg.GradientVJP),            # any other op that computes: its exact VJP
+}
+
+LRP_RULES: dict[type, RuleFactory] = {
+    **_STRUCTURE,
+    ops.PoolingOp: fixed(lambda: rl.Epsilon(0.0)),
+    ops.Pointwise: fixed(rb.Pass),            # identity rule on pointwise nonlinearities
+    ops.Add: lambda node, graph, p: rb.AddSplit(p.get("add_eps", 0.0)),
+    ops.Product: fixed(rl.ProductUniform),    # AttnLRP's uniform rule
+    ops.Norm: fixed(rl.NormIdentity),         # identity rule on the division
+}
+
+DEEPLIFT_RULES: dict[type, RuleFactory] = {
+    **_STRUCTURE,
+    ops.MaxPool: fixed(rd.DeepLiftMaxPool),
+    ops.AMax: refuse("DeepLIFT has no rule for a max reduction (its gradient mode is "
+                     "implemented for max pooling only)"),
+    ops.Add: fixed(rd.DeepLiftAdd),
+    ops.Product: fixed(rd.DeepLiftProduct),
+    ops.Norm: refuse("DeepLIFT has no rule for a normalisation by a data-dependent "
+                     "standard deviation (no rule keeps summation-to-delta)"),
+}
+
+FAMILIES = {"gradient": GRADIENT_RULES, "lrp": LRP_RULES, "deeplift": DEEPLIFT_RULES}
+
+
+def add_rule(op_class: type, **families: RuleFactory) -> None:
+    """Give ``op_class`` a rule in method families: ``add_rule(MyOp, gradient=...,
+    lrp=..., deeplift=...)``; every method of the family uses it (unless the method
+    names the class, or a base of it, itself)."""
+    for family, factory in families.items():
+        if family not in FAMILIES:
+            raise ValueError(f"unknown family {family!r}; one of {sorted(FAMILIES)}")
+        FAMILIES[family][op_class] = factory
+
+
+def gradient_composite(own: Mapping[type, RuleFactory] | None = None) -> Composite:
+    """The gradient family: the exact derivative of every op, ``own`` entries first."""
+    return Composite(own or {}, GRADIENT_RULES)
+
+
+def lrp_composite(linear: RuleFactory, own: Mapping[type, RuleFactory] | None = None
+                  ) -> Composite:
+    """The LRP family with ``linear(node, graph, params)`` choosing the rule of every
+    conv / dense / BatchNorm / constant-scale layer (pooling gets the z-rule)."""
+    return Composite({ops.LinearOp: linear, **(own or {})}, LRP_RULES)
+
+
+def deeplift_composite(own: Mapping[type, RuleFactory]) -> Composite:
+    return Composite(own, DEEPLIFT_RULES)
+
+
+def every_linear(rule_factory: Callable[[dict], rb.Rule]) -> RuleFactory:
     """A linear-layer chooser that gives every layer ``rule_factory(params)``."""
     return lambda node, graph, p: rule_factory(p)
 
 
-GRADIENT_COMPOSITE = composite(every_linear(lambda p: rg.GradientLinear()), lrp=False)
+RELU_ONLY = refuse("this method modifies ReLUs and has no definition for other "
+                   "nonlinearities (see docs/rules.md)")
+
+GRADIENT_COMPOSITE = gradient_composite()

@@ -26,7 +26,7 @@ from ..engine import graph as g
 from ..inputs import resolve_targets
 from ..rules import lrp as rl
 from ..rules.base import Rule, cached, divide, safe_divide, times, zero_free
-from .composites import DEFAULTS, composite
+from .composites import DEFAULTS, lrp_composite
 from .protocol import Method
 from .registry import register_method
 
@@ -69,7 +69,7 @@ class ContrastiveExcitation(Rule):
 
 def _cebp_linear(node, graph, params):
     final = graph.by_name[graph.output]
-    last = final if (final.kind == g.LINEAR and final.layer in ("conv", "dense")) \
+    last = final if (final.is_linear and final.layer in ("conv", "dense")) \
         else graph.last("dense")
     return ContrastiveExcitation() if node is last else rl.excitation_rule(node)
 
@@ -77,12 +77,12 @@ def _cebp_linear(node, graph, params):
 METHODS = [
     ContrastiveLRP("contrastive_lrp", "contrastive LRP (CLRP)",
                    "max(0, n(R(y_k))) - n(R(y_not_k)) with the z+ rule, n = divide by the sum "
-                   "(eq. 15)", composite(lambda node, graph, p: rl.ZPlus()),
+                   "(eq. 15)", lrp_composite(lambda node, graph, p: rl.ZPlus()),
                    params={"add_eps": DEFAULTS["add_eps"]}, family="contrastive",
                    citation="Gu, Yang & Tresp 2018 (ACCV)"),
     Method("contrastive_ebp", "contrastive EBP (cEBP)",
            "Excitation BP; the final dense layer uses (Z+ - N+) m_k, N+ from -W (eq. 16)",
-           composite(_cebp_linear), start="onehot", family="contrastive",
+           lrp_composite(_cebp_linear), start="onehot", family="contrastive",
            params={"add_eps": DEFAULTS["add_eps"]},
            citation="Zhang et al. 2018, Top-down neural attention by excitation "
                     "backprop (IJCV)"),

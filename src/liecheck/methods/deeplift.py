@@ -32,10 +32,11 @@ import torch
 import torch.nn.functional as F
 
 from ..engine import graph as g
+from ..engine import ops
 from ..engine.walk import Walk, relevance_shapes
 from ..rules import base as rb
 from ..rules import deeplift as rd
-from .composites import composite
+from .composites import deeplift_composite, fixed
 from .protocol import Method
 from .registry import register_method
 
@@ -135,9 +136,9 @@ class DeepLiftMethod(Method):
 def _split_needs(graph: g.Graph, name: str) -> set[str]:
     """Activations :func:`~liecheck.rules.deeplift.split_delta` reads for ``name``."""
     node = graph.by_name[name]
-    if node.kind == g.LINEAR:
+    if isinstance(node.op, ops.LinearOp):
         return {node.inputs[0]}
-    if node.kind == g.ADD:
+    if isinstance(node.op, ops.Add):
         out = set(node.inputs)
         for i in node.inputs:
             out |= _split_needs(graph, i)
@@ -168,14 +169,13 @@ def contributions(explainer, x: torch.Tensor, method: str | Method, record, inje
                           record_as="contributions", **params)
 
 
-def _composite(relu_rule, cross: bool = True):
-    def linear(params: dict) -> rb.Rule:
+def _composite(pointwise_rule, cross: bool = True):
+    def linear(node, graph, params: dict) -> rb.Rule:
         return rd.DeepLiftLinear(cross=cross, negative_weight=params.get("negative_weight", "pos"))
 
-    # pooling layers are linear for DeepLIFT too; additions and max pooling get their own rules
-    return composite(lambda node, graph, p: linear(p), relu=lambda p: relu_rule(), lrp=False,
-                     pool=linear, kinds={g.ADD: lambda p: rd.DeepLiftAdd(),
-                                         g.MAXPOOL: lambda p: rd.DeepLiftMaxPool()})
+    # every linear layer (pooling too) gets eq. 13; every pointwise nonlinearity the
+    # method's rule; additions, products and max pooling the family's (DEEPLIFT_RULES)
+    return deeplift_composite({ops.LinearOp: linear, ops.Pointwise: fixed(pointwise_rule)})
 
 
 _CITE = ("Shrikumar, Greenside & Kundaje 2017, Learning Important Features Through "
@@ -187,14 +187,14 @@ METHODS = [
     DeepLiftMethod("deeplift_rescale", "DeepLIFT Rescale",
                    "finite differences to a reference (default zeros): Rescale at ReLUs, "
                    "eq. 13 at linear layers, gradient at max pooling",
-                   _composite(rd.RescaleReLU), params=dict(DEEPLIFT_DEFAULTS), **_COMMON),
+                   _composite(rd.Rescale), params=dict(DEEPLIFT_DEFAULTS), **_COMMON),
     DeepLiftMethod("deeplift_revealcancel", "DeepLIFT RevealCancel",
                    "DeepLIFT with positive and negative parts kept apart at ReLUs "
                    "(RevealCancel)", _composite(rd.RevealCancelReLU),
                    params=dict(DEEPLIFT_DEFAULTS), **_COMMON),
     DeepLiftMethod("deeplift_ablation", "DeepLIFT Ablation",
                    "DeepLIFT Rescale without the cross terms of eq. 13 (paper section 2.4)",
-                   _composite(rd.RescaleReLU, cross=False), params=dict(DEEPLIFT_DEFAULTS),
+                   _composite(rd.Rescale, cross=False), params=dict(DEEPLIFT_DEFAULTS),
                    **_COMMON),
 ]
 

@@ -29,11 +29,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..engine import graph as g
+from ..engine.node import Node
+from ..engine import ops
 from ..engine.ops import ConvOp
 from ..models.checkpoint import read
 from ..rules import gradient as rg
 from ..rules.pattern import SubstitutedTranspose
-from .composites import composite
+from .composites import gradient_composite, refuse
 from .protocol import Method
 from .registry import register_method
 
@@ -120,7 +122,7 @@ class _Stats:
                            torch.zeros_like(cov))
 
 
-def _samples(node: g.Node, x: torch.Tensor, y: torch.Tensor):
+def _samples(node: Node, x: torch.Tensor, y: torch.Tensor):
     """``(S, D)`` input samples and ``(S, K)`` outputs of a conv (patches) / dense node."""
     op = node.op
     if isinstance(op, ConvOp):
@@ -202,13 +204,20 @@ def _pattern_composite(combine):
         if not isinstance(ps, PatternSet):
             raise TypeError(f"patterns must be a liecheck.patterns.PatternSet, not "
                             f"{type(ps).__name__}")
-        if node.layer == "affine":  # stand-alone BatchNorm: no pattern, plain gradient
+        if node.layer not in ("conv", "dense"):  # BatchNorm, scales, pooling: no pattern
             return rg.GradientLinear()
         ps.check(graph)
         a = ps.patterns[node.name]
         return SubstitutedTranspose(combine(a, node.op.weight.to(a.device, a.dtype)))
 
-    return composite(linear, lrp=False)
+    # PatternNet / PatternAttribution are defined on linear layers and ReLUs (the patterns
+    # are fitted for ReLU networks): other nonlinearities and normalisations are refused
+    return gradient_composite({ops.LinearOp: linear, ops.Pointwise: _NOT_RELU,
+                               ops.Norm: _NOT_RELU, ops.Product: _NOT_RELU})
+
+
+_NOT_RELU = refuse("PatternNet and PatternAttribution are defined for networks of linear "
+                   "layers, ReLUs and pooling (their patterns are fitted for ReLU outputs)")
 
 
 _CITE = ("Kindermans et al. 2018, Learning how to explain neural networks: PatternNet and "

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from ..engine.fxutil import UnsupportedOperation
 from ..engine.graph import Graph
 from ..engine.run import MethodRun
 from ..engine.walk import Walk, relevance_shapes
@@ -70,7 +71,10 @@ class Method:
     def rules(self, graph: Graph, **params) -> dict[str, rb.Rule]:
         """The composite on ``graph``: node name -> rule (step 4 of the protocol)."""
         p = {**self.params, **params}
-        return self.composite(graph, p)
+        try:
+            return self.composite(graph, p)
+        except UnsupportedOperation as exc:
+            raise UnsupportedOperation(f"method '{self.name}': {exc}") from None
 
     def check_params(self, params: Mapping[str, Any]) -> None:
         """Refuse keywords that are not parameters of this method (a typo would

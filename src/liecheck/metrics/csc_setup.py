@@ -15,7 +15,8 @@ import torch
 from scipy import stats
 
 from ..attribution import Explainer
-from ..engine.graph import INPUT, LINEAR, Graph
+from ..engine import ops
+from ..engine.graph import Graph
 
 
 def baseline(channels: int) -> float:
@@ -87,13 +88,13 @@ def _as_channels(r: torch.Tensor, n_vectors: int) -> torch.Tensor:
 def _kind(node, graph: Graph | None = None) -> str:
     """``input``, ``conv``, ``linear``, ...; a ReLU right after a conv / dense layer
     (that layer's post-ReLU record point) reports the layer's kind."""
-    if graph is not None and node.kind == "relu" and len(node.inputs) == 1:
+    if graph is not None and isinstance(node.op, ops.ReLU) and len(node.inputs) == 1:
         prev = graph.by_name[node.inputs[0]]
-        if prev.kind == LINEAR and prev.layer in ("conv", "dense"):
+        if prev.is_linear and prev.layer in ("conv", "dense"):
             node = prev
-    if node.kind == INPUT:
+    if isinstance(node.op, ops.Input):
         return "input"
-    if node.kind == LINEAR:
+    if node.is_linear:
         return {"dense": "linear"}.get(node.layer, node.layer)
     return node.kind
 
@@ -134,7 +135,7 @@ def default_record(graph: Graph, points: str = "post_relu") -> list[str]:
 def _relu_after(graph: Graph, name: str) -> str:
     """The ReLU that is ``name``'s only consumer, else ``name`` itself."""
     nxt = graph.consumers[name]
-    if len(nxt) == 1 and graph.by_name[nxt[0]].kind == "relu":
+    if len(nxt) == 1 and isinstance(graph.by_name[nxt[0]].op, ops.ReLU):
         return nxt[0]
     return name
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from ..engine.graph import Graph
+from ..engine.ops import ReLU
 
 
 def paper_starts(graph: Graph, model_name: str) -> list[str]:
@@ -17,7 +18,7 @@ def paper_starts(graph: Graph, model_name: str) -> list[str]:
     def after(module: str) -> str:
         node = graph.by_name[graph.resolve(module)]
         nxt = graph.consumers[node.name]
-        relu = [c for c in nxt if graph.by_name[c].kind == "relu"]
+        relu = [c for c in nxt if isinstance(graph.by_name[c].op, ReLU)]
         return relu[0] if relu else node.name
 
     if model_name == "vgg16":

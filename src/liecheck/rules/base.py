@@ -142,8 +142,9 @@ class CatSplit(Rule):
     needs_inputs = False
 
     def backward(self, ctx, node, r):
-        sizes = [ctx.shape(i)[node.op] for i in node.inputs]
-        return list(r.split(sizes, dim=node.op))
+        dim = node.op.dim
+        sizes = [ctx.shape(i)[dim] for i in node.inputs]
+        return list(r.split(sizes, dim=dim))
 
 
 class AddSplit(Rule):
@@ -164,13 +165,39 @@ class AddSplit(Rule):
         den = cached(ctx, node, ("add", self.eps),
                      lambda: zero_free(stabilize(z, self.eps), fresh=False))
         s = divide(r, den)
-        return [times(x, s) for x in xs]
+        consts = node.constant_inputs or (False,) * len(xs)
+        return [None if c else _unbroadcast(times(x, s), ctx.shape(i))
+                for x, i, c in zip(xs, node.inputs, consts)]
 
 
 class AddPass(Rule):
-    """Residual addition under the gradient: each summand gets the full signal."""
+    """Residual addition under the gradient: each summand gets the full signal
+    (summed over the dimensions it was broadcast along)."""
 
     needs_inputs = False
 
     def backward(self, ctx, node, r):
-        return [r for _ in node.inputs]
+        consts = node.constant_inputs or (False,) * len(node.inputs)
+        return [None if c else _unbroadcast(r, ctx.shape(i))
+                for i, c in zip(node.inputs, consts)]
+
+
+def _unbroadcast(r: torch.Tensor, shape: tuple) -> torch.Tensor:
+    """``r`` summed over the dimensions along which a summand of ``shape`` was broadcast."""
+    if tuple(r.shape) == tuple(shape):
+        return r
+    lead = r.dim() - len(shape)
+    if lead:
+        r = r.sum(tuple(range(lead)))
+    dims = tuple(i for i, s in enumerate(shape) if s == 1 and r.shape[i] != 1)
+    return r.sum(dims, keepdim=True) if dims else r
+
+
+class Transposed(Rule):
+    """Rearrangements (permute, transpose, indexing, chunk, roll, pad, ...): the op's
+    exact transpose moves the relevance back (the same under every method)."""
+
+    needs_inputs = False
+
+    def backward(self, ctx, node, r):
+        return [node.op.transpose(r, ctx.shape(node.inputs[0]))]

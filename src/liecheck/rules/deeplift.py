@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import torch
 
-from ..engine.kinds import ADD, LINEAR
+from ..engine.ops import Add, LinearOp, unbroadcast
 from .base import Rule, cached, times
 from .gradient import MaxPoolSwitch
 
@@ -77,7 +77,7 @@ def _split_delta(ctx, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     ``min(dz, 0)``.
     """
     node = ctx.graph.by_name[name]
-    if node.kind == LINEAR:
+    if isinstance(node.op, LinearOp):
         dh = delta(ctx.act(node.inputs[0]))
         op = node.op
         hp, hn = dh.clamp(min=0), dh.clamp(max=0)
@@ -88,8 +88,9 @@ def _split_delta(ctx, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         a1, i1 = op.forward_many(hp, [wp, wn], [None, None])
         i2, a2 = op.forward_many(hn, [wp, wn], [None, None])
         return a1 + a2, i1 + i2
-    if node.kind == ADD and len(node.inputs) > 0:
-        parts = [split_delta(ctx, i) for i in node.inputs]
+    if isinstance(node.op, Add) and len(node.inputs) > 0:
+        consts = node.constant_inputs or (False,) * len(node.inputs)
+        parts = [split_delta(ctx, i) for i, c in zip(node.inputs, consts) if not c]
         return sum(p for p, _ in parts), sum(n for _, n in parts)
     d = delta(ctx.act(name))
     return d.clamp(min=0), d.clamp(max=0)
@@ -124,7 +125,7 @@ def _single(ctx, name: str, r: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
 def _keeps_pair(ctx, producer: str, consumer: str) -> bool:
     """A pair may go to ``producer`` if it is linear / add and read only by ``consumer``."""
     node = ctx.graph.by_name[producer]
-    return node.kind in (LINEAR, ADD) and ctx.graph.consumers[producer] == [consumer]
+    return isinstance(node.op, (LinearOp, Add)) and ctx.graph.consumers[producer] == [consumer]
 
 
 class DeepLiftLinear(Rule):
@@ -187,25 +188,24 @@ class DeepLiftAdd(Rule):
         return out
 
 
-def _relu_gradient(x: torch.Tensor) -> torch.Tensor:
-    return (x > 0).to(x.dtype)
-
-
 def _ratio(dy: torch.Tensor, dx: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     small = dx.abs() < NEAR_ZERO
     return torch.where(small, grad, dy / torch.where(small, torch.ones_like(dx), dx))
 
 
-class RescaleReLU(Rule):
-    """The Rescale rule: ``m_x = m_y * dy / dx`` (gradient where ``|dx| < 1e-7``)."""
+class Rescale(Rule):
+    """The Rescale rule on a pointwise nonlinearity ``f`` (the node's op):
+    ``m_x = m_y * (f(x) - f(x0)) / (x - x0)``, the derivative ``f'(x)`` where
+    ``|x - x0| < 1e-7``."""
 
     def backward(self, ctx, node, r):
         h = ctx.inputs(node)[0]
         m = _single(ctx, node.name, r, h)
+        f = node.op.fn
 
         def rescale():
             x, x0 = halves(h)
-            return _ratio(torch.relu(x) - torch.relu(x0), x - x0, _relu_gradient(x))
+            return _ratio(f(x) - f(x0), x - x0, node.op.derivative(x))
 
         return [times(cached(ctx, node, ("rescale",), rescale), m)]
 
@@ -234,11 +234,11 @@ class RevealCancelReLU(Rule):
 
         def ratios():
             x, x0 = halves(h)
-            f = torch.relu
+            f = node.op.fn
             fx0 = f(x0)
             dyp = 0.5 * (f(x0 + dp) - fx0) + 0.5 * (f(x0 + dn + dp) - f(x0 + dn))
             dyn = 0.5 * (f(x0 + dn) - fx0) + 0.5 * (f(x0 + dp + dn) - f(x0 + dp))
-            g = _relu_gradient(x)
+            g = node.op.derivative(x)
             return _ratio(dyp, dp, g), _ratio(dyn, dn, g)
 
         rp, rn = cached(ctx, node, ("revealcancel",), ratios)
@@ -271,3 +271,20 @@ class FirstHalf:
     def pool_indices(self, node):
         idx = self.ctx.pool_indices(node)
         return None if idx is None else halves(idx)[0]
+
+
+RescaleReLU = Rescale  # the ReLU case, under the name of the paper's methods
+
+
+class DeepLiftProduct(Rule):
+    """The product ``z = a * b`` of two activations: the symmetric (Shapley) split of
+    ``dz = a b - a0 b0 = da (b + b0) / 2 + db (a + a0) / 2``, so ``m_a = m (b + b0) / 2``
+    and ``m_b = m (a + a0) / 2``; summation-to-delta holds exactly."""
+
+    def backward(self, ctx, node, r):
+        a, b = ctx.inputs(node)
+        m = _single(ctx, node.name, r, a)
+        (xa, ra), (xb, rb_) = halves(a), halves(b)
+        sa, sb = (ctx.shape(i) for i in node.inputs)
+        return [unbroadcast(times(0.5 * (xb + rb_), m), sa),
+                unbroadcast(times(0.5 * (xa + ra), m), sb)]

@@ -6,7 +6,8 @@ import math
 
 import torch
 
-from .base import Rule, fan_of, times
+from ..engine.ops import unbroadcast
+from .base import Rule, cached, fan_of, times
 
 
 class GradientLinear(Rule):
@@ -100,7 +101,7 @@ class MaxPoolSwitch(Rule):
 
     def backward(self, ctx, node, r):
         x = ctx.inputs(node)[0]
-        p = node.op
+        p = node.op.params
         idx = ctx.pool_indices(node)
         if idx is None:  # not recorded in the forward pass
             _, idx = torch.nn.functional.max_pool2d(x, return_indices=True, **p)
@@ -116,3 +117,48 @@ class MaxPoolSwitch(Rule):
 
 def _pair(v):
     return list(v) if isinstance(v, (tuple, list)) else [v, v]
+
+
+class GradientPointwise(Rule):
+    """The derivative of a pointwise nonlinearity: ``r * f'(x)`` (``f'`` from the op,
+    exact; computed once per forward pass)."""
+
+    def backward(self, ctx, node, r):
+        x = ctx.inputs(node)[0]
+        d = cached(ctx, node, ("derivative",), lambda: node.op.derivative(x))
+        return [times(d, r)]
+
+
+def vjp(fn, inputs: list[torch.Tensor], r: torch.Tensor) -> list[torch.Tensor]:
+    """The exact vector-Jacobian product ``r^T d fn(inputs) / d inputs`` by autograd; the
+    inputs (batch ``N``) are repeated over the relevance's fan (batch ``N * fan``)."""
+    fan = fan_of(inputs[0], r)
+    if fan > 1:
+        inputs = [t.repeat_interleave(fan, 0) for t in inputs]
+    graph = torch.is_grad_enabled() and r.requires_grad
+    with torch.enable_grad():
+        ins = [t.detach().requires_grad_(True) for t in inputs]
+        out = fn(*ins)
+        gs = torch.autograd.grad(out, ins, r, allow_unused=True, create_graph=graph)
+    return [torch.zeros_like(t) if g is None else g for g, t in zip(gs, ins)]
+
+
+class GradientVJP(Rule):
+    """The exact gradient of any op that computes from its inputs (``op.forward``):
+    autograd's vector-Jacobian product (LayerNorm, amax, a user's op class)."""
+
+    def backward(self, ctx, node, r):
+        if not node.op.computes:
+            raise TypeError(f"node '{node.name}' ({node.op.describe()}): GradientVJP needs an "
+                            "op with forward()")
+        return vjp(node.op.forward, ctx.inputs(node), r)
+
+
+class ProductGradient(Rule):
+    """The product ``a * b`` of two activations: ``r * b`` to ``a``, ``r * a`` to ``b``
+    (summed over the dimensions each was broadcast along)."""
+
+    def backward(self, ctx, node, r):
+        a, b = ctx.inputs(node)
+        sa, sb = (ctx.shape(i) for i in node.inputs)
+        return [unbroadcast(times(b, r), sa), unbroadcast(times(a, r), sb)]

@@ -11,6 +11,7 @@ import math
 
 import torch
 
+from ..engine.ops import unbroadcast
 from .base import Rule, cached, divide, ratio, safe_divide, stabilize, times, zero_free
 
 
@@ -249,3 +250,50 @@ class ZBox(Rule):
         s = divide(r, den)
         return [times(x, op.transpose(s, shape)) - times(lo, op.transpose(s, shape, wp))
                 - times(hi, op.transpose(s, shape, wn))]
+
+
+class ProductUniform(Rule):
+    """The product ``a * b`` of two activations, uniform rule (AttnLRP, Achtibat et al.
+    2024): each factor receives half of the relevance (summed over the dimensions it
+    was broadcast along). Conservative: the halves add up to the incoming relevance."""
+
+    needs_inputs = False
+
+    def backward(self, ctx, node, r):
+        half = 0.5 * r
+        return [unbroadcast(half, ctx.shape(i)) for i in node.inputs]
+
+
+class ProductSignal(Rule):
+    """The product ``a * b`` of two activations, signal-takes-all rule: the factor with
+    more elements (the signal of a squeeze-excitation gate ``gate * x``; the first
+    factor when both have the same shape) receives all the relevance, the gate none
+    (Pahde et al. 2023 for squeeze-excitation). Conservative."""
+
+    needs_inputs = False
+
+    def backward(self, ctx, node, r):
+        sa, sb = (ctx.shape(i) for i in node.inputs)
+        na, nb = math.prod(sa), math.prod(sb)
+        if nb > na:
+            return [None, unbroadcast(r, sb)]
+        return [unbroadcast(r, sa), None]
+
+
+class NormIdentity(Rule):
+    """LayerNorm / GroupNorm with the identity rule on the division (AttnLRP): the
+    standard deviation is held constant, so ``y = (x - mean x) * (w / std) + b`` is
+    linear in ``x``, and the z-rule runs through it:
+    ``R_x = x * C^T (w / std * R / y)``, ``C`` the centring ``t - mean(t)`` of each
+    group. With ``b = 0`` the input's total equals the output's."""
+
+    needs_output = True
+
+    def backward(self, ctx, node, r):
+        x = ctx.inputs(node)[0]
+        op = node.op
+        y = ctx.output(node)
+        den = cached(ctx, node, ("norm",), lambda: zero_free(y.clone()))
+        scale = cached(ctx, node, ("norm_scale",), lambda: op.scale(x))
+        s = times(scale, divide(r, den))
+        return [times(x, op.center(s))]

@@ -18,20 +18,30 @@ Pooling ops have no weight tensor: their implicit weights are non-negative
 
 from __future__ import annotations
 
+import math
+import operator
 from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import fx, nn
 from torch.nn.modules.utils import _pair
+
+from ..fxutil import bind, is_number
+from .base import Op, UnsupportedOperation, register
 
 _USE_OWN = object()
 
 
-class LinearOp:
-    """Base class; see the module docstring."""
+class LinearOp(Op):
+    """Base class of the linear node types; see the module docstring."""
 
     has_negative_weights = True
+    computes = True
+    name = "linear"
+
+    def forward(self, x):
+        return self(x)
 
     def __call__(self, x, weight=None, bias=_USE_OWN):
         raise NotImplementedError
@@ -156,14 +166,27 @@ def _conv2d_input(x_shape, weight, g, stride, padding, dilation, groups) -> torc
         groups, (True, False, False))[0]
 
 
+@register
 @dataclass(eq=False)
 class ConvOp(LinearOp):
+    """``nn.Conv2d`` (zero padding)."""
+
+    name, layer, modules = "conv", "conv", (nn.Conv2d,)
     weight: torch.Tensor
     bias: torch.Tensor | None
     stride: tuple
     padding: tuple
     dilation: tuple
     groups: int
+
+    @classmethod
+    def from_fx(cls, fxn, module, info):
+        if module.padding_mode != "zeros":
+            raise UnsupportedOperation(
+                f"node '{fxn.name}' ({fxn.target}): Conv2d with padding_mode="
+                f"'{module.padding_mode}' is not supported; pad with F.pad(x, ..., "
+                f"mode='{module.padding_mode}') before a Conv2d with padding=0 (supported).")
+        return cls.from_module(module)
 
     @classmethod
     def from_module(cls, m: nn.Conv2d) -> ConvOp:
@@ -191,10 +214,18 @@ class ConvOp(LinearOp):
         return replace(self, weight=w, bias=b)
 
 
+@register
 @dataclass(eq=False)
 class DenseOp(LinearOp):
+    """``nn.Linear`` (on the last dimension of any input)."""
+
+    name, layer, modules = "dense", "dense", (nn.Linear,)
     weight: torch.Tensor
     bias: torch.Tensor | None
+
+    @classmethod
+    def from_fx(cls, fxn, module, info):
+        return cls(module.weight, module.bias)
 
     def __post_init__(self):
         self.weight = self.weight.detach()
@@ -217,6 +248,7 @@ class DenseOp(LinearOp):
         return DenseOp(w, b)
 
 
+@register
 @dataclass(eq=False)
 class AffineOp(LinearOp):
     """Per-channel affine map y = scale * x + shift (eval-mode BatchNorm).
@@ -224,8 +256,13 @@ class AffineOp(LinearOp):
     ``weight`` is the diagonal (``scale``) so that W+ / W- splits work unchanged.
     """
 
+    name, layer, modules = "affine", "affine", (nn.BatchNorm1d, nn.BatchNorm2d)
     scale: torch.Tensor
     shift: torch.Tensor
+
+    @classmethod
+    def from_fx(cls, fxn, module, info):
+        return cls.from_batchnorm(module)
 
     @classmethod
     def from_batchnorm(cls, m: nn.BatchNorm1d | nn.BatchNorm2d) -> AffineOp:
@@ -247,7 +284,7 @@ class AffineOp(LinearOp):
         return self.shift
 
     def to(self, device):
-        return AffineOp(self.scale.to(device), self.shift.to(device))
+        return replace(self, scale=self.scale.to(device), shift=self.shift.to(device))
 
     def _view(self, t, x):
         return t.view(1, -1, *([1] * (x.dim() - 2)))
@@ -263,17 +300,44 @@ class AffineOp(LinearOp):
         return g * self._view(w, g)
 
 
+class PoolingOp(LinearOp):
+    """Linear ops with implicit non-negative weights and no bias (average pooling,
+    means): ``op(x, weight, bias)`` ignores ``weight``."""
+
+    layer = "pool"
+    has_negative_weights = False
+    weight = None
+    bias = None
+
+    def to(self, device):
+        return self
+
+    def nonneg(self, inputs):
+        return bool(inputs) and all(inputs)
+
+
+@register
 @dataclass(eq=False)
-class AvgPoolOp(LinearOp):
+class AvgPoolOp(PoolingOp):
+    """``nn.AvgPool2d`` and ``F.avg_pool2d``."""
+
+    name, modules, functions = "avgpool", (nn.AvgPool2d,), (F.avg_pool2d,)
     kernel_size: tuple
     stride: tuple
     padding: tuple
     ceil_mode: bool
     count_include_pad: bool
     divisor_override: int | None
-    has_negative_weights = False
-    weight = None  # implicit non-negative weights
-    bias = None
+
+    @classmethod
+    def from_fx(cls, fxn, module, info):
+        if module is not None:
+            return cls.from_module(module)
+        b = _bound(fxn, F.avg_pool2d)
+        k = _pair(b["kernel_size"])
+        stride = b.get("stride") or k
+        return cls(k, _pair(stride), _pair(b.get("padding", 0)), b.get("ceil_mode", False),
+                   b.get("count_include_pad", True), b.get("divisor_override"))
 
     @classmethod
     def from_module(cls, m: nn.AvgPool2d) -> AvgPoolOp:
@@ -281,9 +345,6 @@ class AvgPoolOp(LinearOp):
         s = nn.modules.utils._pair(m.stride if m.stride is not None else m.kernel_size)
         return cls(k, s, nn.modules.utils._pair(m.padding), m.ceil_mode, m.count_include_pad,
                    m.divisor_override)
-
-    def to(self, device):
-        return self
 
     def __call__(self, x, weight=None, bias=_USE_OWN):
         return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
@@ -296,15 +357,20 @@ class AvgPoolOp(LinearOp):
             self.count_include_pad, self.divisor_override)
 
 
+@register
 @dataclass(eq=False)
-class AdaptiveAvgPoolOp(LinearOp):
-    output_size: tuple | int
-    has_negative_weights = False
-    weight = None  # implicit non-negative weights
-    bias = None
+class AdaptiveAvgPoolOp(PoolingOp):
+    """``nn.AdaptiveAvgPool2d`` and ``F.adaptive_avg_pool2d``."""
 
-    def to(self, device):
-        return self
+    name = "avgpool"
+    modules, functions = (nn.AdaptiveAvgPool2d,), (F.adaptive_avg_pool2d,)
+    output_size: tuple | int
+
+    @classmethod
+    def from_fx(cls, fxn, module, info):
+        if module is not None:
+            return cls(module.output_size)
+        return cls(_bound(fxn, F.adaptive_avg_pool2d)["output_size"])
 
     def __call__(self, x, weight=None, bias=_USE_OWN):
         return F.adaptive_avg_pool2d(x, self.output_size)
@@ -312,3 +378,187 @@ class AdaptiveAvgPoolOp(LinearOp):
     def transpose(self, g, x_shape, weight=None):
         x = g.new_empty(x_shape)
         return torch.ops.aten._adaptive_avg_pool2d_backward(g, x)
+
+
+def _bound(fxn: fx.Node, fn) -> dict:
+    """The call's arguments by name (defaults left out), refused if they do not bind."""
+    b = bind(fxn) if fxn.op == "call_function" and fxn.target is fn else None
+    if b is None:
+        import inspect
+        try:
+            b = inspect.signature(fn).bind(*fxn.args, **fxn.kwargs)
+        except TypeError as exc:
+            raise UnsupportedOperation(f"node '{fxn.name}': cannot read the arguments of "
+                                       f"{getattr(fn, '__name__', fn)} ({exc})") from exc
+    return dict(b.arguments)
+
+
+@register
+@dataclass(eq=False)
+class MeanOp(PoolingOp):
+    """``x.mean(dims)``, ``torch.mean``, ``x.sum(dims)``, ``torch.sum`` over non-batch
+    dimensions: a linear op with the non-negative weights ``1 / count`` (or 1)."""
+
+    name = "mean"
+    functions, methods = (torch.mean, torch.sum), ("mean", "sum")
+    dims: tuple
+    keepdim: bool
+    average: bool
+
+    @classmethod
+    def from_fx(cls, fxn, module, info):
+        args, kw = list(fxn.args[1:]), dict(fxn.kwargs)
+        dim = kw.pop("dim", args.pop(0) if args else None)
+        keepdim = kw.pop("keepdim", args.pop(0) if args else False)
+        fname = fxn.target if isinstance(fxn.target, str) else fxn.target.__name__
+        if dim is None or args or kw or isinstance(dim, fx.Node) or isinstance(keepdim, fx.Node):
+            raise UnsupportedOperation(
+                f"node '{fxn.name}': {fname}() needs explicit constant dimensions that "
+                "leave the batch alone (e.g. x.mean((2, 3))); a reduction over the batch or "
+                "with dtype= has no rule.")
+        dims = tuple(dim) if isinstance(dim, (list, tuple)) else (dim,)
+        if any(not isinstance(d, int) or d == 0 for d in dims):
+            raise UnsupportedOperation(
+                f"node '{fxn.name}': {fname}() over dimension(s) {dims}: a reduction over "
+                "the batch dimension (0) mixes samples and has no rule.")
+        return cls(dims, bool(keepdim), fname == "mean")
+
+    def __call__(self, x, weight=None, bias=_USE_OWN):
+        if self.average:
+            return x.mean(self.dims, keepdim=self.keepdim)
+        return x.sum(self.dims, keepdim=self.keepdim)
+
+    def transpose(self, g, x_shape, weight=None):
+        dims = sorted(d % len(x_shape) for d in self.dims)
+        if not self.keepdim:
+            for d in dims:
+                g = g.unsqueeze(d)
+        g = g.expand(x_shape)
+        if self.average:
+            count = math.prod(x_shape[d] for d in dims)
+            return g / count
+        return g.contiguous()
+
+
+_MUL_FUNCS = (operator.mul, torch.mul, torch.multiply)
+_MUL_METHODS = ("mul", "multiply", "__mul__", "__rmul__")
+_DIV_FUNCS = (operator.truediv, torch.div, torch.divide, torch.true_divide)
+_DIV_METHODS = ("div", "divide", "true_divide", "__truediv__")
+_NEG_FUNCS = (operator.neg, torch.neg, torch.negative)
+_NEG_METHODS = ("neg", "negative", "__neg__")
+
+
+@register
+@dataclass(eq=False)
+class Scale(AffineOp):
+    """``c * x``, ``x / d``, ``-x`` for a constant number: a diagonal linear layer with
+    one shared scale (``layer="affine"``)."""
+
+    name = "scale"
+    modules = ()
+    functions = _MUL_FUNCS + _DIV_FUNCS + _NEG_FUNCS
+    methods = _MUL_METHODS + _DIV_METHODS + _NEG_METHODS
+
+    @classmethod
+    def from_fx(cls, fxn, module, info):
+        c = scale_factor(fxn, info)
+        if c is None:
+            return None
+        t = torch.tensor([c], dtype=info.dtype)
+        return cls(t, torch.zeros_like(t))
+
+
+def scale_factor(fxn: fx.Node, info) -> float | None:
+    """``c`` if ``fxn`` computes ``c * x`` (``x * c``, ``c * x``, ``x / d``, ``-x``) for one
+    activation ``x`` and a constant number; None if the call involves another tensor
+    (a product of two tensors, a constant tensor); raises for other arguments."""
+    t, args, kwargs = fxn.target, fxn.args, dict(fxn.kwargs)
+    tensors = [a for a in fxn.all_input_nodes if info.is_tensor(a)]
+    neg = t in _NEG_FUNCS or t in _NEG_METHODS
+    div = t in _DIV_FUNCS or t in _DIV_METHODS
+    if div and len(args) == 2 and info.is_activation(args[1]):
+        raise UnsupportedOperation(
+            f"node '{fxn.name}': division by the activation '{args[1].name}' has no rule: "
+            "only multiplication or true division of one tensor by a finite, nonzero "
+            "constant (a number or a model parameter / buffer), or the product of two "
+            "activations, is supported.")
+    if len(tensors) != 1 or not info.is_activation(tensors[0]):
+        return None
+    first_is_tensor = args and args[0] is tensors[0]
+    c = None
+    if neg and len(args) == 1 and not kwargs:
+        c = -1.0
+    elif not neg and not div and len(args) == 2 and not kwargs:
+        const = args[1] if first_is_tensor else args[0]
+        c = float(const) if is_number(const) else None
+    elif (div and len(args) == 2 and first_is_tensor
+          and kwargs.get("rounding_mode") is None and set(kwargs) <= {"rounding_mode"}
+          and is_number(args[1]) and args[1] != 0):
+        c = 1.0 / args[1]
+    if c is None or not math.isfinite(c):
+        name = getattr(t, "__name__", t)
+        raise UnsupportedOperation(
+            f"node '{fxn.name}': {fxn.op} '{name}' on '{tensors[0].name}' has no rule: only "
+            "multiplication or true division of one tensor by a finite, nonzero constant "
+            "(a number or a model parameter / buffer), or the product of two activations, "
+            "is supported.")
+    return c
+
+
+@register
+@dataclass(eq=False)
+class ConstScale(LinearOp):
+    """``w * x`` or ``x / w`` for a constant tensor ``w`` (a parameter or buffer, e.g.
+    ConvNeXt's layer scale) broadcast against the activation ``x``: a diagonal linear
+    layer (``layer="affine"``) whose weight is ``w``."""
+
+    name, layer = "scale", "affine"
+    functions = _MUL_FUNCS + _DIV_FUNCS
+    methods = _MUL_METHODS + _DIV_METHODS
+    weight: torch.Tensor
+    bias = None
+
+    @classmethod
+    def from_fx(cls, fxn, module, info):
+        if fxn.kwargs or len(fxn.args) != 2:
+            return None
+        a, b = fxn.args
+        div = fxn.target in _DIV_FUNCS or fxn.target in _DIV_METHODS
+        if info.is_activation(a) and info.is_constant(b):
+            w = info.constants[b.name]
+        elif info.is_constant(a) and info.is_activation(b) and not div:
+            w = info.constants[a.name]
+        else:
+            return None
+        w = w.detach()
+        if div:
+            if not bool((w != 0).all()):
+                raise UnsupportedOperation(f"node '{fxn.name}': division by a constant "
+                                           "tensor that holds zeros")
+            w = 1 / w
+        return cls(w)
+
+    def to(self, device):
+        return replace(self, weight=self.weight.to(device))
+
+    def __call__(self, x, weight=None, bias=_USE_OWN):
+        w = self.weight if weight is None else weight
+        b = None if bias is _USE_OWN else bias
+        y = x * w
+        return y if b is None else y + b
+
+    def transpose(self, g, x_shape, weight=None):
+        w = self.weight if weight is None else weight
+        return unbroadcast(g * w, x_shape)
+
+
+def unbroadcast(t: torch.Tensor, shape: tuple) -> torch.Tensor:
+    """Sum ``t`` over the dimensions that broadcasting added or expanded from ``shape``."""
+    shape = tuple(shape)
+    if tuple(t.shape) == shape:
+        return t
+    lead = t.dim() - len(shape)
+    if lead:
+        t = t.sum(tuple(range(lead)))
+    dims = tuple(i for i, s in enumerate(shape) if s == 1 and t.shape[i] != 1)
+    return t.sum(dims, keepdim=True) if dims else t

@@ -1,0 +1,449 @@
+"""Node types that route, rearrange or combine activations: the input, constants,
+additions, concatenation, max pooling and max reductions, products of two
+activations, and the rearrangements (reshape, identity, permute, transpose,
+indexing, chunk / split, roll, padding) whose transpose moves relevance back exactly."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from ..fxutil import bind, is_number
+from .base import Op, UnsupportedOperation, register
+from .linear import _MUL_FUNCS, _MUL_METHODS, _bound, unbroadcast
+
+
+class Input(Op):
+    """The model's input (the placeholder)."""
+
+    name, routes = "input", 0
+
+
+class Constant(Op):
+    """A tensor that does not depend on the input (a parameter or buffer read directly,
+    ``get_attr``); relevance that reaches it is absorbed, like a bias's."""
+
+    name, routes, computes = "constant", 0, True
+
+    def __init__(self, value: torch.Tensor):
+        self.value = value.detach()
+
+    def forward(self):
+        return self.value
+
+    def to(self, device):
+        return Constant(self.value.to(device))
+
+    def nonneg(self, inputs):
+        return bool((self.value >= 0).all())
+
+
+@register
+class Add(Op):
+    """``a + b`` (``+``, ``+=``, ``torch.add``; subtraction is rewritten as ``a + (-1) * b``)
+    of activations, constant tensors and numbers."""
+
+    name, routes = "add", None
+    functions = (operator.add, operator.iadd, torch.add)
+    methods = ("add", "add_", "__add__", "__iadd__", "__radd__")
+
+    def __init__(self, numbers: Sequence = ()):
+        self.numbers = list(numbers)
+
+    @classmethod
+    def from_fx(cls, fxn, module, info):
+        if "alpha" in fxn.kwargs:
+            raise UnsupportedOperation(f"node '{fxn.name}': add with alpha")
+        return cls([a for a in fxn.args if not isinstance(a, fx.Node)])
+
+    def nonneg(self, inputs):
+        # `x + c` with a negative constant c can go negative
+        return bool(inputs) and all(inputs) and all(
+            is_number(c) and c >= 0 for c in self.numbers)
+
+
+@register
+class Cat(Op):
+    """``torch.cat``: each input gets its slice."""
+
+    name, routes = "cat", None
+    functions = (torch.cat, torch.concat, torch.concatenate)
+
+    def __init__(self, dim: int = 0):
+        self.dim = dim
+
+    @classmethod
+    def from_fx(cls, fxn, module, info):
+        dim = fxn.kwargs.get("dim", fxn.args[1] if len(fxn.args) > 1 else 0)
+        if dim == 0:
+            raise UnsupportedOperation(f"node '{fxn.name}': concatenation along the batch "
+                                       "dimension mixes samples and has no rule")
+        return cls(dim)
+
+    def nonneg(self, inputs):
+        return bool(inputs) and all(inputs)
+
+
+@register
+class MaxPool(Op):
+    """``nn.MaxPool2d`` and ``F.max_pool2d``: winner-take-all at the arg-max."""
+
+    name = "maxpool"
+    modules, functions = (nn.MaxPool2d,), (F.max_pool2d,)
+
+    def __init__(self, params: dict):
+        self.params = params
+
+    @classmethod
+    def from_fx(cls, fxn, module, info):
+        if module is not None:
+            if module.return_indices:
+                raise UnsupportedOperation("MaxPool2d(return_indices=True) is not supported")
+            return cls({"kernel_size": module.kernel_size, "stride": module.stride,
+                        "padding": module.padding, "dilation": module.dilation,
+                        "ceil_mode": module.ceil_mode})
+        b = _bound(fxn, F.max_pool2d)
+        b.pop("input")
+        if b.pop("return_indices", False):
+            raise UnsupportedOperation(f"node '{fxn.name}': max_pool2d(return_indices=True)")
+        p = {"kernel_size": b["kernel_size"], "stride": b.get("stride") or b["kernel_size"],
+             "padding": b.get("padding", 0), "dilation": b.get("dilation", 1),
+             "ceil_mode": b.get("ceil_mode", False)}
+        return cls(p)
+
+    def nonneg(self, inputs):
+        return bool(inputs) and all(inputs)
+
+
+@register
+class AMax(Op):
+    """``torch.amax`` / ``x.amax(dims)`` over non-batch dimensions: winner-take-all
+    (the gradient: ties share equally)."""
+
+    name, computes = "amax", True
+    functions, methods = (torch.amax,), ("amax",)
+
+    def __init__(self, dims: tuple, keepdim: bool):
+        self.dims, self.keepdim = dims, keepdim
+
+    @classmethod
+    def from_fx(cls, fxn, module, info):
+        args, kw = list(fxn.args[1:]), dict(fxn.kwargs)
+        dim = kw.pop("dim", args.pop(0) if args else ())
+        keepdim = kw.pop("keepdim", args.pop(0) if args else False)
+        dims = tuple(dim) if isinstance(dim, (list, tuple)) else (dim,)
+        if not dims or any(not isinstance(d, int) or d == 0 for d in dims) or args or kw:
+            raise UnsupportedOperation(f"node '{fxn.name}': amax needs constant dimensions "
+                                       "that leave the batch alone")
+        return cls(dims, bool(keepdim))
+
+    def forward(self, x):
+        return x.amax(self.dims, keepdim=self.keepdim)
+
+    def nonneg(self, inputs):
+        return bool(inputs) and all(inputs)
+
+
+@register
+class Product(Op):
+    """``a * b`` of two activations (broadcasting allowed): gates (squeeze-excitation,
+    ``x * sigmoid(x)``). A product with a constant is :class:`~.linear.Scale` or
+    :class:`~.linear.ConstScale`, not this."""
+
+    name, routes = "product", None
+    functions, methods = _MUL_FUNCS, _MUL_METHODS
+
+    @classmethod
+    def from_fx(cls, fxn, module, info):
+        acts = [a for a in fxn.args if info.is_activation(a)]
+        if len(acts) != 2 or len(fxn.args) != 2 or fxn.kwargs:
+            return None
+        return cls()
+
+    def nonneg(self, inputs):
+        return bool(inputs) and all(inputs)
+
+
+# ------------------------------------------------------------------ rearrangements
+class Rearrange(Op):
+    """Ops that move, select or copy values without arithmetic; linear, with
+    :meth:`transpose` moving relevance (or a gradient) back exactly."""
+
+    def transpose(self, r: torch.Tensor, in_shape: tuple) -> torch.Tensor:
+        raise NotImplementedError
+
+    def nonneg(self, inputs):
+        return bool(inputs) and all(inputs)
+
+
+@register
+class Reshape(Rearrange):
+    """Flatten / view / reshape / (un)squeeze: the relevance is reshaped back."""
+
+    name = "reshape"
+    modules = (nn.Flatten, nn.Unflatten)
+    functions = (torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze)
+    methods = ("view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "view_as",
+               "reshape_as")
+
+    def transpose(self, r, in_shape):
+        return r.reshape(in_shape)
+
+
+@register
+class Identity(Rearrange):
+    """The identity: ``nn.Identity``, dropout in eval, ``clone``, ``contiguous``."""
+
+    name = "identity"
+    modules = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
+               nn.AlphaDropout)
+    functions = (torch.clone, F.dropout, F.dropout1d, F.dropout2d, F.dropout3d,
+                 torch.dropout, F.alpha_dropout)
+    methods = ("contiguous", "clone", "detach")
+
+    @classmethod
+    def from_fx(cls, fxn, module, info):
+        if fxn.op == "call_function" and "dropout" in getattr(fxn.target, "__name__", ""):
+            _check_dropout(fxn)
+        return cls()
+
+    def transpose(self, r, in_shape):
+        return r
+
+
+def _check_dropout(fxn: fx.Node) -> None:
+    """A functional dropout is the identity in eval mode, unless ``training=True``."""
+    bound = bind(fxn)
+    if bound is not None:
+        training = bound.arguments.get("training", True)
+        p = bound.arguments.get("p", 0.5)
+    else:  # torch.dropout(input, p, train)
+        training = fxn.args[2] if len(fxn.args) > 2 else fxn.kwargs.get("train", True)
+        p = fxn.args[1] if len(fxn.args) > 1 else fxn.kwargs.get("p", 0.5)
+    if training is False or p == 0:
+        return
+    name = getattr(fxn.target, "__name__", fxn.target)
+    raise UnsupportedOperation(
+        f"node '{fxn.name}': {name}(..., training={training!r}) drops units at random even "
+        "when the model is in eval mode (training=True is F.dropout's default), so the model "
+        "is random and cannot be explained. Pass training=self.training (then liecheck "
+        "explains the eval model, where dropout is the identity), or use nn.Dropout.")
+
+
+class View(Rearrange):
+    """A view ``v(x)`` that selects or reorders elements without repeating any (permute,
+    transpose, basic indexing, chunk / split / narrow): the transpose writes the
+    relevance into a zero tensor through the same view."""
+
+    computes = True
+
+    def view(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x):
+        return self.view(x)
+
+    def transpose(self, r, in_shape):
+        z = r.new_zeros(in_shape)
+        self.view(z).copy_(r)
+        return z
+
+
+def _constant_args(fxn: fx.Node, what: str) -> tuple[list, dict]:
+    args, kwargs = list(fxn.args[1:]), dict(fxn.kwargs)
+    if fxn.all_input_nodes[1:]:
+        raise UnsupportedOperation(
+            f"node '{fxn.name}': {what} with arguments computed at run time "
+            f"({', '.join(a.name for a in fxn.all_input_nodes[1:])}) has no rule; use "
+            "constant arguments")
+    return args, kwargs
+
+
+def _keeps_batch(fxn: fx.Node, dims: Sequence[int], what: str) -> None:
+    if any(d == 0 for d in dims):
+        raise UnsupportedOperation(f"node '{fxn.name}': {what} that moves the batch "
+                                   "dimension (0) has no rule")
+
+
+@register
+class Permute(View):
+    name = "permute"
+    functions, methods = (torch.permute,), ("permute",)
+
+    def __init__(self, dims: tuple):
+        self.dims = tuple(dims)
+
+    @classmethod
+    def from_fx(cls, fxn, module, info):
+        args, kwargs = _constant_args(fxn, "permute")
+        dims = kwargs.get("dims", args[0] if len(args) == 1 else args)
+        dims = tuple(dims)
+        if dims[0] != 0:
+            _keeps_batch(fxn, [0], "permute")
+        return cls(dims)
+
+    def view(self, x):
+        return x.permute(self.dims)
+
+
+@register
+class Transpose(View):
+    name = "transpose"
+    functions, methods = (torch.transpose, torch.swapaxes, torch.swapdims), (
+        "transpose", "swapaxes", "swapdims")
+
+    def __init__(self, dim0: int, dim1: int):
+        self.dim0, self.dim1 = dim0, dim1
+
+    @classmethod
+    def from_fx(cls, fxn, module, info):
+        args, kwargs = _constant_args(fxn, "transpose")
+        d0 = kwargs.get("dim0", args[0] if args else None)
+        d1 = kwargs.get("dim1", args[1] if len(args) > 1 else None)
+        _keeps_batch(fxn, [d0, d1], "transpose")
+        return cls(d0, d1)
+
+    def view(self, x):
+        return x.transpose(self.dim0, self.dim1)
+
+
+@register
+class Select(View):
+    """Basic indexing ``x[:, 0]``, ``x[..., 1:3]`` (the batch untouched); ``narrow``; and one
+    part of ``chunk`` / ``split`` (``a, b = x.chunk(2, 1)``)."""
+
+    name = "select"
+    functions, methods = (operator.getitem, torch.narrow), ("narrow",)
+
+    def __init__(self, how: str, args: tuple, index: Any = None):
+        self.how, self.args, self.index = how, args, index
+
+    @classmethod
+    def from_fx(cls, fxn, module, info):
+        src = fxn.args[0]
+        if fxn.target is operator.getitem and isinstance(src, fx.Node) and \
+                src.op in ("call_method", "call_function") and _splitter(src) is not None:
+            how, args = _splitter(src)
+            return cls(how, args, fxn.args[1])
+        if not info.is_tensor(src):
+            return None
+        args, kwargs = _constant_args(fxn, "indexing")
+        if fxn.target is operator.getitem:
+            idx = args[0] if isinstance(args[0], tuple) else (args[0],)
+            ok = all(isinstance(i, (int, slice)) or i is None or i is Ellipsis for i in idx)
+            if not ok or not idx or idx[0] is not Ellipsis and idx[0] != slice(None):
+                raise UnsupportedOperation(
+                    f"node '{fxn.name}': indexing {args[0]!r} has no rule: only basic "
+                    "indexing (integers, slices, None, ...) that keeps the batch dimension "
+                    "whole (x[:, ...]) is supported")
+            if idx[0] is Ellipsis and len([i for i in idx if i is not None]) > 1:
+                raise UnsupportedOperation(
+                    f"node '{fxn.name}': indexing {args[0]!r} starting with '...' may index "
+                    "the batch dimension; write it as x[:, ...]")
+            return cls("getitem", (idx,))
+        dim = kwargs.get("dim", args[0] if args else None)
+        _keeps_batch(fxn, [dim], "narrow")
+        return cls("narrow", tuple(args) if args else (dim, kwargs["start"], kwargs["length"]))
+
+    def view(self, x):
+        if self.how == "getitem":
+            return x[self.args[0]]
+        if self.how == "narrow":
+            return x.narrow(*self.args)
+        parts = x.chunk(*self.args) if self.how == "chunk" else x.split(*self.args)
+        return parts[self.index]
+
+
+def _splitter(fxn: fx.Node) -> tuple[str, tuple] | None:
+    """``("chunk" | "split", args)`` for a chunk / split call on a tensor, else None."""
+    t = fxn.target
+    if t in ("chunk", torch.chunk):
+        how = "chunk"
+    elif t in ("split", torch.split):
+        how = "split"
+    else:
+        return None
+    args = list(fxn.args[1:])
+    kw = dict(fxn.kwargs)
+    n = args[0] if args else kw.get("chunks", kw.get("split_size_or_sections",
+                                                      kw.get("split_size")))
+    dim = args[1] if len(args) > 1 else kw.get("dim", 0)
+    if dim == 0 or isinstance(n, fx.Node) or isinstance(dim, fx.Node):
+        raise UnsupportedOperation(f"node '{fxn.name}': {how} along the batch dimension or "
+                                   "with sizes computed at run time has no rule")
+    return how, (n, dim)
+
+
+SPLITTERS = ("chunk", "split", torch.chunk, torch.split)
+
+
+@register
+class Roll(Rearrange):
+    name, computes = "roll", True
+    functions, methods = (torch.roll,), ("roll",)
+
+    def __init__(self, shifts, dims):
+        self.shifts, self.dims = shifts, dims
+
+    @classmethod
+    def from_fx(cls, fxn, module, info):
+        args, kwargs = _constant_args(fxn, "roll")
+        shifts = kwargs.get("shifts", args[0] if args else None)
+        dims = kwargs.get("dims", args[1] if len(args) > 1 else None)
+        if dims is None:
+            raise UnsupportedOperation(f"node '{fxn.name}': roll without dims rolls the "
+                                       "batch too; pass dims")
+        _keeps_batch(fxn, dims if isinstance(dims, (list, tuple)) else [dims], "roll")
+        return cls(shifts, dims)
+
+    def forward(self, x):
+        return torch.roll(x, self.shifts, self.dims)
+
+    def transpose(self, r, in_shape):
+        neg = ([-s for s in self.shifts] if isinstance(self.shifts, (list, tuple))
+               else -self.shifts)
+        return torch.roll(r, neg, self.dims)
+
+
+@register
+class Pad(Rearrange):
+    """``F.pad`` in every mode (constant, reflect, replicate, circular): each output is a
+    copy of an input or the constant ``value`` (whose share, like a bias's, is
+    absorbed); the transpose sums the copies back (exact adjoint, via autograd)."""
+
+    name, computes = "pad", True
+    functions = (F.pad,)
+
+    def __init__(self, pad: tuple, mode: str = "constant", value: float | None = None):
+        self.pad, self.mode, self.value = tuple(pad), mode, value
+
+    @classmethod
+    def from_fx(cls, fxn, module, info):
+        _constant_args(fxn, "pad")
+        b = _bound(fxn, F.pad)
+        return cls(b["pad"], b.get("mode", "constant"), b.get("value"))
+
+    def forward(self, x):
+        return F.pad(x, self.pad, self.mode, self.value)
+
+    def nonneg(self, inputs):
+        return bool(inputs) and all(inputs) and (self.mode != "constant" or not self.value
+                                                 or self.value >= 0)
+
+    def transpose(self, r, in_shape):
+        if self.mode == "constant":
+            return F.pad(r, [-p for p in self.pad])
+        with torch.enable_grad():
+            z = r.new_zeros(in_shape, requires_grad=True)
+            (g,) = torch.autograd.grad(F.pad(z, self.pad, self.mode), z, r)
+        return g
+
+
+__all__ = ["Add", "AMax", "Cat", "Constant", "Identity", "Input", "MaxPool", "Pad", "Permute",
+           "Product", "Rearrange", "Reshape", "Roll", "Select", "Transpose", "View",
+           "unbroadcast"]
