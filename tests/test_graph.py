@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from torch import nn
 
 import liecheck
-from liecheck import graph as lg
 from liecheck.engine import ops
 from liecheck.engine.classify import CLAIMS
 

@@ -55,14 +55,19 @@ def mark_nonneg(nodes: list[Node]) -> None:
         nonneg[n.name] = n.op.nonneg(ins)
 
 
-def last_uses(graph: fx.Graph, aliases: dict[str, str]) -> dict[str, list[str]]:
-    """fx node name -> fx values that can be dropped after it ran (forward memory)."""
+def last_uses(graph: fx.Graph, aliases: dict[str, str],
+              nodes: list[Node] = ()) -> dict[str, list[str]]:
+    """fx node name -> fx values that can be dropped after it ran (forward memory).
+    A node's graph inputs count as read by it too (a part of ``chunk`` reads the
+    chunked tensor, not the fx tuple)."""
+    reads = {n.name: n.inputs for n in nodes}
     last: dict[str, str] = {}
     for fxn in graph.nodes:
-        for a in flat_nodes(fxn.args) + flat_nodes(fxn.kwargs):
+        names = [a.name for a in flat_nodes(fxn.args) + flat_nodes(fxn.kwargs)]
+        for name in names + list(reads.get(fxn.name, ())):
             # a folded BatchNorm's value is its conv's tensor: release both names
-            last[a.name] = fxn.name
-            last[aliases.get(a.name, a.name)] = fxn.name
+            last[name] = fxn.name
+            last[aliases.get(name, name)] = fxn.name
     out: dict[str, list[str]] = {}
     for value, user in last.items():
         out.setdefault(user, []).append(value)

@@ -49,7 +49,9 @@ def classify(fxn: fx.Node, info: ops.TraceInfo, first: bool) -> ops.Op | None:
         return ops.Input()
     if fxn.op == "get_attr":
         return None  # a constant: the graph builds it (see Graph._build)
-    if fxn.op in ("call_function", "call_method") and not any(info.is_tensor(a) for a in ins):
+    splits = fxn.target is operator.getitem and ins and ins[0].target in ops.SPLITTERS
+    if (fxn.op in ("call_function", "call_method") and not splits
+            and not any(info.is_tensor(a) for a in ins)):
         if fxn.op == "call_function" and fxn.target in _META_FUNCS or (
                 fxn.op == "call_method" and fxn.target in SHAPE_METHODS):
             return None  # arithmetic on shape values: x.size(0) + 1

@@ -42,6 +42,7 @@ from .classify import CLAIMS, HOW_TO, classify, register_op, view_claims  # noqa
 from .fxutil import UnsupportedOperation, flat_nodes
 from .node import Node
 
+
 class Graph:
     """A traced, canonicalised copy of a model.
 
@@ -91,7 +92,7 @@ class Graph:
         self.by_name = {n.name: n for n in self.nodes}
         canonical.mark_nonneg(self.nodes)
         self.consumers = canonical.consumers(self.nodes)
-        self.last_use = canonical.last_uses(self.gm.graph, self.aliases)
+        self.last_use = canonical.last_uses(self.gm.graph, self.aliases, self.nodes)
 
     def _build(self) -> tuple[list[Node], str]:
         """One :class:`Node` per tensor operation of the fx graph, and the output's name."""
@@ -119,7 +120,9 @@ class Graph:
                 continue
             if isinstance(op, ops.Select) and op.how in ("chunk", "split"):
                 tensor_ins = [fxn.args[0].args[0].name]  # the tensor that was split
-            inputs = tensor_ins if op.routes is None else tensor_ins[:op.routes]
+            if op.routes is not None:  # the first `routes` activations (not constants)
+                tensor_ins = [i for i in tensor_ins if i not in info.constants][:op.routes]
+            inputs = tensor_ins
             if all(i in info.constants for i in inputs) and inputs:
                 raise UnsupportedOperation(
                     f"node '{fxn.name}' computes on constants only ({', '.join(inputs)}); "

@@ -4,9 +4,9 @@ Registered on import."""
 
 from __future__ import annotations
 
+from ..engine import ops
 from ..rules import gradient as rg
 from ..rules import lrp as rl
-from ..engine import ops
 from .composites import (
     DEFAULTS,
     GRADIENT_COMPOSITE,
@@ -35,6 +35,10 @@ def _dtd(node, graph, p):
     if node is graph.last("dense"):
         return rl.WSquare()
     return rl.ZPlus()
+
+
+def _rectgrad(node, graph, p):
+    return rg.RectGradReLU(p["rectgrad_q"])
 
 
 def _builtin() -> list[Method]:
@@ -89,8 +93,7 @@ def _builtin() -> list[Method]:
                citation="Springenberg et al. 2014", **grad),
         Method("rectgrad", "RectGrad",
                "keep the gradient where activation x gradient is above its 98th percentile",
-               gradient_composite({ops.ReLU: lambda node, graph, p: rg.RectGradReLU(p["rectgrad_q"]),
-                                   ops.Pointwise: RELU_ONLY}),
+               gradient_composite({ops.ReLU: _rectgrad, ops.Pointwise: RELU_ONLY}),
                params={"rectgrad_q": d["rectgrad_q"]}, linear_in_relevance=False,
                citation="Kim et al. 2019", **grad),
     ]

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import torch
 
-from ..engine import graph as g
 from ..inputs import resolve_targets
 from ..rules import lrp as rl
 from ..rules.base import Rule, cached, divide, safe_divide, times, zero_free

@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..engine import graph as g
-from ..engine.node import Node
 from ..engine import ops
+from ..engine.node import Node
 from ..engine.ops import ConvOp
 from ..models.checkpoint import read
 from ..rules import gradient as rg

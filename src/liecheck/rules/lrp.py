@@ -130,16 +130,18 @@ class AlphaBeta(Rule):
         a, b = self.alpha, -self.beta
         if ctx.memo is None and x.shape[0] == r.shape[0]:
             z = op.forward_stacked(x, [wp, wn], [bp, bn])  # divided in place
-            k = z.shape[1] // 2
-            safe_divide(r, z[:, :k], a, reuse_z=True)
-            safe_divide(r, z[:, k:], b, reuse_z=True)
+            d = op.out_dim
+            k = z.shape[d] // 2
+            safe_divide(r, z.narrow(d, 0, k), a, reuse_z=True)
+            safe_divide(r, z.narrow(d, k, k), b, reuse_z=True)
             return z
         den = cached(ctx, node, ("ab", self.bias, "stacked"),
                      lambda: zero_free(op.forward_stacked(x, [wp, wn], [bp, bn])))
-        k = den.shape[1] // 2
+        d = op.out_dim
+        k = den.shape[d] // 2
         s = r.new_empty((r.shape[0],) + tuple(den.shape[1:]))
-        divide(r, den[:, :k], a, into=s[:, :k])
-        divide(r, den[:, k:], b, into=s[:, k:])
+        divide(r, den.narrow(d, 0, k), a, into=s.narrow(d, 0, k))
+        divide(r, den.narrow(d, k, k), b, into=s.narrow(d, k, k))
         return s
 
 

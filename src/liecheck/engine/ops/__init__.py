@@ -28,6 +28,7 @@ from .linear import (
     Scale,
     unbroadcast,
 )
+from .norm import GroupNorm, LayerNorm, Norm  # noqa: E402  (registered after the structure ops)
 from .pointwise import (
     ELU,
     GELU,
@@ -63,7 +64,6 @@ from .structure import (
     Transpose,
     View,
 )
-from .norm import GroupNorm, LayerNorm, Norm  # noqa: E402  (registered after the structure ops)
 
 __all__ = [
     "ELU", "GELU", "OPS", "SPLITTERS", "USER_OPS", "AMax", "Abs", "AdaptiveAvgPoolOp", "Add",

@@ -35,8 +35,6 @@ from torch import fx, nn
 from ..fxutil import UnsupportedOperation  # noqa: F401  (re-exported)
 
 
-
-
 @dataclass
 class TraceInfo:
     """What :meth:`Op.from_fx` may ask about the traced graph.

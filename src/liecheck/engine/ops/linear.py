@@ -39,6 +39,7 @@ class LinearOp(Op):
     has_negative_weights = True
     computes = True
     name = "linear"
+    out_dim = 1  # the output's channel dimension (dense layers: the last)
 
     def forward(self, x):
         return self(x)
@@ -66,7 +67,7 @@ class LinearOp(Op):
         ``(N, sum of the weights' output channels, ...)``, one call where fusable.
         Rules may modify it in place (it is a fresh tensor)."""
         if not self._fusable(weights):
-            return torch.cat(self._forward_each(x, weights, biases), dim=1)
+            return torch.cat(self._forward_each(x, weights, biases), dim=self.out_dim)
         b = None
         if biases is not None and any(bb is not None for bb in biases):
             b = torch.cat([bb if bb is not None else w.new_zeros(w.shape[0])
@@ -78,7 +79,7 @@ class LinearOp(Op):
         if not self._fusable(weights):
             return self._forward_each(x, weights, biases)
         y = self.forward_stacked(x, weights, biases)
-        return list(y.split([w.shape[0] for w in weights], dim=1))
+        return list(y.split([w.shape[0] for w in weights], dim=self.out_dim))
 
     def _forward_each(self, x, weights, biases):
         biases = biases or [None] * len(weights)
@@ -89,13 +90,13 @@ class LinearOp(Op):
         ``forward_stacked`` returns them): no ``torch.cat`` of the signals."""
         if self._fusable(weights):
             return self.transpose(g, x_shape, self._stacked(weights))
-        gs = list(g.split([w.shape[0] for w in weights], dim=1))
+        gs = list(g.split([w.shape[0] for w in weights], dim=self.out_dim))
         return self._transpose_each(gs, x_shape, weights)
 
     def transpose_many(self, gs, x_shape, weights):
         """``sum(op.transpose(g, x_shape, w) for g, w in zip(gs, weights))``, fused."""
         if self._fusable(weights):
-            return self.transpose_stacked(torch.cat(gs, dim=1), x_shape, weights)
+            return self.transpose_stacked(torch.cat(gs, dim=self.out_dim), x_shape, weights)
         return self._transpose_each(gs, x_shape, weights)
 
     def _transpose_each(self, gs, x_shape, weights):
@@ -220,6 +221,7 @@ class DenseOp(LinearOp):
     """``nn.Linear`` (on the last dimension of any input)."""
 
     name, layer, modules = "dense", "dense", (nn.Linear,)
+    out_dim = -1
     weight: torch.Tensor
     bias: torch.Tensor | None
 
@@ -380,14 +382,29 @@ class AdaptiveAvgPoolOp(PoolingOp):
         return torch.ops.aten._adaptive_avg_pool2d_backward(g, x)
 
 
+# argument names of functions whose builtins have no Python signature
+_SIGNATURES = {
+    F.avg_pool2d: ("input", "kernel_size", "stride", "padding", "ceil_mode",
+                   "count_include_pad", "divisor_override"),
+    F.max_pool2d: ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode",
+                   "return_indices"),
+}
+
+
 def _bound(fxn: fx.Node, fn) -> dict:
     """The call's arguments by name (defaults left out), refused if they do not bind."""
+    names = _SIGNATURES.get(fn)
+    if names is not None:
+        if len(fxn.args) > len(names) or set(fxn.kwargs) - set(names):
+            raise UnsupportedOperation(f"node '{fxn.name}': cannot read the arguments of "
+                                       f"{getattr(fn, '__name__', fn)}")
+        return {**dict(zip(names, fxn.args)), **fxn.kwargs}
     b = bind(fxn) if fxn.op == "call_function" and fxn.target is fn else None
     if b is None:
         import inspect
         try:
             b = inspect.signature(fn).bind(*fxn.args, **fxn.kwargs)
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise UnsupportedOperation(f"node '{fxn.name}': cannot read the arguments of "
                                        f"{getattr(fn, '__name__', fn)} ({exc})") from exc
     return dict(b.arguments)

@@ -108,7 +108,7 @@ class MaxPool(Op):
                         "padding": module.padding, "dilation": module.dilation,
                         "ceil_mode": module.ceil_mode})
         b = _bound(fxn, F.max_pool2d)
-        b.pop("input")
+        b.pop("input", None)
         if b.pop("return_indices", False):
             raise UnsupportedOperation(f"node '{fxn.name}': max_pool2d(return_indices=True)")
         p = {"kernel_size": b["kernel_size"], "stride": b.get("stride") or b["kernel_size"],
@@ -214,6 +214,33 @@ class Identity(Rearrange):
 
     def transpose(self, r, in_shape):
         return r
+
+
+try:  # torchvision's stochastic depth (a leaf function of torch.fx): identity in eval
+    from torchvision.ops import stochastic_depth as _stochastic_depth
+except ImportError:  # pragma: no cover - torchvision is a dependency
+    _stochastic_depth = None
+
+
+@register
+class StochasticDepth(Identity):
+    """``torchvision.ops.stochastic_depth(x, p, mode, training)``: the identity when
+    ``training`` is False (eval), else refused (random)."""
+
+    name = "identity"
+    modules, methods = (), ()
+    functions = (_stochastic_depth,) if _stochastic_depth is not None else ()
+
+    @classmethod
+    def from_fx(cls, fxn, module, info):
+        b = bind(fxn)
+        training = b.arguments.get("training", True) if b is not None else True
+        p = b.arguments.get("p", 1.0) if b is not None else 1.0
+        if training is not False and p != 0:
+            raise UnsupportedOperation(
+                f"node '{fxn.name}': stochastic_depth(..., training={training!r}) drops "
+                "samples at random; liecheck explains the eval model (training=False)")
+        return cls()
 
 
 def _check_dropout(fxn: fx.Node) -> None:
