@@ -169,7 +169,11 @@ def _provenance(m: dict) -> str:
         pd.DataFrame({"field": list(kv), "value": [str(v) for v in kv.values()]})))
     t = m.get("timings", {})
     if t:
-        parts.append(f"<h3>Timings (s; run wall time {m.get('last_run_seconds', '-')} s)</h3>"
+        scope = m.get("last_run_scope") or "setup and units; the command's estimate, model " \
+            "training before the run and building the report not included"
+        parts.append(f"<h3>Timings (s per unit, as last computed)</h3><p>Wall time of the last "
+                     f"run: {m.get('last_run_seconds', '-')} s ({html.escape(scope)}). "
+                     "Units resumed from an earlier run keep their earlier time.</p>"
                      + _table(pd.DataFrame({"unit": list(t), "seconds": list(t.values())})))
     parts.append("<h3>Settings</h3><pre>" + html.escape(json.dumps(m.get("settings", {}),
                                                                     indent=1)) + "</pre>")
