@@ -250,7 +250,7 @@ def run_experiment(args, experiment: str):
     Run again on the same ``--out`` it resumes; with a subset of the run's methods it
     reuses the run (computing only what those methods lack) and reports only them;
     other settings, or methods the run does not hold, are refused (``--fresh``)."""
-    from ..report.summary import format_summary, layers_note, summary_table
+    from ..report.summary import format_summary, images_by_model, layers_note, summary_table
     from ..reproduce import run
 
     t0 = time.perf_counter()
@@ -279,7 +279,7 @@ def run_experiment(args, experiment: str):
     if df.empty:
         raise ValueError("no method could be run (see the messages above)")
     print()
-    print(format_summary(summary_table({experiment: df})))
+    print(format_summary(summary_table({experiment: df}, images_by_model(store.manifest()))))
     print(layers_note({experiment: df}))
     out = Path(args.out)
     path = out / f"{experiment}.csv"
@@ -291,6 +291,7 @@ def run_experiment(args, experiment: str):
 
 def run_csc(args) -> int:
     from ..plots.faithfulness import csc_curve, csc_histogram, save
+    from ..report.summary import CONVERGED
 
     _, df = run_experiment(args, "csc")
     if df is None:  # another rank of a torchrun launch: rank 0 writes the outputs
@@ -299,12 +300,14 @@ def run_csc(args) -> int:
     for st in starts:
         tag = str(st).replace(".", "_")
         for log in (False, True):
-            save(csc_curve(df, start=st, log=log), Path(args.out) / f"csc_{tag}"
+            save(csc_curve(df, start=st, log=log, threshold=CONVERGED),
+                 Path(args.out) / f"csc_{tag}"
                  f"{'_log' if log else ''}")
     save(csc_histogram(df, start=starts[0]), Path(args.out) / "csc_histogram_first_conv")
     if len(starts) > 1:
         for m in df["method"].unique():
-            save(csc_curve(df[df.method == m], log=True, title=f"CSC of {m}, several starts"),
+            save(csc_curve(df[df.method == m], log=True, title=f"CSC of {m}, several starts",
+                           threshold=CONVERGED),
                  Path(args.out) / f"csc_starts_{m}")
     return 0
 

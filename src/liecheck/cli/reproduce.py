@@ -120,7 +120,7 @@ def config_from_args(args):
 
 
 def _reproduce(args) -> int:
-    from ..report.summary import format_summary, layers_note, summary_table
+    from ..report.summary import format_summary, images_by_model, layers_note, summary_table
     from ..reproduce import run
     from .faithfulness import note_random_plans, plan_line
 
@@ -135,10 +135,10 @@ def _reproduce(args) -> int:
     if int(os.environ.get("RANK", "0")) != 0:      # torchrun: rank 0 prints the summary
         return 0
     tables = {t: store.read(t) for t in store.tables()}
-    print()
-    print(format_summary(summary_table(tables)))
-    print(layers_note(tables))
     m = store.manifest()
+    print()
+    print(format_summary(summary_table(tables, images_by_model(m))))
+    print(layers_note(tables))
     for s in m.get("skipped", []):
         print(f"skipped: {s}")
     status = m.get("status", {})

@@ -23,7 +23,7 @@ from ..numbers import fmt
 from ..runlock import describe, holder, holder_alive
 from ..store import CorruptStoreError, RunStore, atomic_write, missing_units
 from .figures import ALL, Figure
-from .summary import COLUMN_NAMES, CONVERGED, layers_note, summary_table
+from .summary import COLUMN_NAMES, CONVERGED, images_by_model, layers_note, summary_table
 
 __all__ = ["build_report"]
 
@@ -237,7 +237,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
                          f"{html.escape(info['note'])}.</div>")
     for s in m.get("skipped", []) + failed:
         notes.append(f'<div class="note">skipped: {html.escape(s)}</div>')
-    verdict = summary_table(tables).rename(columns=COLUMN_NAMES)
+    verdict = summary_table(tables, images_by_model(m)).rename(columns=COLUMN_NAMES)
     tab_html = [_groundtruth(store), _aggregates(tables)]
     for t, df in tables.items():
         if t == "groundtruth":          # shown with its figure by _groundtruth
