@@ -222,6 +222,22 @@ def sanity_maps_figure(store: RunStore, model: str, methods: list[str] | None = 
     return fig
 
 
+def _colour_bar_below(fig, left, right, cmap: str, lims, ticks: dict, label: str, gid: str):
+    """A horizontal colour bar under the axes ``left`` ... ``right`` of the bottom row
+    (placed after the layout is fixed; ``bbox_inches="tight"`` keeps it)."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    a, b = left.get_position(), right.get_position()
+    h_in = fig.get_figheight()
+    cax = fig.add_axes([a.x0, a.y0 - 0.22 / h_in, b.x1 - a.x0, 0.1 / h_in])
+    bar = fig.colorbar(ScalarMappable(Normalize(*lims), cmap), cax=cax, orientation="horizontal")
+    bar.set_ticks(list(ticks), labels=list(ticks.values()), fontsize=LABEL_PT)
+    bar.set_label(label, fontsize=LABEL_PT)
+    cax.set_gid(f"colour-bar-{gid}")
+    return bar
+
+
 def _colour_bar(fig, axes, cmap: str, lims, ticks: dict, label: str, gid: str):
     """A vertical colour bar right of ``axes`` (``ticks``: value -> label)."""
     from matplotlib.cm import ScalarMappable
@@ -299,10 +315,10 @@ def figure_insensitivity(store: RunStore) -> list[Figure]:
             ax.set_xticks([])
             ax.set_yticks([])
         fig.subplots_adjust(wspace=0.3, hspace=0.08)   # room between the column headers
-        _colour_bar(fig, list(axes[:, 1:3].flat), "viridis", (0, 1), {0: "0", 1: "1"},
-                    "(c), (d): map\nnormalised to [0, 1]", "1c-d")
-        _colour_bar(fig, list(axes[:, 3]), "bwr", (-1, 1), {-1: "-1", 0: "0", 1: "1"},
-                    "(e) = (c) - (d)", "1e")
+        _colour_bar_below(fig, axes[-1, 1], axes[-1, 2], "viridis", (0, 1),
+                          {0: "0", 1: "1"}, "(c), (d): map normalised to [0, 1]", "1c-d")
+        _colour_bar_below(fig, axes[-1, 3], axes[-1, 3], "bwr", (-1, 1),
+                          {-1: "-1", 0: "0", 1: "1"}, "(e) = (c) - (d)", "1e")
         out.append(Figure("1b-e", f"Class insensitivity, {model}",
                           f"the first image explained for its class (c, class {r0['class_a']})"
                           f" and for the runner-up class (d, class {r0['class_b']}), both "
@@ -327,13 +343,16 @@ def figure_theory(store: RunStore) -> list[Figure]:
             own = (f" learned / relu-learned: the {learned['chain'].iloc[0].split()[0]} "
                    "model's own conv centre taps and dense weights "
                    f"({int(learned['step'].max())} products), without / with a ReLU.")
+        learned_style = (" The learned curves are dashed with open markers and drawn over "
+                         "the others: they start near 10^0, with vanilla and relu."
+                         if own else "")
         out.append(Figure("7", "Simulated convergence of a matrix chain (appendix B)",
                           "1 - mean |cos| over the pairs of 32 random vectors after each "
                           "product with VGG-16-shaped random matrices of each family; line: "
                           f"median over {reps or 'the'} repetitions (the paper: 20), band: "
                           "25th-75th percentile." + own + " The floor near 1e-15 is float64 "
                           "resolution; curves that coincide (positive, stochastic) are drawn "
-                          "with different markers.",
+                          "with different markers." + learned_style,
                           png(plot_chain_figure7(sim.drop(columns="chain")))))
     sv = store.read("singular")
     models = store.manifest().get("models", {})

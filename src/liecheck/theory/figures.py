@@ -48,7 +48,10 @@ def plot_chain(df: pd.DataFrame, families=None, title: str | None = None,
                path: str | Path | None = None, ax=None) -> Figure:
     """1 - |cos| (median, band p25-p75) per step on a log axis (paper Figure 7).
 
-    ``df`` is :func:`~liecheck.theory.simulate_chain`'s table.
+    ``df`` is :func:`~liecheck.theory.simulate_chain`'s table. Every family has its own
+    marker; the families of a model's own weights (``learned``, ``relu-learned``) are
+    dashed, with larger open markers, and drawn over the random families, whose
+    curves they meet near 10^0.
     """
     fams = list(dict.fromkeys(df["family"])) if families is None else list(families)
     if ax is None:
@@ -62,9 +65,14 @@ def plot_chain(df: pd.DataFrame, families=None, title: str | None = None,
             raise ValueError(f"family '{f}' is not in the table")
         y = np.clip(1 - d["median"].to_numpy(), FLOOR, None)
         # distinct markers, drawn smaller for later families: coinciding curves
-        # (positive and stochastic) stay visible
-        line, = ax.semilogy(d["step"], y, marker=markers[i % len(markers)],
-                            ms=max(6 - 0.5 * i, 3), label=f)
+        # (positive and stochastic) stay visible. A model's own weights (learned,
+        # relu-learned: short chains that start near 10^0, where vanilla and relu lie)
+        # are drawn on top, dashed, with larger open markers, so they are not hidden.
+        own = "learned" in f
+        style = ({"ls": "--", "lw": 1.8, "ms": 7, "mfc": "none", "mew": 1.5, "zorder": 4}
+                 if own else {"ms": max(6 - 0.5 * i, 3), "zorder": 2})
+        line, = ax.semilogy(d["step"], y, marker=markers[i % len(markers)], label=f,
+                            gid=f"chain-{f}", **style)
         lo = np.clip(1 - d["p75"].to_numpy(), FLOOR, None)
         hi = np.clip(1 - d["p25"].to_numpy(), FLOOR, None)
         ax.fill_between(d["step"], lo, hi, color=line.get_color(), alpha=0.2, lw=0)
