@@ -200,13 +200,12 @@ def run_spectrum(args) -> int:
     from ..attribution import Explainer
     from ..layer_names import label_layers
     from ..methods import get_method
+    from ..models import check_model_name
     from ..numbers import fmt
     from ..reproduce.paper import paper_starts
     from ..store import RunStore, unit_id
     from ..theory import figures
     from ..theory.spectrum import check_method, spectrum_table
-
-    from ..models import check_model_name
     from .faithfulness import method_list
 
     check_model_name(args.model)

@@ -79,9 +79,10 @@ def summary_table(tables: dict[str, pd.DataFrame], images: dict[str, str] | None
     if images:
         df.insert(1, "images", [images.get(m, "-") for m in df["model"]])
     if "csc_first_conv" in df:
-        df.insert(list(df.columns).index("csc_first_conv") + 1, "verdict", np.where(df["csc_first_conv"].isna(), "-",
-                                         np.where(df["csc_first_conv"] >= CONVERGED,
-                                                  "converges", "does not converge")))
+        df.insert(list(df.columns).index("csc_first_conv") + 1, "verdict",
+                  np.where(df["csc_first_conv"].isna(), "-",
+                           np.where(df["csc_first_conv"] >= CONVERGED,
+                                    "converges", "does not converge")))
     return df
 
 
