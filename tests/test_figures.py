@@ -241,8 +241,10 @@ def test_explain_grid_has_a_colour_key_per_column():
     maps = {m.name: torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
             for m in methods}
     raw = [np.zeros((8, 8, 3), np.uint8)] * 2
-    fig = heatmap_grid(raw, ["a", "b"], maps, methods)
+    fig = heatmap_grid(raw, ["a", "b"], maps, methods, note="vgg16 with seeded RANDOM weights")
     fig.canvas.draw()
+    assert [t.get_text() for t in _texts(fig) if t.get_gid() == "grid-note"] == [
+        "vgg16 with seeded RANDOM weights"]
     keys = _bars(fig, "colour-key")
     assert [ax.get_gid() for ax in keys] == ["colour-key-maxabs", "colour-key-sum",
                                              "colour-key-maxabs"]

@@ -149,7 +149,9 @@ def run_explain(args) -> int:
     ex = Explainer(model, device=args.device)
     target = ex.targets(x, args.target)  # checks the images and the class first
     maps = {m.name: ex.attribute(x, m, target=target).cpu() for m in methods}
-    fig = heatmap_grid(data.raw, data.names, maps, methods, target=target.tolist())
+    note = (f"{args.model} with seeded RANDOM weights (no --weights): these maps test the "
+            "rules on its architecture, not a trained model." if src.kind == "random" else None)
+    fig = heatmap_grid(data.raw, data.names, maps, methods, target=target.tolist(), note=note)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100, bbox_inches="tight")

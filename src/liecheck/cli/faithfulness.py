@@ -69,9 +69,11 @@ def load_cli_model(name: str, weights: str | None):
 
         model, src, _ = default_model()
         return model, src
-    model, src = load(name, weights)
+    model, src = load(name, weights, verbose=False)
     if src.kind == "random":
         say_random_weights(name)
+    else:
+        print(f"model {src}", file=sys.stderr, flush=True)
     return model, src
 
 
@@ -306,10 +308,19 @@ def run_csc(args) -> int:
     save(csc_histogram(df, start=starts[0]), Path(args.out) / "csc_histogram_first_conv")
     if len(starts) > 1:
         for m in df["method"].unique():
-            save(csc_curve(df[df.method == m], log=True, title=f"CSC of {m}, several starts",
-                           threshold=CONVERGED),
+            save(csc_curve(df[df.method == m], log=True, threshold=CONVERGED,
+                           title=f"CSC of {_paper_name(m)} ({m}), several starts"),
                  Path(args.out) / f"csc_starts_{m}")
     return 0
+
+
+def _paper_name(method: str) -> str:
+    from ..methods import get_method
+
+    try:
+        return get_method(method).paper_name
+    except ValueError:
+        return method
 
 
 def run_sanity(args) -> int:

@@ -43,7 +43,7 @@ def colour_key(cax, how: str, fontsize: float = 9) -> None:
     cax.set_gid(f"colour-key-{how}")
 
 
-def heatmap_grid(raw_images, names, maps: dict, methods, target=None):
+def heatmap_grid(raw_images, names, maps: dict, methods, target=None, note: str | None = None):
     """Figure with the images and each method's heatmap, each map scaled by its
     absolute maximum (as in the paper's appendix), and under each column a colour bar
     saying what its colours mean: signed methods (channel sum) red positive, blue
@@ -51,6 +51,7 @@ def heatmap_grid(raw_images, names, maps: dict, methods, target=None):
     the channels) a magnitude from white to red, never blue.
 
     ``maps``: method name -> ``(N, C, H, W)`` relevance. Non-finite maps raise.
+    ``note`` (e.g. that the model has random weights) is written under the figure.
     """
     import matplotlib
 
@@ -80,4 +81,10 @@ def heatmap_grid(raw_images, names, maps: dict, methods, target=None):
     for j, m in enumerate(methods):
         colour_key(axes[n, j + 1], m.reduce)
     fig.tight_layout()
+    if note:
+        import textwrap
+
+        width = max(40, int(fig.get_figwidth() * 72 / (0.6 * 9)))
+        fig.text(0.01, 0.0, "\n".join(textwrap.wrap(note, width)), ha="left", va="top",
+                 fontsize=9, gid="grid-note")
     return fig
