@@ -14,7 +14,7 @@ from liecheck.models import cifar_net
 
 
 def test_baseline_exact_and_monte_carlo():
-    # the values quoted by the paper / PROTOCOL.md
+    # the values quoted by the paper
     for c, v in [(3, 0.5), (64, 0.085), (512, 0.030), (4096, 0.0105)]:
         assert abs(baseline(c) - v) < 0.0015
     rng = np.random.default_rng(0)

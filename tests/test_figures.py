@@ -61,6 +61,11 @@ def _texts(fig):
             and t.get_window_extent().width > 0]
 
 
+def _panels(fig):
+    """The axes of a figure that show data (its colour bars left out)."""
+    return [ax for ax in fig.axes if not str(ax.get_gid() or "").startswith("colour-bar")]
+
+
 def _points_in_legends(fig) -> list[str]:
     """Labels of plotted lines with a data point inside some legend's box."""
     bad = []
@@ -101,7 +106,7 @@ def test_l1_label_inside_its_own_row(drawn):
     (fig,) = drawn["1b-e"]
     labels = [t for t in _texts(fig) if t.get_gid() == "l1-label"]
     assert len(labels) == 3                      # one per method of the tiny run
-    rows = sorted({round(ax.get_window_extent().y0, 1) for ax in fig.axes})
+    rows = sorted({round(ax.get_window_extent().y0, 1) for ax in _panels(fig)})
     assert len(rows) == len(labels)
     for t in labels:
         box, ax_box = t.get_window_extent(), t.axes.get_window_extent()
@@ -113,8 +118,8 @@ def test_l1_label_inside_its_own_row(drawn):
 
 def test_class_headers_on_one_line(drawn):
     (fig,) = drawn["1b-e"]
-    top = max(ax.get_window_extent().y1 for ax in fig.axes)
-    heads = [ax.title for ax in fig.axes if ax.get_window_extent().y1 == top]
+    top = max(ax.get_window_extent().y1 for ax in _panels(fig))
+    heads = [ax.title for ax in _panels(fig) if ax.get_window_extent().y1 == top]
     assert len(heads) == 4 and all("\n" not in h.get_text() for h in heads)
     assert len({round(h.get_window_extent().y0, 1) for h in heads}) == 1
 
@@ -165,11 +170,14 @@ def test_csc_curves_that_coincide_are_named_under_the_plot(drawn):
 
 
 def test_csc_axis_reads_as_cos_values(drawn):
-    """The log axis of 1 - |cos| is labelled with |cos| (0.9, 0.99, ...), as the paper's."""
+    """The log axis of 1 - |cos| is labelled with |cos| (1 - 10^-2 = 0.99, ...), as the
+    paper's, in one format at every decade (no mix of 0.999999 and 1-1e-14)."""
+    import re
+
     ax = drawn["5a-d"][0].axes[0]
     labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
-    assert "0.99" in labels and "0.999" in labels
-    assert all(lab in {"0"} or lab.startswith(("0.9", "1-1e-")) for lab in labels)
+    assert "$1-10^{-2}$" in labels and "$1-10^{-3}$" in labels
+    assert all(re.fullmatch(r"\$1-10\^\{-?\d+\}\$", lab) for lab in labels), labels
 
 
 def test_csc_ticks_name_nodes_with_the_papers_names():
@@ -212,5 +220,134 @@ def test_spectrum_plot_labels_and_legend():
     assert ticks == ["features_22 (conv4_3)", "classifier_1 (fc1)"]
     assert {t.get_text() for t in fig.axes[-1].get_legend().get_texts()} == {"LRP a1b0",
                                                                             "Gradient"}
-    assert "0.999" in [t.get_text() for t in fig.axes[1].get_yticklabels()]
+    assert "$1-10^{-3}$" in [t.get_text() for t in fig.axes[1].get_yticklabels()]
     plt.close(fig)
+
+
+def _bars(fig, prefix="colour-bar"):
+    return [ax for ax in fig.axes if str(ax.get_gid() or "").startswith(prefix)]
+
+
+def test_explain_grid_has_a_colour_key_per_column():
+    """`liecheck explain`: under each method's column a colour bar; a gradient-type
+    (max |value|) column's bar runs from 0 to max only (its maps are never blue), a
+    signed column's from -max to +max."""
+    import torch
+
+    from liecheck.methods import get_method
+    from liecheck.plots.grid import heatmap_grid
+
+    methods = [get_method(m) for m in ("gradient", "lrp_a1b0", "guided_bp")]
+    maps = {m.name: torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+            for m in methods}
+    raw = [np.zeros((8, 8, 3), np.uint8)] * 2
+    fig = heatmap_grid(raw, ["a", "b"], maps, methods, note="vgg16 with seeded RANDOM weights")
+    fig.canvas.draw()
+    assert [t.get_text() for t in _texts(fig) if t.get_gid() == "grid-note"] == [
+        "vgg16 with seeded RANDOM weights"]
+    keys = _bars(fig, "colour-key")
+    assert [ax.get_gid() for ax in keys] == ["colour-key-maxabs", "colour-key-sum",
+                                             "colour-key-maxabs"]
+    for ax, lo in zip(keys, (0, -1, 0)):
+        assert ax.get_xlim() == (lo, 1)
+        assert "max over channels" in ax.get_xlabel() or "sum over channels" in ax.get_xlabel()
+        # each bar sits under its own column
+        col = [a for a in fig.axes if a not in keys and a.get_title()
+               and abs(a.get_position().x0 - ax.get_position().x0) < 0.02]
+        assert len(col) == 1
+    assert "never blue" in keys[0].get_xlabel() and "red +, blue -" in keys[1].get_xlabel()
+    assert [t.get_text() for t in _texts(fig) if t.get_fontsize() < MIN_FONT] == []
+    plt.close(fig)
+
+
+def test_saliency_figures_have_colour_bars_and_a_true_caption(drawn):
+    (f1a,) = drawn["1a, 10"]
+    assert [ax.get_gid() for ax in _bars(f1a)] == ["colour-bar-1a"]
+    (f1b,) = drawn["1b-e"]
+    bars = _bars(f1b)
+    assert sorted(ax.get_gid() for ax in bars) == ["colour-bar-1c-d", "colour-bar-1e"]
+    bottom = min(ax.get_window_extent().y0 for ax in _panels(f1b))
+    assert all(ax.get_window_extent().y1 < bottom for ax in bars)   # under the panels
+    viridis = next(ax for ax in bars if ax.get_gid() == "colour-bar-1c-d")
+    assert viridis.get_xlim() == (0, 1)
+    # Figure 1a's caption says which rows are magnitudes (never blue) and which are signed
+    text = figures.colours_sentence(["gradient", "lrp_a1b0", "guided_bp"])
+    assert "The rows of Gradient, Guided BP show magnitudes" in text
+    assert "The rows of LRP a1b0 show signed maps" in text and "never blue" in text
+    assert "magnitudes" not in figures.colours_sentence(["lrp_a1b0"])
+
+
+def test_csc_plots_draw_the_verdicts_threshold(drawn):
+    from liecheck.report.summary import CONVERGED
+
+    for num in ("5a-d", "6c", "9"):
+        for fig in drawn[num]:
+            ax = fig.axes[0]
+            (line,) = [ln for ln in ax.get_lines() if ln.get_gid() == "threshold"]
+            assert np.allclose(line.get_ydata(), 1 - CONVERGED)
+            legend = [t.get_text() for t in ax.get_legend().get_texts()]
+            assert f"verdict threshold |cos| = {CONVERGED:g}" in legend
+
+
+def test_figure7_learned_curves_are_not_hidden():
+    """The learned chains start near 10^0 where vanilla and relu lie: they are drawn
+    over them, dashed, with open markers (here they coincide exactly)."""
+    from liecheck.theory.figures import plot_chain_figure7
+
+    rows = [{"family": f, "step": k, "median": 0.0, "p25": 0.0, "p75": 0.0}
+            for f in ("vanilla", "relu", "learned (cifar_net)", "relu-learned (cifar_net)")
+            for k in range(6)]
+    fig = plot_chain_figure7(pd.DataFrame(rows))
+    lines = {ln.get_label(): ln for ln in fig.axes[0].get_lines()}
+    own = [lines["learned (cifar_net)"], lines["relu-learned (cifar_net)"]]
+    base = [lines["vanilla"], lines["relu"]]
+    assert min(ln.get_zorder() for ln in own) > max(ln.get_zorder() for ln in base)
+    assert all(ln.get_linestyle() == "--" and ln.get_markerfacecolor() == "none"
+               for ln in own)
+    assert all(ln.get_linestyle() == "-" for ln in base)
+    assert own[0].get_marker() != own[1].get_marker()
+    plt.close(fig)
+
+
+def test_figure3_rank1_bars_reach_the_top_of_the_axis(drawn):
+    """As the caption says: the clipped rank-1 bar ends where the axis ends."""
+    (fig,) = drawn["3"]
+    for ax in fig.axes:
+        hatched = [p for p in ax.patches if p.get_hatch()]
+        if not hatched:
+            continue
+        top = ax.get_ylim()[1]
+        assert all(np.isclose(p.get_y() + p.get_height(), top) for p in hatched)
+        label = next(t for t in ax.texts if t.get_text().startswith("rank 1"))
+        assert label.get_window_extent().y1 <= ax.get_window_extent().y1 + 1
+
+
+def test_a_method_keeps_its_colour_across_figures():
+    """LRP a1b0 has the same colour and marker whichever methods a figure holds (the
+    default report and a `csc` run differ), and every registered method its own colour."""
+    from liecheck.methods import method_names
+    from liecheck.plots.faithfulness import csc_curve, sanity_curve
+    from liecheck.plots.style import method_styles
+
+    def csc_df(methods):
+        return pd.DataFrame([dict(model="cifar_net", method=m, start="fc6", layer=lay,
+                                  module=lay, kind=kind, depth=d, median=0.5 + 0.1 * i,
+                                  baseline=0.1)
+                             for i, m in enumerate(methods)
+                             for d, (lay, kind) in enumerate([("x", "input"), ("conv1", "conv")])])
+
+    def style(fig, label):
+        ln = next(ln for ln in fig.axes[0].get_lines() if ln.get_label() == label)
+        return ln.get_color(), ln.get_marker()
+    a = csc_curve(csc_df(["gradient", "lrp_z", "lrp_a1b0"]), log=True)
+    b = csc_curve(csc_df(["lrp_a1b0", "guided_bp"]), log=True)
+    sa = pd.DataFrame([{"method": m, "image": 0, "step": s, "layer": f"l{s}",
+                        "measure": "ssim", "score": 0.5} for m in ("excitation_bp", "lrp_a1b0")
+                       for s in (1, 2)])
+    c = sanity_curve(sa, n_resamples=50)
+    assert style(a, "LRP a1b0") == style(b, "LRP a1b0") == style(c, "LRP a1b0")
+    assert style(a, "Gradient")[0] != style(a, "LRP a1b0")[0]
+    names = method_names()
+    assert len({s["color"] for s in method_styles(names).values()}) == len(names)
+    for f in (a, b, c):
+        plt.close(f)

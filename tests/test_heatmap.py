@@ -1,4 +1,4 @@
-"""Heatmaps: channel reduction as PROTOCOL.md says, refusal of non-finite maps, colours."""
+"""Heatmaps: channel reduction as the paper draws maps, refusal of non-finite maps, colours."""
 
 import numpy as np
 import pytest

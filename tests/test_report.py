@@ -121,6 +121,17 @@ def test_report_has_every_figure_table_verdict_and_provenance(report):
     assert "<link" not in page and "http://" not in page          # self-contained
 
 
+def test_verdict_states_its_images_and_the_wall_time_its_scope(report):
+    """The verdict table says how many images (and of which size) each row rests on;
+    the run's wall time says what it includes and excludes."""
+    page = report.read_text()
+    verdict = page.split('id="verdict"')[1].split('id="figures"')[0]
+    assert "<th class=\"text\">images</th>" in verdict
+    assert verdict.count('<td class="text">2 at 32 px</td>') == len(METHODS)
+    prov = page.split('id="provenance"')[1]
+    assert "Wall time of the last run" in prov and "not included" in prov
+
+
 def _checker():
     spec = importlib.util.spec_from_file_location("check_report_browser",
                                                   ROOT / "scripts" / "check_report_browser.py")

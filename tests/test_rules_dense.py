@@ -98,7 +98,7 @@ def ref_epsilon(x, w, b, r, eps=0.0, bias=True):
 
 
 def ref_alpha_beta(x, w, b, r, alpha, beta, bias=True):
-    # activator z+ = x+W+ + x-W- + b+, inhibitor z- = x+W- + x-W+ + b- (PROTOCOL.md)
+    # activator z+ = x+W+ + x-W- + b+, inhibitor z- = x+W- + x-W+ + b- (liecheck's rule)
     xp, xn = x.clamp(min=0)[:, None], x.clamp(max=0)[:, None]
     wp, wn = w.clamp(min=0)[None], w.clamp(max=0)[None]
     bp, bn = (b.clamp(min=0), b.clamp(max=0)) if bias else (0.0, 0.0)

@@ -21,9 +21,11 @@ def reduce_channels(r: torch.Tensor, how: str = "sum") -> torch.Tensor:
 
 def heatmap(r: torch.Tensor, method: str | Method | None = None, how: str | None = None
             ) -> torch.Tensor:
-    """Channel-reduced map ``(N, H, W)`` as PROTOCOL.md says: signed sum for LRP-type
-    methods, max of abs for gradient-type methods (taken from the method's
-    ``reduce`` unless ``how`` is given). Raises on non-finite values."""
+    """Channel-reduced map ``(N, H, W)`` as the paper draws its heatmaps: signed sum
+    for LRP-type methods, max of abs for gradient-type methods (a magnitude, never
+    negative; taken from the method's ``reduce`` unless ``how`` is given). Raises on
+    non-finite values. :func:`liecheck.plots.grid.heatmap_grid` draws the colour key
+    of each kind."""
     if how is None:
         how = get_method(method).reduce if method is not None else "sum"
     if not torch.isfinite(r).all():

@@ -39,7 +39,7 @@ INSENSITIVE = 0.9
 ZENNIT_COMPOSITES = ("EpsilonPlus", "EpsilonPlusFlat", "EpsilonAlpha2Beta1",
                      "EpsilonAlpha2Beta1Flat", "EpsilonGammaBox", "ExcitationBackprop",
                      "GuidedBackprop", "DeconvNet", "BetaSmooth")
-# gradient-type composites: heatmaps reduce channels by max |.| (PROTOCOL.md), as
+# gradient-type composites: heatmaps reduce channels by max |.| (as the paper draws them), as
 # liecheck's guided_bp / deconv and Captum's GuidedBackprop / Deconvolution adapters do
 ZENNIT_GRADIENT_TYPE = ("GuidedBackprop", "DeconvNet", "BetaSmooth")
 CAPTUM_METHODS = ("Saliency", "InputXGradient", "GuidedBackprop", "Deconvolution", "LRP",

@@ -13,13 +13,19 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("audit", help="audit Zennit composites / Captum methods with CSC, the "
-                                     "random-logit test and the cascade")
+                                     "random-logit test and the cascade",
+                       description="Run Zennit composites, Captum attribution classes and "
+                       "liecheck methods through the paper's three tests (CSC, the random-logit "
+                       "test, cascading randomisation) on one model and give each a verdict. "
+                       "Writes audit.csv, audit.md (the table with the verdicts) and audit.png "
+                       "(per method: the target's map, a random class's map, the map after "
+                       "re-initialising the last layer) into --out.")
     p.add_argument("--zennit", default="", help="comma-separated zennit.composites classes, "
                    "e.g. EpsilonPlusFlat,EpsilonAlpha2Beta1 ('all': Zennit's built-ins)")
     p.add_argument("--captum", default="", help="comma-separated captum.attr classes, e.g. "
                    "Saliency,LRP ('all': the main ones)")
     p.add_argument("--methods", default="", help="liecheck methods to audit alongside (names or "
-                   "package.module:object)")
+                   "package.module:object; 'all': every registered method)")
     p.add_argument("--model", default="cifar_net", help="cifar_net (the built-in digits model "
                    "unless --weights) | vgg16 | resnet50")
     p.add_argument("--weights", default=None, help="torchvision weights name or checkpoint "
@@ -43,20 +49,28 @@ def _names(arg: str, default: tuple[str, ...]) -> list[str]:
 
 def run(args) -> int:
     from ..adapters import audit as au
-    from ..methods import get_method
+    from ..models import check_model_name
     from ..reproduce.config import ModelPlan
-    from ..reproduce.setup import load_images, load_model, targets
+    from ..reproduce.setup import applicable_methods, load_images, load_model, targets
+    from .faithfulness import method_list, say_random_weights
 
+    check_model_name(args.model)
+    ours = method_list(args.methods) if args.methods else []   # a typo fails before loading
     size = args.size or (32 if args.model == "cifar_net" else 224)
-    plan = ModelPlan(args.model, args.weights, n=args.n, size=size)
+    plan = ModelPlan(args.model, args.weights, n=args.n, size=size, methods=tuple(ours))
     model, source = load_model(plan, args.seed)
+    if source.get("kind") == "random":
+        say_random_weights(args.model, args.seed)
     images, notes = load_images(plan, args.images, args.seed)
     for note in notes:
         print(note)
     target, kind = targets(model.eval(), images)
+    mine, more = applicable_methods(plan, model.eval(), images)  # fits patterns if needed
+    for note in more:
+        print(note)
     methods = ([au.zennit_method(n, images) for n in _names(args.zennit, au.ZENNIT_COMPOSITES)]
                + [au.captum_method(n) for n in _names(args.captum, au.CAPTUM_METHODS)]
-               + [get_method(n) for n in _names(args.methods, ())])
+               + mine)
     if not methods:
         raise ValueError("nothing to audit: pass --zennit, --captum and/or --methods")
     out = Path(args.out)

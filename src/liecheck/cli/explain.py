@@ -21,7 +21,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(cifar_net: the built-in digits model; others: a seeded random "
                         "initialisation)")
     p.add_argument("--method", "--methods", dest="methods", default="lrp_a1b0",
-                   help="comma-separated method names (see `liecheck methods`)")
+                   help="comma-separated method names (see `liecheck methods`), or 'all'")
+    p.add_argument("--patterns", default=None, metavar="FILE",
+                   help="pattern file for PatternNet / PatternAttribution (saved with "
+                        "liecheck.patterns.PatternSet.save); default: fitted now, on the "
+                        "digits training images for cifar_net, else on the given images")
     p.add_argument("--target", type=int, default=None, help="class index (default: predicted)")
     p.add_argument("--device", default="cpu", help="cpu | cuda")
     p.add_argument("-o", "--out", default="explanation.png", help="output PNG/SVG/PDF")
@@ -69,9 +73,10 @@ def _load_images(specs: list[str], size: int):
             with Image.open(path) as im:
                 raws.append(np.asarray(im.convert("RGB")))
             names.append(path.name)
-        elif path.suffix:  # looks like a path
-            raise FileNotFoundError(f"image not found: {path}")
+        elif path.suffix or "/" in s:  # looks like a path
+            raise FileNotFoundError(f"image not found: {path} (no such file)")
         else:
+            _check_sample_name(s)
             one = sample_photos([s], size=size)
             raws.append(one.raw[0])
             names.append(s)
@@ -82,23 +87,71 @@ def _load_images(specs: list[str], size: int):
     return ImageSet(imgs, names, [None] * len(names), raws)
 
 
+def _check_sample_name(name: str) -> None:
+    """``FileNotFoundError`` when ``name`` is neither a file nor a scikit-image sample
+    photo: it says so, suggests the nearest sample name and lists them."""
+    import difflib
+
+    import skimage.data as sd
+
+    from ..data.images import SAMPLE_PHOTOS
+
+    if name in SAMPLE_PHOTOS or callable(getattr(sd, name, None)) and not name.startswith("_"):
+        return
+    names = [n for n in SAMPLE_PHOTOS if hasattr(sd, n)]
+    close = difflib.get_close_matches(name, names, n=2)
+    hint = f" Did you mean {' or '.join(close)}?" if close else ""
+    raise FileNotFoundError(f"no such file '{name}', and '{name}' is not a scikit-image "
+                            f"sample photo.{hint} Sample photos: {', '.join(names)}.")
+
+
+def _with_patterns(methods, args, model, x):
+    """The methods, with PatternNet / PatternAttribution given patterns: loaded from
+    ``--patterns``, else fitted now (said on stderr)."""
+    import sys
+
+    needs = [m for m in methods if "patterns" in m.params and m.params["patterns"] is None]
+    if not needs:
+        return methods
+    if args.patterns:
+        from ..methods.patterns import PatternSet
+
+        pats = PatternSet.load(args.patterns)
+    else:
+        from ..data.images import ImageSet
+        from ..reproduce.config import ModelPlan
+        from ..reproduce.setup import fit_patterns
+
+        plan = ModelPlan(args.model, args.weights, size=x.shape[-1])
+        where = ("the digits training images (512)" if args.model == "cifar_net" else
+                 f"the {len(x)} given image(s); more images give better patterns: save "
+                 "patterns fitted on a folder with liecheck.patterns.fit(model, x).save(FILE) "
+                 "and pass --patterns FILE")
+        print(f"liecheck: note: fitting the patterns of {', '.join(m.name for m in needs)} "
+              f"on {where}", file=sys.stderr, flush=True)
+        pats = fit_patterns(plan, model, ImageSet(x, [""] * len(x), [None] * len(x), []))
+    return [m.with_params(patterns=pats) if any(m is n for n in needs) else m for m in methods]
+
+
 def run_explain(args) -> int:
     from .. import Explainer, get_method
+    from ..models import check_model_name
     from ..plots.grid import heatmap_grid
-    from .faithfulness import load_cli_model
+    from .faithfulness import load_cli_model, method_list
 
-    methods = [get_method(m.strip()) for m in args.methods.split(",") if m.strip()]
+    methods = [get_method(m) for m in method_list(args.methods)]
+    check_model_name(args.model)
     size = args.size or (32 if args.model == "cifar_net" else 224)
     data = _load_images(args.images, size)  # bad paths fail before the model loads
     x = data.images
-    model, src = load_cli_model(args.model, args.weights)
-    if src.kind == "random":
-        print("note: random weights: the heatmaps test the rules, not a trained model "
-              "(pass --weights for a trained one)")
+    model, src = load_cli_model(args.model, args.weights)   # random weights: said on stderr
+    methods = _with_patterns(methods, args, model, x)
     ex = Explainer(model, device=args.device)
     target = ex.targets(x, args.target)  # checks the images and the class first
     maps = {m.name: ex.attribute(x, m, target=target).cpu() for m in methods}
-    fig = heatmap_grid(data.raw, data.names, maps, methods, target=target.tolist())
+    note = (f"{args.model} with seeded RANDOM weights (no --weights): these maps test the "
+            "rules on its architecture, not a trained model." if src.kind == "random" else None)
+    fig = heatmap_grid(data.raw, data.names, maps, methods, target=target.tolist(), note=note)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100, bbox_inches="tight")

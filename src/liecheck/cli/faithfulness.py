@@ -11,7 +11,9 @@ and the figures (PNG + SVG).
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -39,18 +41,40 @@ def add_model_options(p: argparse.ArgumentParser, default_n: int = 200) -> None:
     p.add_argument("--device", default="cpu", help="cpu | cuda")
 
 
+def say_random_weights(model: str, seed: int = 0) -> None:
+    """One line on stderr: ``model`` has seeded random weights, not trained ones (every
+    command that runs such a model says so before it starts)."""
+    print(f"liecheck: note: {model} has seeded RANDOM weights (seed {seed}), not trained "
+          "ones: the results test the rules on its architecture, not a trained model "
+          "(pass --weights for trained weights)", file=sys.stderr, flush=True)
+
+
+def note_random_plans(cfg) -> None:
+    """:func:`say_random_weights` for each model of ``cfg`` that runs with random weights."""
+    for plan in cfg.models:
+        if plan.weights is None and plan.name != "cifar_net":
+            say_random_weights(plan.name, cfg.seed)
+
+
 def load_cli_model(name: str, weights: str | None):
     """``(model, ModelSource)`` as every subcommand means ``--model`` / ``--weights``:
     ``cifar_net`` without weights is the built-in digits model (cached, or trained
-    once), other models without weights a seeded random initialisation."""
+    once), other models without weights a seeded random initialisation (said on
+    stderr)."""
+    from ..models import check_model_name, load
+
+    check_model_name(name)
     if name == "cifar_net" and weights is None:
         from ..train import default_model
 
         model, src, _ = default_model()
         return model, src
-    from ..models import load
-
-    return load(name, weights)
+    model, src = load(name, weights, verbose=False)
+    if src.kind == "random":
+        say_random_weights(name)
+    else:
+        print(f"model {src}", file=sys.stderr, flush=True)
+    return model, src
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -103,8 +127,10 @@ def method_list(spec: str) -> list[str]:
 
 
 def _config(args, experiment: str):
+    from ..models import check_model_name
     from ..reproduce.config import ModelPlan, RunConfig
 
+    check_model_name(args.model)
     if args.model == "cifar_net" and args.images:
         raise ValueError("--images is not used with cifar_net: it is evaluated on the digits "
                          "test images (use the Python API for other images)")
@@ -188,25 +214,74 @@ def plan_line(cfg, command: str) -> str:
             "finished units)")
 
 
+def stored_methods(cfg, out: str | Path) -> list[str] | None:
+    """The methods of the run in ``out`` when the requested ones are a proper subset of
+    them and every other setting is the same (the run is then reused: only what those
+    methods lack is computed); ``None`` when there is no run, the settings are the same
+    (a plain resume), or the store will refuse. Other settings, or methods the run does
+    not hold, raise :class:`~liecheck.store.SettingsMismatch` naming the difference here,
+    before the estimate is timed."""
+    from dataclasses import replace
+
+    from ..store import SettingsMismatch, diff_settings, read_json
+
+    path = Path(out) / "manifest.json"
+    stored = read_json(path).get("settings") if path.exists() else None
+    if not stored or len(cfg.models) != 1 or len(stored.get("models") or []) != 1:
+        return None
+    now = json.loads(json.dumps(cfg.settings(), default=str))
+    if not diff_settings(stored, now):
+        return None
+    have = list(stored["models"][0].get("methods") or [])
+    want = list(cfg.models[0].methods)
+    trial = replace(cfg, models=[replace(cfg.models[0], methods=tuple(have))])
+    other = diff_settings(stored, json.loads(json.dumps(trial.settings(), default=str)))
+    new = [m for m in want if m not in have]
+    if other or new:
+        why = "; ".join(other + ([f"methods {', '.join(new)} are not in it"] if new else []))
+        hint = (f" A subset of its methods ({', '.join(have)}) reuses it." if not other
+                else "")
+        raise SettingsMismatch(f"{out} holds a run with other settings: {why}.{hint} Use "
+                               "--fresh to start over or choose another --out.")
+    return have
+
+
 def run_experiment(args, experiment: str):
-    """Run ``experiment`` into the run store ``args.out``; returns ``(store, table)``."""
-    from ..report.summary import format_summary, layers_note, summary_table
+    """Run ``experiment`` into the run store ``args.out``; returns ``(store, table)``.
+
+    Run again on the same ``--out`` it resumes; with a subset of the run's methods it
+    reuses the run (computing only what those methods lack) and reports only them;
+    other settings, or methods the run does not hold, are refused (``--fresh``)."""
+    from ..report.summary import format_summary, images_by_model, layers_note, summary_table
     from ..reproduce import run
 
+    t0 = time.perf_counter()
     cfg = _config(args, experiment)
     main_rank = int(os.environ.get("RANK", "0")) == 0  # torchrun: rank 0 summarises
+    have = None if args.fresh else stored_methods(cfg, args.out)
+    want = list(cfg.models[0].methods)
     if main_rank:
+        note_random_plans(cfg)
         print(plan_line(cfg, args.command), flush=True)
-    store = run(cfg, args.out, fresh=args.fresh, report=False)
+        if have:
+            print(f"reusing {args.out}: it holds {len(have)} methods; the {len(want)} asked "
+                  f"for ({', '.join(want)}) are a subset, so only what they lack is computed",
+                  flush=True)
+    if have:
+        cfg.models[0].methods = tuple(have)   # the run's settings, so its units are found
+    store = run(cfg, args.out, fresh=args.fresh, report=False, label=args.command,
+                methods=want if have else None, started=t0)
     if not main_rank:
         return store, None
     df = store.read(experiment)
+    if not df.empty:
+        df = df[df["method"].isin(want)].reset_index(drop=True)
     for s in store.manifest().get("skipped", []):
         print(f"skipped: {s}")
     if df.empty:
         raise ValueError("no method could be run (see the messages above)")
     print()
-    print(format_summary(summary_table({experiment: df})))
+    print(format_summary(summary_table({experiment: df}, images_by_model(store.manifest()))))
     print(layers_note({experiment: df}))
     out = Path(args.out)
     path = out / f"{experiment}.csv"
@@ -218,6 +293,7 @@ def run_experiment(args, experiment: str):
 
 def run_csc(args) -> int:
     from ..plots.faithfulness import csc_curve, csc_histogram, save
+    from ..report.summary import CONVERGED
 
     _, df = run_experiment(args, "csc")
     if df is None:  # another rank of a torchrun launch: rank 0 writes the outputs
@@ -226,14 +302,25 @@ def run_csc(args) -> int:
     for st in starts:
         tag = str(st).replace(".", "_")
         for log in (False, True):
-            save(csc_curve(df, start=st, log=log), Path(args.out) / f"csc_{tag}"
+            save(csc_curve(df, start=st, log=log, threshold=CONVERGED),
+                 Path(args.out) / f"csc_{tag}"
                  f"{'_log' if log else ''}")
     save(csc_histogram(df, start=starts[0]), Path(args.out) / "csc_histogram_first_conv")
     if len(starts) > 1:
         for m in df["method"].unique():
-            save(csc_curve(df[df.method == m], log=True, title=f"CSC of {m}, several starts"),
+            save(csc_curve(df[df.method == m], log=True, threshold=CONVERGED,
+                           title=f"CSC of {_paper_name(m)} ({m}), several starts"),
                  Path(args.out) / f"csc_starts_{m}")
     return 0
+
+
+def _paper_name(method: str) -> str:
+    from ..methods import get_method
+
+    try:
+        return get_method(method).paper_name
+    except ValueError:
+        return method
 
 
 def run_sanity(args) -> int:
@@ -250,7 +337,8 @@ def run_sanity(args) -> int:
             print("note: the saliency grid shows the first image (the run store keeps its "
                   "maps); --grid-image other than 0 or -1 is not supported")
         return 0
-    fig = sanity_maps_figure(store, args.model)   # the report's Figure 1a
+    fig = sanity_maps_figure(store, args.model,   # the report's Figure 1a
+                             methods=list(dict.fromkeys(df["method"])))
     if fig is not None:
         save(fig, out / "sanity_grid")
         print(f"wrote {out / 'sanity_grid.png'} (the first image; each map scaled by the "

@@ -24,7 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_groundtruth(args) -> int:
     from ..groundtruth import plot_two_digits, two_digits
+    from ..groundtruth.benchmark import resolve_methods
 
+    resolve_methods(args.methods)        # a typo fails here, before --out is created
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     df, per = two_digits(args.methods, n=args.n, seed=args.seed,

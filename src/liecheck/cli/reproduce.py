@@ -79,7 +79,7 @@ def _weights(items: list[str], models: list[str]) -> dict:
 
 
 def config_from_args(args):
-    from ..models import MODEL_NAMES
+    from ..models import MODEL_NAMES, check_model_name
     from ..reproduce import default_config, paper_config
 
     if args.model == "default" and (args.weights or args.images):
@@ -101,8 +101,7 @@ def config_from_args(args):
         return cfg
     models = list(MODEL_NAMES) if args.model == "all" else args.model.split(",")
     for m in models:
-        if m not in MODEL_NAMES:
-            raise ValueError(f"unknown model '{m}'; choose from {', '.join(MODEL_NAMES)}, all")
+        check_model_name(m)   # a typo fails here, with the nearest name
     methods = None
     if args.methods:
         from .faithfulness import method_list
@@ -121,23 +120,25 @@ def config_from_args(args):
 
 
 def _reproduce(args) -> int:
-    from ..report.summary import format_summary, layers_note, summary_table
+    from ..report.summary import format_summary, images_by_model, layers_note, summary_table
     from ..reproduce import run
-    from .faithfulness import plan_line
+    from .faithfulness import note_random_plans, plan_line
 
-    cfg = config_from_args(args)
     t0 = time.perf_counter()
+    cfg = config_from_args(args)
     if args.chunk_size < 1:
         raise ValueError(f"--chunk-size must be at least 1, not {args.chunk_size}")
+    if int(os.environ.get("RANK", "0")) == 0:
+        note_random_plans(cfg)
     print(plan_line(cfg, "reproduce"), flush=True)
-    store = run(cfg, args.out, fresh=args.fresh, report=not args.no_report)
+    store = run(cfg, args.out, fresh=args.fresh, report=not args.no_report, started=t0)
     if int(os.environ.get("RANK", "0")) != 0:      # torchrun: rank 0 prints the summary
         return 0
     tables = {t: store.read(t) for t in store.tables()}
-    print()
-    print(format_summary(summary_table(tables)))
-    print(layers_note(tables))
     m = store.manifest()
+    print()
+    print(format_summary(summary_table(tables, images_by_model(m))))
+    print(layers_note(tables))
     for s in m.get("skipped", []):
         print(f"skipped: {s}")
     status = m.get("status", {})

@@ -52,7 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     add_model_options(p, default_n=1)
     p.add_argument("--method", "--methods", dest="methods", default="lrp_a1b0",
-                   help="comma-separated methods linear in the relevance")
+                   help="comma-separated methods linear in the relevance, or 'all' (every "
+                        "registered one that is)")
     p.add_argument("--layer", "--layers", dest="layers", default=None,
                    help="comma-separated node/module names, features_0 or features.0 "
                         "(default: the paper's CSC starts)")
@@ -156,6 +157,29 @@ def _inputs(args):
     return imgs.images
 
 
+def _with_patterns(names: list[str], args, model, x) -> dict:
+    """``{name: Method}``; PatternNet / PatternAttribution with patterns fitted now
+    (the digits training images for cifar_net, else these images), said on stderr."""
+    import sys
+
+    from ..data.images import ImageSet
+    from ..methods import get_method
+    from ..reproduce.config import ModelPlan
+    from ..reproduce.setup import fit_patterns
+
+    out = {n: get_method(n) for n in names}
+    needs = [n for n, m in out.items() if m.params.get("patterns", False) is None]
+    if needs:
+        where = ("the digits training images" if args.model == "cifar_net"
+                 else f"the run's {len(x)} image(s)")
+        print(f"liecheck: note: fitting the patterns of {', '.join(needs)} on {where}",
+              file=sys.stderr, flush=True)
+        pats = fit_patterns(ModelPlan(args.model, args.weights, size=x.shape[-1]), model,
+                            ImageSet(x, [""] * len(x), [None] * len(x), []))
+        out.update({n: out[n].with_params(patterns=pats) for n in needs})
+    return out
+
+
 def _seconds_per_walk(explainer, x, method: str) -> float:
     """Median seconds of one backward walk of ``method`` on ``x`` (3 timed walks)."""
     import time
@@ -176,14 +200,28 @@ def run_spectrum(args) -> int:
     from ..attribution import Explainer
     from ..layer_names import label_layers
     from ..methods import get_method
+    from ..models import check_model_name
     from ..numbers import fmt
     from ..reproduce.paper import paper_starts
     from ..store import RunStore, unit_id
     from ..theory import figures
     from ..theory.spectrum import check_method, spectrum_table
+    from .faithfulness import method_list
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    for m in methods:                      # a typo or a nonlinear method fails up front
+    check_model_name(args.model)
+    methods = method_list(args.methods)    # a typo fails up front, with a suggestion
+    if args.methods == "all":              # 'all': the methods that have a derivation matrix
+        linear = []
+        for m in methods:
+            try:
+                check_method(get_method(m))
+                linear.append(m)
+            except ValueError:
+                pass
+        print(f"note: --methods all: the {len(linear)} methods linear in the relevance "
+              f"({', '.join(linear)}); the others have no derivation matrix", flush=True)
+        methods = linear
+    for m in methods:                      # a nonlinear method fails up front
         check_method(get_method(m))
     settings = {k: v for k, v in vars(args).items()
                 if k not in ("func", "command", "out", "fresh", "device")}
@@ -193,12 +231,13 @@ def run_spectrum(args) -> int:
         model = model.double()
     explainer = Explainer(model, device=args.device)
     x = _inputs(args).to(args.device, next(model.parameters()).dtype)
+    objs = _with_patterns(methods, args, model, x)
     layers = ([explainer.graph.resolve(s.strip()) for s in args.layers.split(",") if s.strip()]
               if args.layers else paper_starts(explainer.graph, args.model))
     todo = [(m, lay) for m in methods for lay in layers
             if not store.has("spectrum", unit_id("spectrum", m, lay))]
     steps = args.max_steps or 300
-    t_walk = _seconds_per_walk(explainer, x[:1], methods[0])
+    t_walk = _seconds_per_walk(explainer, x[:1], objs[methods[0]])
     bound = len(todo) * len(x) * steps * 2 * t_walk
     est = f"{fmt(round(bound / 60, 1))} min" if bound >= 90 else f"{fmt(round(bound))} s"
     print(f"liecheck spectrum: {len(methods)} methods x {len(layers)} layers x {len(x)} images "
@@ -209,7 +248,7 @@ def run_spectrum(args) -> int:
     store.update(models={args.model: {"source": {"kind": src.kind, "weights": src.weights,
                                                  "sha256": src.sha256}}})
     for m, lay in tqdm(todo, desc="spectrum", unit="layer"):
-        t = spectrum_table(explainer, x, m, [lay], k=args.k, with_csc=not args.no_csc,
+        t = spectrum_table(explainer, x, objs[m], [lay], k=args.k, with_csc=not args.no_csc,
                            seed=args.seed, tol=args.tol, max_steps=args.max_steps)
         t.insert(0, "model", str(src))
         store.write("spectrum", unit_id("spectrum", m, lay), t, ["method", "layer", "image"])

@@ -20,6 +20,7 @@ Summaries are means with 99 % percentile-bootstrap intervals over images.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 
 import numpy as np
@@ -55,8 +56,10 @@ def resolve_methods(methods: str | Sequence[str]) -> list[str]:
     known = set(method_names()) | set(REFERENCES)
     for m in methods:
         if m not in known:
-            raise ValueError(f"unknown method '{m}' for the ground-truth benchmark; use a "
-                             f"registered method or one of {REFERENCES}")
+            close = difflib.get_close_matches(str(m), sorted(known), n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise ValueError(f"unknown method '{m}' for the ground-truth benchmark.{hint} Use "
+                             f"a registered method (`liecheck methods`) or one of {REFERENCES}")
     return list(methods)
 
 

@@ -3,7 +3,7 @@ Gradients and Grad-CAM. Each runs the engine's gradient walk in bounded batches.
 
 * ``smoothgrad`` (Smilkov et al. 2017): mean gradient over ``n_samples`` (50) noisy
   copies ``x + N(0, sigma^2)``, ``sigma = noise_level * (max(x) - min(x))`` per input
-  (0.15, PROTOCOL.md). Seeded (``seed=0``); the noise of sample ``s`` does not depend
+  (``noise_level=0.15``). Seeded (``seed=0``); the noise of sample ``s`` does not depend
   on ``batch_size``. Excluded from CSC (``walkable=False``).
 * ``integrated_gradients`` (Sundararajan et al. 2017): ``(x - x0) * sum_k w_k
   grad f(x0 + alpha_k (x - x0))`` with Captum's quadrature rules

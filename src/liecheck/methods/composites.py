@@ -32,7 +32,7 @@ from ..rules import lrp as rl
 # one place for the hyperparameters of the paper's methods
 DEFAULTS: dict[str, Any] = {
     "epsilon": 1e-6,          # lrp_epsilon's stabiliser (Zennit's default)
-    "cmp_epsilon": 1e-10,     # LRP-CMP: epsilon on dense layers (PROTOCOL of the paper)
+    "cmp_epsilon": 1e-10,     # LRP-CMP: the epsilon of its dense layers
     "rectgrad_q": 98.0,       # RectGrad percentile (Kim et al. 2019, paper section 2.2)
     "add_eps": 0.0,           # residual-add z-rule stabiliser
 }

@@ -3,9 +3,11 @@ a local checkpoint, or a seeded random initialisation. The source is reported.""
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +20,19 @@ from .cifar_net import cifar_net
 MODEL_NAMES = ("cifar_net", "vgg16", "resnet50")
 # how torchvision weights are named: IMAGENET1K_V1, DEFAULT, VGG16_Weights.IMAGENET1K_V1
 _WEIGHTS_NAME = re.compile(r"([A-Za-z0-9]+_Weights\.)?[A-Z][A-Z0-9_]*")
+
+
+def check_model_name(name: str) -> str:
+    """``name`` if it is one of :data:`MODEL_NAMES`, else a ``ValueError`` naming the
+    choices and the nearest one (``VGG16`` -> did you mean vgg16?)."""
+    if name in MODEL_NAMES:
+        return name
+    lower = {n.lower().replace("-", "").replace("_", ""): n for n in MODEL_NAMES}
+    key = str(name).lower().replace("-", "").replace("_", "")
+    close = ([lower[key]] if key in lower else
+             [lower[k] for k in difflib.get_close_matches(key, list(lower), n=2, cutoff=0.6)])
+    hint = f" Did you mean {' or '.join(close)}?" if close else ""
+    raise ValueError(f"unknown model '{name}'.{hint} Choose one of {', '.join(MODEL_NAMES)}.")
 
 
 @dataclass
@@ -53,7 +68,8 @@ def _architecture(name: str, seed: int, num_classes: int | None) -> nn.Module:
         return torchvision.models.vgg16(num_classes=num_classes or 1000)
     if name == "resnet50":
         return torchvision.models.resnet50(num_classes=num_classes or 1000)
-    raise ValueError(f"unknown model '{name}'; choose one of {', '.join(MODEL_NAMES)}")
+    check_model_name(name)
+    raise AssertionError(name)          # unreachable: MODEL_NAMES are all built above
 
 
 def load(name: str, weights: str | os.PathLike | None = None, seed: int = 0,
@@ -74,10 +90,10 @@ def load(name: str, weights: str | os.PathLike | None = None, seed: int = 0,
 
     Returns
     -------
-    ``(model, source)``; the source is also printed when ``verbose``.
+    ``(model, source)``; with ``verbose`` the source is also printed to stderr (stdout
+    stays free for a caller's own output).
     """
-    if name not in MODEL_NAMES:
-        raise ValueError(f"unknown model '{name}'; choose one of {', '.join(MODEL_NAMES)}")
+    check_model_name(name)
     state = torch.random.get_rng_state()
     try:
         model = _architecture(name, seed, num_classes)
@@ -96,7 +112,7 @@ def load(name: str, weights: str | os.PathLike | None = None, seed: int = 0,
         raise FileNotFoundError(f"checkpoint not found: {weights} (no such file)")
     model.eval()
     if verbose:
-        print(f"model {src}")
+        print(f"model {src}", file=sys.stderr)
     return model, src
 
 

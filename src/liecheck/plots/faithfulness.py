@@ -24,7 +24,9 @@ from .style import (
     cos_axis,
     legend_outside,
     line_style,
+    method_styles,
     note_coinciding,
+    threshold_line,
 )
 
 
@@ -96,9 +98,10 @@ def sanity_curve(df: pd.DataFrame, confidence: float = 0.99, n_resamples: int = 
     steps = s.drop_duplicates("step").sort_values("step")
     fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * len(steps) + 2.5) + LEGEND_IN, 3.8))
     curves = {}
-    for i, (m, g) in enumerate(s.groupby("method", sort=False)):
+    styles = method_styles(s["method"])
+    for m, g in s.groupby("method", sort=False):
         g = g.sort_values("step")
-        st = line_style(i)
+        st = styles[m]
         ax.plot(g["step"], g["median"], ms=4, label=_label(m), **st)
         ax.fill_between(g["step"], g["ci_low"], g["ci_high"], alpha=0.15, color=st["color"])
         curves[_label(m)] = g["median"].to_numpy()
@@ -117,12 +120,15 @@ def sanity_curve(df: pd.DataFrame, confidence: float = 0.99, n_resamples: int = 
 
 
 def csc_curve(df: pd.DataFrame, start: str | None = None, log: bool = False,
-              title: str | None = None, model: str | None = None):
+              title: str | None = None, model: str | None = None,
+              threshold: float | None = None):
     """Figures 5a-d / 9: median CSC per recorded layer (input left) per method, or per
     start layer when the table holds one method and several starts; the random
     baseline dashed. ``log=True`` plots ``1 - median`` on a log axis. Layers and
     starts show the paper's name next to the node's (``model``: default the table's
-    ``model`` column)."""
+    ``model`` column). A method has the colour and marker of its registry position
+    (:func:`~liecheck.plots.style.method_styles`). ``threshold`` (the verdict's
+    ``|cos|``, :data:`liecheck.report.summary.CONVERGED`) is drawn as a dotted line."""
     plt = _plt()
     model = _model(df, model)
     d = df if start is None else df[df["start"] == start]
@@ -134,12 +140,13 @@ def csc_curve(df: pd.DataFrame, start: str | None = None, log: bool = False,
     tiny = 1e-16
     logits = _logits_node(df)
     curves = {}
+    styles = method_styles(d["method"]) if hue == "method" else {}
     for i, (key, g) in enumerate(d.groupby(hue, sort=False)):
         g = g.sort_values("depth")
         y = (1 - g["median"]).clip(lower=tiny) if log else g["median"]
         label = (_label(key) if hue == "method" else
                  f"start {layer_label(model, str(key), logits)}")
-        ax.plot(g["depth"], y, ms=4, **line_style(i), label=label)
+        ax.plot(g["depth"], y, ms=4, **(styles.get(key) or line_style(i)), label=label)
         curves[label] = np.log10(y.to_numpy()) if log else y.to_numpy()
     base = layers["baseline"]
     ax.plot(layers["depth"], (1 - base) if log else base, "k--", lw=1, label="random baseline")
@@ -150,10 +157,12 @@ def csc_curve(df: pd.DataFrame, start: str | None = None, log: bool = False,
     ax.set_xticks(layers["depth"], ticks, rotation=60, ha="right", fontsize=MIN_FONT)
     if log:
         ax.set_yscale("log")
-        cos_axis(ax)
+        cos_axis(ax, threshold)
         ax.set_ylabel("median |cos| (log scale of 1 - |cos|)")
     else:
         ax.set_ylim(0, 1.02)
+        if threshold is not None:
+            threshold_line(ax, threshold, threshold)
         ax.set_ylabel("median |cos|")
     st = (layer_label(model, str(d["start"].iloc[0]), logits) if hue == "method" and len(d)
           else "several starts")
@@ -191,11 +200,12 @@ def csc_histogram(df: pd.DataFrame, layer: str | None = None, start: str | None 
     fig, ax = plt.subplots(figsize=(5.5 + LEGEND_IN, 3.4))
     k = len(d)
     width = 0.8 / max(k, 1)
+    styles = method_styles(d["method"])
     for i, (_, row) in enumerate(d.iterrows()):
         counts = np.array([row[c] for c in HIST_COLUMNS], dtype=float)
         frac = counts / max(counts.sum(), 1)
         ax.bar(np.arange(len(names)) + (i - (k - 1) / 2) * width, frac, width,
-               label=_label(row["method"]))
+               label=_label(row["method"]), color=styles[row["method"]]["color"])
     ax.set_xticks(range(len(names)), names, fontsize=MIN_FONT, rotation=20)
     ax.set_xlabel("|cos| bin")
     ax.set_ylabel("share of positions x pairs")

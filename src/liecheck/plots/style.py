@@ -3,9 +3,12 @@ outside the data, and a minimum font size.
 
 Every text in a liecheck figure is at least :data:`MIN_FONT` points, and a legend
 never covers a curve (it sits to the right of the axes). :func:`line_style` gives
-method ``i`` a colour, marker and line style whose combination does not repeat for
-the first 120 methods. Curves that lie on top of each other are named under the
-figure (:func:`note_coinciding`), so a hidden curve is not read as missing.
+curve ``i`` a colour, marker and line style whose combination does not repeat for
+the first 120 curves; :func:`method_styles` gives each *method* the style of its
+position in the method registry, so a method has the same colour and marker in
+every figure and every report, whichever methods a run holds. Curves that lie on
+top of each other are named under the figure (:func:`note_coinciding`), so a hidden
+curve is not read as missing.
 """
 
 from __future__ import annotations
@@ -16,8 +19,14 @@ import numpy as np
 
 MIN_FONT = 9
 LEGEND_IN = 2.2          # inches added to a figure's width for the legend on its right
+# 25 colours: matplotlib's ten, then 15 darker or more saturated ones that are told apart
+# from them (every registered method has its own colour; 25 and the 6 markers are coprime
+# up to 150 curves, so colour + marker + line style repeat only after 120 curves)
 COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
-          "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
+          "tab:pink", "tab:gray", "tab:olive", "tab:cyan",
+          "#000075", "#800000", "#469990", "#808000", "#f032e6", "#e6194b", "#4363d8",
+          "#3cb44b", "#f58231", "#911eb4", "#42d4f4", "#9a6324", "#b8860b", "#2f4f4f",
+          "#6a5acd")
 MARKERS = ("o", "s", "^", "D", "v", "P")
 LINESTYLES = ("-", "--", ":", "-.")
 
@@ -27,6 +36,26 @@ def line_style(i: int) -> dict:
     return {"color": COLORS[i % len(COLORS)],
             "marker": MARKERS[i % len(MARKERS)],
             "linestyle": LINESTYLES[(i // 30) % len(LINESTYLES)]}
+
+
+def method_styles(methods) -> dict[str, dict]:
+    """``{method name: line_style(k)}`` with ``k`` the method's position in the
+    registry (:func:`liecheck.methods.method_names`: the built-ins in a fixed order,
+    then registered ones), so LRP a1b0 has the same colour and marker in the default
+    report, a ``liecheck csc`` report and ``liecheck spectrum``. Names that are not
+    registered (peer adapters, references) follow the registry, in the order given."""
+    from ..methods import method_names
+
+    names = method_names()
+    pos = {n: i for i, n in enumerate(names)}
+    out, extra = {}, len(names)
+    for m in dict.fromkeys(methods):
+        if m in pos:
+            out[m] = line_style(pos[m])
+        else:
+            out[m] = line_style(extra)
+            extra += 1
+    return out
 
 
 def legend_outside(ax, **kw):
@@ -64,25 +93,42 @@ def note_coinciding(fig, groups: list[list[str]]) -> None:
              fontsize=MIN_FONT, gid="coincide-note")
 
 
-def cos_axis(ax) -> None:
+def cos_tick(y: float) -> str:
+    """The label of ``1 - |cos| = y`` on :func:`cos_axis`, in one format for every
+    decade: the ``|cos|`` value written ``1 - 10^-k`` (mathtext), so 0.99 reads
+    :math:`1-10^{-2}` and a value near float64 resolution :math:`1-10^{-14}`, never a
+    mix of 0.999999 and 1-1e-14; ``|cos| = 0`` (k = 0) reads :math:`1-10^{0}`.
+    Empty between decades."""
+    if y <= 0:
+        return ""
+    k = -np.log10(y)
+    if abs(k - round(k)) > 1e-6 or round(k) < 0:
+        return ""
+    k = int(round(k))
+    return f"$1-10^{{{-k}}}$"
+
+
+def cos_axis(ax, threshold: float | None = None) -> None:
     """Label a log axis of ``1 - |cos|`` (inverted: converged at the top) with the
-    values of ``|cos|`` (0.9, 0.99, ...), as the paper's Figure 5 does; it spans at
-    least two decades so that it always has labelled ticks."""
+    values of ``|cos|`` as the paper's Figure 5 does, in one format (:func:`cos_tick`);
+    it spans at least two decades so that it always has labelled ticks. With
+    ``threshold`` (a ``|cos|``, e.g. the verdict's 0.99) a dotted line is drawn there
+    and named in the legend."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     lo, hi = sorted(ax.get_ylim())
     ax.set_ylim(max(hi, 1.0), min(lo, 1e-2))         # inverted: 1 - |cos| = 1 at the bottom
+    if threshold is not None:
+        threshold_line(ax, 1 - threshold, threshold)
 
     def fmt(y, _pos=None):
-        if y <= 0:
-            return ""
-        k = -np.log10(y)
-        if abs(k - round(k)) > 1e-6:
-            return ""
-        k = int(round(k))
-        if k <= 0:
-            return "0" if k == 0 else ""
-        return "0." + "9" * k if k <= 6 else f"1-1e-{k}"
+        return cos_tick(y)
     ax.yaxis.set_major_locator(LogLocator(base=10, numticks=12))
     ax.yaxis.set_major_formatter(FuncFormatter(fmt))
     ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def threshold_line(ax, y: float, cos: float):
+    """The verdict's threshold as a dotted grey line at ``y`` (named in the legend)."""
+    return ax.axhline(y, color="0.35", ls=":", lw=1.2, zorder=1.5, gid="threshold",
+                      label=f"verdict threshold |cos| = {cos:g}")

@@ -23,7 +23,7 @@ from ..numbers import fmt
 from ..runlock import describe, holder, holder_alive
 from ..store import CorruptStoreError, RunStore, atomic_write, missing_units
 from .figures import ALL, Figure
-from .summary import COLUMN_NAMES, CONVERGED, layers_note, summary_table
+from .summary import COLUMN_NAMES, CONVERGED, images_by_model, layers_note, summary_table
 
 __all__ = ["build_report"]
 
@@ -169,7 +169,11 @@ def _provenance(m: dict) -> str:
         pd.DataFrame({"field": list(kv), "value": [str(v) for v in kv.values()]})))
     t = m.get("timings", {})
     if t:
-        parts.append(f"<h3>Timings (s; run wall time {m.get('last_run_seconds', '-')} s)</h3>"
+        scope = m.get("last_run_scope") or "setup and units; the command's estimate, model " \
+            "training before the run and building the report not included"
+        parts.append(f"<h3>Timings (s per unit, as last computed)</h3><p>Wall time of the last "
+                     f"run: {m.get('last_run_seconds', '-')} s ({html.escape(scope)}). "
+                     "Units resumed from an earlier run keep their earlier time.</p>"
                      + _table(pd.DataFrame({"unit": list(t), "seconds": list(t.values())})))
     parts.append("<h3>Settings</h3><pre>" + html.escape(json.dumps(m.get("settings", {}),
                                                                     indent=1)) + "</pre>")
@@ -233,7 +237,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
                          f"{html.escape(info['note'])}.</div>")
     for s in m.get("skipped", []) + failed:
         notes.append(f'<div class="note">skipped: {html.escape(s)}</div>')
-    verdict = summary_table(tables).rename(columns=COLUMN_NAMES)
+    verdict = summary_table(tables, images_by_model(m)).rename(columns=COLUMN_NAMES)
     tab_html = [_groundtruth(store), _aggregates(tables)]
     for t, df in tables.items():
         if t == "groundtruth":          # shown with its figure by _groundtruth

@@ -16,7 +16,7 @@ from ..methods import get_method
 from ..numbers import fmt
 from ..plots.faithfulness import csc_curve, csc_histogram, random_logit_boxplot, sanity_curve
 from ..store import RunStore, unit_id
-from .summary import logits_start
+from .summary import CONVERGED, logits_start
 
 LABEL_PT = 9              # every label of a report figure is at least this size
 ROBUST_PERCENTILE = 99.0  # Figure 1a's colour scale (per map)
@@ -72,11 +72,14 @@ def figure_csc(store: RunStore) -> list[Figure]:
         out.append(Figure("5a-d", f"CSC, {model}, from the logits, {name}",
                           f"random relevance started at the logits, {name}; median |cos| "
                           "per layer, on a log axis of 1 - |cos| (converged methods at the "
-                          "top, input on the left); dashed: the random baseline. Layers: "
+                          "top, input on the left); dashed: the random baseline; dotted: the "
+                          f"verdict's threshold |cos| = {CONVERGED:g} (a method converges when "
+                          "its curve is above it at the first conv). Layers: "
                           "liecheck's node name, the paper's name in parentheses. Curves "
                           "drawn over each other are named under the plot.",
                           png(csc_curve(d, start=st, log=True, model=model,
-                                        title=f"{model}: CSC from the logits, {name}"))))
+                                        title=f"{model}: CSC from the logits, {name}",
+                                        threshold=CONVERGED))))
         out.append(Figure("5e-g", f"CSC histogram at the first conv, {model}",
                           f"share of |cos| values in the paper's bins at the first conv layer, "
                           f"relevance started at the logits, {name}.",
@@ -86,7 +89,8 @@ def figure_csc(store: RunStore) -> list[Figure]:
             out.append(Figure("6c", f"CSC of LRP-CMP, {model}, from the logits, {name}",
                               "LRP-CMP: epsilon on dense layers, alpha-beta on convs.",
                               png(csc_curve(cmp, start=st, log=True, model=model,
-                                            title=f"{model}: CSC of LRP-CMP from {name}"))))
+                                            title=f"{model}: CSC of LRP-CMP from {name}",
+                                            threshold=CONVERGED))))
         if d["start"].nunique() > 1:
             for method in dict.fromkeys(d["method"]):
                 dm = d[d["method"] == method]
@@ -95,7 +99,8 @@ def figure_csc(store: RunStore) -> list[Figure]:
                                   "one curve per start layer (node name, the paper's name in "
                                   "parentheses; a paper layer includes its ReLU).",
                                   png(csc_curve(dm, log=True, model=model,
-                                                title=f"{model}: {_label(method)}"))))
+                                                title=f"{model}: {_label(method)}",
+                                                threshold=CONVERGED))))
     return out
 
 
@@ -139,23 +144,48 @@ def figure_sanity(store: RunStore) -> list[Figure]:
 
 
 SANITY_MAPS_CAPTION = (
-    "columns: trained model, then randomised down to the named layer (last layer first); "
-    "red positive, blue negative. Each map is scaled by the {p:g}th percentile of its "
-    "absolute values and clipped to [-1, 1], so a few hot pixels cannot take the whole "
-    "colour scale (the paper scaled by the absolute maximum). LRP a1b0, DTD and Excitation "
-    "BP propagate the explained logit's value with its sign (z+ rule): when randomising a "
-    "layer makes the logit negative the whole map turns from red to blue while its pattern "
-    "stays, which is the paper's point (section 4: only the sign can change).")
+    "columns: trained model, then randomised down to the named layer (last layer first). "
+    "{colours} Each map is scaled by the {p:g}th percentile of its "
+    "absolute values and clipped to [-1, 1] (the colour bar), so a few hot pixels cannot take "
+    "the whole colour scale (the paper scaled by the absolute maximum). LRP a1b0, DTD and "
+    "Excitation BP propagate the explained logit's value with its sign (z+ rule): when "
+    "randomising a layer makes the logit negative the whole map turns from red to blue while "
+    "its pattern stays, which is the paper's point (section 4: only the sign can change).")
 
 
-def sanity_maps_figure(store: RunStore, model: str):
+def _reduce(method: str) -> str:
+    """How ``method``'s maps are reduced over channels (``"sum"`` when not registered)."""
+    try:
+        return get_method(method).reduce
+    except ValueError:
+        return "sum"
+
+
+def colours_sentence(methods) -> str:
+    """Which rows of a map figure are signed and which are magnitudes (the methods
+    whose maps are reduced by the maximum of |value| over channels can never be blue)."""
+    mags = [_label(m) for m in methods if _reduce(m) == "maxabs"]
+    signed = [_label(m) for m in methods if _reduce(m) != "maxabs"]
+    parts = []
+    if signed:
+        parts.append(("The rows of " + ", ".join(signed) if mags else "Every row")
+                     + " show signed maps (sum over channels): red positive, blue negative.")
+    if mags:
+        parts.append(("The rows of " + ", ".join(mags) if signed else "Every row")
+                     + " show magnitudes (the maximum of |value| over channels, as the paper "
+                       "draws gradient-type methods): white to red, never blue.")
+    return " ".join(parts)
+
+
+def sanity_maps_figure(store: RunStore, model: str, methods: list[str] | None = None):
     """Figure 1a / 10 of ``model`` from the store (the first image's maps at every
-    randomisation step, one row per method), or ``None`` if no maps were kept.
-    Used by the report and by ``liecheck sanity``."""
+    randomisation step, one row per method; ``methods``: these only), with a colour
+    bar, or ``None`` if no maps were kept. Used by the report and by ``liecheck sanity``."""
 
     sa = store.read("sanity")
     plt = _plt()
-    methods = list(dict.fromkeys(sa[sa["model"] == model]["method"]))
+    if methods is None:
+        methods = list(dict.fromkeys(sa[sa["model"] == model]["method"]))
     rows = []
     for m in methods:
         name = unit_id("sanity_maps", model, m)
@@ -186,7 +216,39 @@ def sanity_maps_figure(store: RunStore, model: str):
         ax.set_xticks([])
         ax.set_yticks([])
     fig.subplots_adjust(wspace=0.05, hspace=0.05)
+    _colour_bar(fig, list(axes.flat), "bwr", (-1, 1),
+                {-1: "-p99", 0: "0", 1: "+p99"}, "map / 99th percentile\nof |map| (clipped)",
+                "1a")
     return fig
+
+
+def _colour_bar_below(fig, left, right, cmap: str, lims, ticks: dict, label: str, gid: str):
+    """A horizontal colour bar under the axes ``left`` ... ``right`` of the bottom row
+    (placed after the layout is fixed; ``bbox_inches="tight"`` keeps it)."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    a, b = left.get_position(), right.get_position()
+    h_in = fig.get_figheight()
+    cax = fig.add_axes([a.x0, a.y0 - 0.22 / h_in, b.x1 - a.x0, 0.1 / h_in])
+    bar = fig.colorbar(ScalarMappable(Normalize(*lims), cmap), cax=cax, orientation="horizontal")
+    bar.set_ticks(list(ticks), labels=list(ticks.values()), fontsize=LABEL_PT)
+    bar.set_label(label, fontsize=LABEL_PT)
+    cax.set_gid(f"colour-bar-{gid}")
+    return bar
+
+
+def _colour_bar(fig, axes, cmap: str, lims, ticks: dict, label: str, gid: str):
+    """A vertical colour bar right of ``axes`` (``ticks``: value -> label)."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    bar = fig.colorbar(ScalarMappable(Normalize(*lims), cmap), ax=axes, fraction=0.04,
+                       pad=0.02, aspect=15, shrink=0.9)
+    bar.set_ticks(list(ticks), labels=list(ticks.values()), fontsize=LABEL_PT)
+    bar.set_label(label, fontsize=LABEL_PT)
+    bar.ax.set_gid(f"colour-bar-{gid}")
+    return bar
 
 
 def figure_sanity_maps(store: RunStore) -> list[Figure]:
@@ -196,8 +258,11 @@ def figure_sanity_maps(store: RunStore) -> list[Figure]:
     for model in _models(sa):
         fig = sanity_maps_figure(store, model)
         if fig is not None:
+            shown = list(dict.fromkeys(sa[sa["model"] == model]["method"]))
             out.append(Figure("1a, 10", f"Saliency maps under cascading randomisation, {model}",
-                              SANITY_MAPS_CAPTION.format(p=ROBUST_PERCENTILE), png(fig, 90)))
+                              SANITY_MAPS_CAPTION.format(p=ROBUST_PERCENTILE,
+                                                         colours=colours_sentence(shown)),
+                              png(fig, 90)))
     return out
 
 
@@ -250,6 +315,10 @@ def figure_insensitivity(store: RunStore) -> list[Figure]:
             ax.set_xticks([])
             ax.set_yticks([])
         fig.subplots_adjust(wspace=0.3, hspace=0.08)   # room between the column headers
+        _colour_bar_below(fig, axes[-1, 1], axes[-1, 2], "viridis", (0, 1),
+                          {0: "0", 1: "1"}, "(c), (d): map normalised to [0, 1]", "1c-d")
+        _colour_bar_below(fig, axes[-1, 3], axes[-1, 3], "bwr", (-1, 1),
+                          {-1: "-1", 0: "0", 1: "1"}, "(e) = (c) - (d)", "1e")
         out.append(Figure("1b-e", f"Class insensitivity, {model}",
                           f"the first image explained for its class (c, class {r0['class_a']})"
                           f" and for the runner-up class (d, class {r0['class_b']}), both "
@@ -274,13 +343,16 @@ def figure_theory(store: RunStore) -> list[Figure]:
             own = (f" learned / relu-learned: the {learned['chain'].iloc[0].split()[0]} "
                    "model's own conv centre taps and dense weights "
                    f"({int(learned['step'].max())} products), without / with a ReLU.")
+        learned_style = (" The learned curves are dashed with open markers and drawn over "
+                         "the others: they start near 10^0, with vanilla and relu."
+                         if own else "")
         out.append(Figure("7", "Simulated convergence of a matrix chain (appendix B)",
                           "1 - mean |cos| over the pairs of 32 random vectors after each "
                           "product with VGG-16-shaped random matrices of each family; line: "
                           f"median over {reps or 'the'} repetitions (the paper: 20), band: "
                           "25th-75th percentile." + own + " The floor near 1e-15 is float64 "
                           "resolution; curves that coincide (positive, stochastic) are drawn "
-                          "with different markers.",
+                          "with different markers." + learned_style,
                           png(plot_chain_figure7(sim.drop(columns="chain")))))
     sv = store.read("singular")
     models = store.manifest().get("models", {})
@@ -294,7 +366,7 @@ def figure_theory(store: RunStore) -> list[Figure]:
                           "ratio of the first two singular values of each layer's centre-tap "
                           "matrix (W; A and W*A where patterns were fitted) and of the "
                           f"inter-layer matrices. Ratios above {DEGENERATE:.0e} (sigma2 "
-                          "numerically zero: a rank-1 matrix) are drawn hatched at the top "
+                          "numerically zero: a rank-1 matrix) are drawn hatched up to the top "
                           "of the axis and labelled 'rank 1'. " + why, png(fig)))
     return out
 

@@ -38,10 +38,24 @@ def first_conv_csc(csc: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def summary_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def images_by_model(manifest: dict) -> dict[str, str]:
+    """``{model: "8 at 32 px"}``: how many images each model's results rest on, from a
+    run store's manifest."""
+    out = {}
+    for name, info in (manifest.get("models") or {}).items():
+        if info.get("n_images") is not None:
+            size = f" at {info['input_size']} px" if info.get("input_size") else ""
+            out[name] = f"{info['n_images']}{size}"
+    return out
+
+
+def summary_table(tables: dict[str, pd.DataFrame], images: dict[str, str] | None = None
+                  ) -> pd.DataFrame:
     """One row per (model, method): CSC median at the first conv, the verdict, the
     random-logit SSIM median, the sanity SSIM medians after randomising the last
-    layer (step 1) and all layers, and Figure 1's L1 of the class difference."""
+    layer (step 1) and all layers, and Figure 1's L1 of the class difference.
+    ``images`` (:func:`images_by_model`) adds the column ``images``: how many images
+    (and of which size) each row rests on."""
     csc = first_conv_csc(tables.get("csc", pd.DataFrame()))
     parts = [csc.set_index(["model", "method"])[["csc_first_conv"]]] if not csc.empty else []
     rl = tables.get("random_logit", pd.DataFrame())
@@ -62,15 +76,18 @@ def summary_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     if not parts:
         return pd.DataFrame()
     df = pd.concat(parts, axis=1).reset_index()
+    if images:
+        df.insert(1, "images", [images.get(m, "-") for m in df["model"]])
     if "csc_first_conv" in df:
-        df.insert(3, "verdict", np.where(df["csc_first_conv"].isna(), "-",
-                                         np.where(df["csc_first_conv"] >= CONVERGED,
-                                                  "converges", "does not converge")))
+        df.insert(list(df.columns).index("csc_first_conv") + 1, "verdict",
+                  np.where(df["csc_first_conv"].isna(), "-",
+                           np.where(df["csc_first_conv"] >= CONVERGED,
+                                    "converges", "does not converge")))
     return df
 
 
 # prose headings of :func:`summary_table`'s columns (terminal and report)
-COLUMN_NAMES = {"model": "model", "method": "method",
+COLUMN_NAMES = {"model": "model", "images": "images", "method": "method",
                 "csc_first_conv": "CSC at first conv", "verdict": "verdict",
                 "ssim_random_logit": "SSIM random logit",
                 "ssim_sanity_last_layer": "SSIM last layer random",

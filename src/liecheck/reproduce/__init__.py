@@ -73,11 +73,18 @@ def unit_done(store: RunStore, u: Unit) -> bool:
 
 
 def run(cfg: RunConfig, out: str | Path, fresh: bool = False, progress: bool = True,
-        report: bool = True) -> RunStore:
+        report: bool = True, methods=None, label: str = "reproduce",
+        started: float | None = None) -> RunStore:
     """Compute every unit of ``cfg`` not yet in the run directory ``out``.
 
     Returns the :class:`~liecheck.store.RunStore`; with ``report`` the HTML report
     is built at ``out/report.html`` (by rank 0 when launched by torchrun).
+    ``methods``: compute only the units of these methods (the others of ``cfg`` are
+    left as the directory holds them; ``liecheck csc`` with a subset of a run's
+    methods). ``label``: the progress bar's. ``started``: the
+    :func:`time.perf_counter` at which the command started (its estimate and any
+    training of the built-in model are then counted in the wall time the manifest
+    and the report give; default: when this call started).
     """
     ranks, device = dist.from_env(cfg.device)
     old = None
@@ -88,7 +95,9 @@ def run(cfg: RunConfig, out: str | Path, fresh: bool = False, progress: bool = T
             raise Stopped(f"stopped by signal {signal.Signals(signum).name}{why}")
         old = signal.signal(signal.SIGTERM, stop)
     try:
-        return _run(cfg, Path(out), fresh, progress, report, ranks, device)
+        only = None if methods is None else set(methods)
+        return _run(cfg, Path(out), fresh, progress, report, ranks, device, only, label,
+                    time.perf_counter() if started is None else started, started is not None)
     finally:
         if old is not None:
             signal.signal(signal.SIGTERM, old)
@@ -121,10 +130,11 @@ def _open(cfg: RunConfig, out: Path, fresh: bool, ranks: dist.Ranks) -> RunStore
     return store if store is not None else RunStore(out)
 
 
-def _run(cfg, out, fresh, progress, report, ranks, device) -> RunStore:
+def _run(cfg, out, fresh, progress, report, ranks, device, only, label, started,
+         from_command) -> RunStore:
     store = _open(cfg, out, fresh, ranks)
     try:
-        _compute(cfg, store, progress, ranks, device)
+        _compute(cfg, store, progress, ranks, device, only, label, started, from_command)
     except BaseException as exc:
         if ranks.main:
             extra = (f"; other ranks: {dist.not_done(out, ranks.world, 0)}" if ranks.active
@@ -164,10 +174,12 @@ def _prepare(cfg, store: RunStore, ranks, device, skipped: list[str]) -> list:
     return subjects
 
 
-def _compute(cfg: RunConfig, store: RunStore, progress: bool, ranks, device) -> None:
+def _compute(cfg: RunConfig, store: RunStore, progress: bool, ranks, device,
+             only: set[str] | None = None, label: str = "reproduce",
+             t_start: float | None = None, from_command: bool = False) -> None:
     from tqdm.auto import tqdm
 
-    t_start = time.perf_counter()
+    t_start = time.perf_counter() if t_start is None else t_start
     out = store.root
     skipped: list[str] = []
     # the built-in model may be trained (and cached) now: rank 0 does it, the others
@@ -190,6 +202,8 @@ def _compute(cfg: RunConfig, store: RunStore, progress: bool, ranks, device) -> 
     if ranks.main:
         store.update(planned=[{"label": u.label, "table": u.table, "unit": u.name}
                               for u in units])
+    if only is not None:                # a subset of the run's methods: theirs only
+        units = [u for u in units if u.method is None or u.method in only]
     work = [u for u in units if u.merge is None]
     mine = [work[i] for i in dist.share([u.cost for u in work], ranks.world)[ranks.rank]]
     todo = [u for u in mine if not unit_done(store, u)]
@@ -201,7 +215,7 @@ def _compute(cfg: RunConfig, store: RunStore, progress: bool, ranks, device) -> 
                 else "nothing left to compute")
         print(f"{who}resuming {out}: {len(mine) - len(todo)} of {len(mine)} units already "
               f"done; {left}")
-    bar = tqdm(total=todo_cost, desc="reproduce", unit="work",
+    bar = tqdm(total=todo_cost, desc=label, unit="work",
                disable=not (progress and ranks.main), bar_format="{l_bar}{bar}| "
                "{percentage:3.0f}% [{elapsed}<{remaining}{postfix}]")
     timings: dict[str, float] = store.manifest().get("timings", {})
@@ -248,7 +262,11 @@ def _compute(cfg: RunConfig, store: RunStore, progress: bool, ranks, device) -> 
             store.save_arrays(name, **arrs)
         store.write(u.table, u.name, df, u.keys)
     missing = missing_units(store)
+    scope = ("from the command's start: its estimate and any training of the built-in "
+             "model included" if from_command else "setup (loading or training the models) "
+             "and the units; the command's estimate before it is not included")
     store.update(skipped=skipped, last_run_seconds=round(time.perf_counter() - t_start, 1),
+                 last_run_scope=scope + "; building the report after it is not included",
                  finished=_now(),
                  status={"state": "incomplete" if missing else "complete", "finished": _now(),
                          "error": None, "missing": len(missing)})

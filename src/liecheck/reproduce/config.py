@@ -46,7 +46,7 @@ class ModelPlan:
     n: int = 200
     size: int = 224                 # input side for ImageNet models
     methods: tuple[str, ...] = PAPER_METHODS
-    starts: str = "paper"           # "paper" (PROTOCOL.md), "logits", or "node,node,..."
+    starts: str = "paper"           # "paper" (reproduce.paper), "logits", or "node,node,..."
     experiments: tuple[str, ...] = EXPERIMENTS
     note: str = ""
     similarity: str = "ssim"        # random logit and sanity: ssim | spearman | l1

@@ -64,6 +64,7 @@ class Unit:
     arrays: tuple[str, ...] = ()   # names of the arrays it stores (checked on resume)
     merge: Callable[[RunStore], Result] | None = None
     needs: tuple[tuple[str, str], ...] = ()   # (table, unit) a merge unit reads
+    method: str | None = None      # the method it runs (None: theory, ground truth)
 
     @property
     def keys(self) -> list[str]:
@@ -279,7 +280,9 @@ def plan_units(subjects: list[Subject], cfg) -> list[Unit]:
             for exp, build in EXPERIMENT_UNITS.items():
                 if exp not in s.plan.experiments or (exp == "csc" and not m.walkable):
                     continue
-                units += build(s, m, cfg, f"{i:02d}{j:03d}")
+                for u in build(s, m, cfg, f"{i:02d}{j:03d}"):
+                    u.method = m.name
+                    units.append(u)
     gt = cfg.extra.get("groundtruth")
     if gt:
         units.append(groundtruth_unit(gt["n"], list(gt["methods"]), cfg.seed))

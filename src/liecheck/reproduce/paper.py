@@ -1,5 +1,5 @@
 """The paper's experiment settings that depend on the network: CSC's start layers
-(PROTOCOL.md) for VGG-16, ResNet-50 and the CIFAR network."""
+(Sixt et al. 2020, section 5 and Figure 9) for VGG-16, ResNet-50 and the CIFAR network."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from ..engine.ops import ReLU
 
 
 def paper_starts(graph: Graph, model_name: str) -> list[str]:
-    """The start nodes of PROTOCOL.md for the paper's networks (node names).
+    """The start nodes of the paper's CSC experiments for its networks (node names).
 
     The paper's Keras layers include their ReLU, so "the output of conv4_3" is the
     ReLU after it. VGG-16 (torchvision): fc3 (logits), fc1, conv4_3, conv3_3, conv2_2;

@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 
 from ..layer_names import layer_label
 from ..methods import get_method
-from ..plots.style import cos_axis, line_style
+from ..plots.style import cos_axis, method_styles
 
 FLOOR = 1e-16  # 1 - cos below this is drawn at the floor (float64 resolution)
 DEGENERATE = 1e6  # sigma1/sigma2 above this: sigma2 is numerically zero (rank 1)
@@ -48,7 +48,10 @@ def plot_chain(df: pd.DataFrame, families=None, title: str | None = None,
                path: str | Path | None = None, ax=None) -> Figure:
     """1 - |cos| (median, band p25-p75) per step on a log axis (paper Figure 7).
 
-    ``df`` is :func:`~liecheck.theory.simulate_chain`'s table.
+    ``df`` is :func:`~liecheck.theory.simulate_chain`'s table. Every family has its own
+    marker; the families of a model's own weights (``learned``, ``relu-learned``) are
+    dashed, with larger open markers, and drawn over the random families, whose
+    curves they meet near 10^0.
     """
     fams = list(dict.fromkeys(df["family"])) if families is None else list(families)
     if ax is None:
@@ -62,9 +65,14 @@ def plot_chain(df: pd.DataFrame, families=None, title: str | None = None,
             raise ValueError(f"family '{f}' is not in the table")
         y = np.clip(1 - d["median"].to_numpy(), FLOOR, None)
         # distinct markers, drawn smaller for later families: coinciding curves
-        # (positive and stochastic) stay visible
-        line, = ax.semilogy(d["step"], y, marker=markers[i % len(markers)],
-                            ms=max(6 - 0.5 * i, 3), label=f)
+        # (positive and stochastic) stay visible. A model's own weights (learned,
+        # relu-learned: short chains that start near 10^0, where vanilla and relu lie)
+        # are drawn on top, dashed, with larger open markers, so they are not hidden.
+        own = "learned" in f
+        style = ({"ls": "--", "lw": 1.8, "ms": 7, "mfc": "none", "mew": 1.5, "zorder": 4}
+                 if own else {"ms": max(6 - 0.5 * i, 3), "zorder": 2})
+        line, = ax.semilogy(d["step"], y, marker=markers[i % len(markers)], label=f,
+                            gid=f"chain-{f}", **style)
         lo = np.clip(1 - d["p75"].to_numpy(), FLOOR, None)
         hi = np.clip(1 - d["p25"].to_numpy(), FLOOR, None)
         ax.fill_between(d["step"], lo, hi, color=line.get_color(), alpha=0.2, lw=0)
@@ -103,7 +111,8 @@ def plot_singular_ratios(df: pd.DataFrame, path: str | Path | None = None,
 
     ``df`` is :func:`~liecheck.theory.singular_ratios`'s table. A ratio above
     :data:`DEGENERATE` (sigma2 numerically zero: a rank-1 matrix) would squash the
-    log axis, so it is drawn hatched at the top of the axis and labelled "rank 1";
+    log axis, so it is drawn hatched up to the top of the axis (the axis ends there)
+    and labelled "rank 1" inside the bar;
     ``degenerate_note`` (e.g. why the matrix is rank 1) is written under the panels
     when such a bar exists. ``model`` adds the paper's layer names to the ticks.
     """
@@ -135,8 +144,10 @@ def plot_singular_ratios(df: pd.DataFrame, path: str | Path | None = None,
                 any_degenerate = True
                 bars[k].set_hatch("//")
                 bars[k].set_edgecolor("black")
-                ax.text(x[k], top, f"rank 1\n({r[k]:.0e})", ha="center", va="bottom",
-                        fontsize=MIN_FONT, rotation=90)
+                bars[k].set_gid("rank1-bar")
+                ax.text(x[k], 0.97, f"rank 1 ({r[k]:.0e})", ha="center", va="top",
+                        fontsize=MIN_FONT, rotation=90, transform=ax.get_xaxis_transform(),
+                        bbox={"facecolor": "white", "alpha": 0.85, "lw": 0, "pad": 1.0})
         ax.set_xticks(np.arange(len(layers)))
         names = [layer_label(model, str(v)) if model else str(v) for v in layers]
         if part == "inter":
@@ -145,7 +156,7 @@ def plot_singular_ratios(df: pd.DataFrame, path: str | Path | None = None,
         ax.set_xticklabels(names, rotation=45, ha="right", fontsize=MIN_FONT)
         ax.tick_params(axis="y", labelsize=MIN_FONT)
         ax.set_yscale("log")
-        ax.set_ylim(top=top * 30)
+        ax.set_ylim(top=top)              # a rank-1 bar (height top) ends at the axis top
         ax.set_ylabel(r"$\sigma_1 / \sigma_2$")
         ax.set_title("per layer (centre taps)" if part == "layer"
                      else r"inter-layer $T_l = \sqrt{S_l} V_l U_{l+1} \sqrt{S_{l+1}}$",
@@ -162,7 +173,7 @@ def plot_singular_ratios(df: pd.DataFrame, path: str | Path | None = None,
                        title_fontsize=MIN_FONT)
     fig.tight_layout()
     if any_degenerate:
-        note = (f"hatched: sigma1/sigma2 > {DEGENERATE:.0e} (sigma2 ~ 0, rank 1), drawn at "
+        note = (f"hatched: sigma1/sigma2 > {DEGENERATE:.0e} (sigma2 ~ 0, rank 1), drawn up to "
                 "the top of the axis")
         if degenerate_note:
             note += ". " + degenerate_note
@@ -191,12 +202,13 @@ def plot_spectrum(df: pd.DataFrame, path: str | Path | None = None,
         except ValueError:
             return method
 
-    for i, (method, d) in enumerate(df.groupby("method", sort=False)):
+    styles = method_styles(df["method"])
+    for method, d in df.groupby("method", sort=False):
         g = d.groupby(["depth", "layer"], sort=True).median(numeric_only=True).reset_index()
-        axes[0, 0].semilogy(g["depth"], g["ratio"], label=paper(method), **line_style(i))
+        axes[0, 0].semilogy(g["depth"], g["ratio"], label=paper(method), **styles[method])
         if has_csc:
             axes[0, 1].semilogy(g["depth"], np.clip(1 - g["csc_median"], FLOOR, None),
-                                label=paper(method), **line_style(i))
+                                label=paper(method), **styles[method])
     layers = df.drop_duplicates("depth").sort_values("depth")
     for ax in axes[0]:
         ax.set_xticks(layers["depth"])

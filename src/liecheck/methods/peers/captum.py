@@ -16,7 +16,7 @@ from torch import nn
 
 from .base import PeerMethod, assert_no_hooks, require, targets
 
-# gradient-type maps are reduced over channels by max |.| (PROTOCOL.md)
+# gradient-type maps are reduced over channels by max |.| (as the paper draws them)
 _GRADIENT_TYPE = {"Saliency", "GuidedBackprop", "Deconvolution"}
 # plain autograd backward (post-processing at the input only)
 _PLAIN = {"Saliency": None, "InputXGradient": "x_input"}
