@@ -108,13 +108,6 @@ def _claim(fxn: fx.Node, module: nn.Module | None) -> ops.Op | None:
     return like()
 
 
-def is_claimed(fxn: fx.Node, root: nn.Module) -> bool:
-    """True if the fx node's module type or function was declared with :func:`register_op`."""
-    if fxn.op == "call_module":
-        return type(root.get_submodule(fxn.target)) in CLAIMS
-    return fxn.op == "call_function" and fxn.target in CLAIMS
-
-
 def view_claims() -> set:
     """Declared targets whose output may alias their input (identity, reshape)."""
     return {k for k, v in CLAIMS.items() if v in (ops.Identity, ops.Reshape)}

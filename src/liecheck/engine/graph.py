@@ -107,17 +107,10 @@ class Graph:
                 nodes.append(self._constant(fxn, info, len(nodes)))
                 continue
             op = classify(fxn, info, not nodes)
+            if op is None:  # a shape computation, or chunk / split's tuple
+                continue
             tensor_ins = [a.name for a in flat_nodes(fxn.args) + flat_nodes(fxn.kwargs)
                           if a.name in info.tensors]
-            if op is None:
-                if tensor_ins and not (rewrite.is_shape_query(fxn)
-                                       or fxn.target in ops.SPLITTERS):
-                    name = getattr(fxn.target, "__name__", fxn.target)
-                    raise UnsupportedOperation(
-                        f"node '{fxn.name}': {fxn.op} '{name}' on the tensor(s) "
-                        f"{', '.join(tensor_ins)} has no rule (only shape queries such as "
-                        f"x.size(0) are allowed on tensors). {HOW_TO}")
-                continue
             if isinstance(op, ops.Select) and op.how in ("chunk", "split"):
                 tensor_ins = [fxn.args[0].args[0].name]  # the tensor that was split
             if op.routes is not None:  # the first `routes` activations (not constants)

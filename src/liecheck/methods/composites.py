@@ -49,7 +49,6 @@ def refuse(why: str) -> RuleFactory:
     """A factory that refuses the node: the method has no sound rule for its op."""
     def factory(node: Node, graph: Graph, p: dict) -> rb.Rule:
         raise UnsupportedOperation(f"node '{node.name}' ({node.op.describe()}): {why}")
-    factory.refusal = why
     return factory
 
 
@@ -89,6 +88,13 @@ class Composite:
         return Composite(own, *self.maps)
 
 
+def _vjp(node: Node, graph: Graph, p: dict) -> rb.Rule:
+    if not node.op.computes:
+        raise UnsupportedOperation(f"node '{node.name}' ({node.op.describe()}): its op class "
+                                   "has no forward() to differentiate and no gradient rule")
+    return rg.GradientVJP()
+
+
 _STRUCTURE: dict[type, RuleFactory] = {
     ops.Reshape: fixed(rb.Reshape),
     ops.Identity: fixed(rb.Pass),
@@ -105,7 +111,7 @@ GRADIENT_RULES: dict[type, RuleFactory] = {
     ops.Pointwise: fixed(rg.GradientPointwise),
     ops.Add: fixed(rb.AddPass),
     ops.Product: fixed(rg.ProductGradient),
-    ops.Op: fixed(rg.GradientVJP),            # any other op that computes: its exact VJP
+    ops.Op: _vjp,                             # any other op that computes: its exact VJP
 }
 
 LRP_RULES: dict[type, RuleFactory] = {

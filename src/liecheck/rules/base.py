@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import torch
 
+from ..engine.ops import unbroadcast
+
 
 class Rule:
     """Base class. Subclasses implement :meth:`backward`."""
@@ -166,7 +168,7 @@ class AddSplit(Rule):
                      lambda: zero_free(stabilize(z, self.eps), fresh=False))
         s = divide(r, den)
         consts = node.constant_inputs or (False,) * len(xs)
-        return [None if c else _unbroadcast(times(x, s), ctx.shape(i))
+        return [None if c else unbroadcast(times(x, s), ctx.shape(i))
                 for x, i, c in zip(xs, node.inputs, consts)]
 
 
@@ -178,19 +180,8 @@ class AddPass(Rule):
 
     def backward(self, ctx, node, r):
         consts = node.constant_inputs or (False,) * len(node.inputs)
-        return [None if c else _unbroadcast(r, ctx.shape(i))
+        return [None if c else unbroadcast(r, ctx.shape(i))
                 for i, c in zip(node.inputs, consts)]
-
-
-def _unbroadcast(r: torch.Tensor, shape: tuple) -> torch.Tensor:
-    """``r`` summed over the dimensions along which a summand of ``shape`` was broadcast."""
-    if tuple(r.shape) == tuple(shape):
-        return r
-    lead = r.dim() - len(shape)
-    if lead:
-        r = r.sum(tuple(range(lead)))
-    dims = tuple(i for i, s in enumerate(shape) if s == 1 and r.shape[i] != 1)
-    return r.sum(dims, keepdim=True) if dims else r
 
 
 class Transposed(Rule):

@@ -18,6 +18,7 @@ Pooling ops have no weight tensor: their implicit weights are non-negative
 
 from __future__ import annotations
 
+import inspect
 import math
 import operator
 from dataclasses import dataclass, replace
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 from torch.nn.modules.utils import _pair
 
-from ..fxutil import bind, is_number
+from ..fxutil import bind, call_arguments, dims_of, is_number, refuse_batch_dims
 from .base import Op, UnsupportedOperation, register
 
 _USE_OWN = object()
@@ -401,7 +402,6 @@ def _bound(fxn: fx.Node, fn) -> dict:
         return {**dict(zip(names, fxn.args)), **fxn.kwargs}
     b = bind(fxn) if fxn.op == "call_function" and fxn.target is fn else None
     if b is None:
-        import inspect
         try:
             b = inspect.signature(fn).bind(*fxn.args, **fxn.kwargs)
         except (TypeError, ValueError) as exc:
@@ -421,24 +421,26 @@ class MeanOp(PoolingOp):
     dims: tuple
     keepdim: bool
     average: bool
+    node: str = ""  # the node's name, for messages
 
     @classmethod
     def from_fx(cls, fxn, module, info):
-        args, kw = list(fxn.args[1:]), dict(fxn.kwargs)
-        dim = kw.pop("dim", args.pop(0) if args else None)
-        keepdim = kw.pop("keepdim", args.pop(0) if args else False)
+        a = call_arguments(fxn, {"dim": None, "keepdim": False, "dtype": None})
         fname = fxn.target if isinstance(fxn.target, str) else fxn.target.__name__
-        if dim is None or args or kw or isinstance(dim, fx.Node) or isinstance(keepdim, fx.Node):
+        dims = dims_of(a["dim"])
+        if a["dim"] is None or a["dtype"] is not None or not all(
+                isinstance(d, int) for d in dims):
             raise UnsupportedOperation(
                 f"node '{fxn.name}': {fname}() needs explicit constant dimensions that "
                 "leave the batch alone (e.g. x.mean((2, 3))); a reduction over the batch or "
                 "with dtype= has no rule.")
-        dims = tuple(dim) if isinstance(dim, (list, tuple)) else (dim,)
-        if any(not isinstance(d, int) or d == 0 for d in dims):
-            raise UnsupportedOperation(
-                f"node '{fxn.name}': {fname}() over dimension(s) {dims}: a reduction over "
-                "the batch dimension (0) mixes samples and has no rule.")
-        return cls(dims, bool(keepdim), fname == "mean")
+        if 0 in dims:  # negative dims are checked on the first forward (ndim known)
+            refuse_batch_dims(fxn.name, f"{fname}()", dims, 1)
+        return cls(dims, bool(a["keepdim"]), fname == "mean", fxn.name)
+
+    def forward(self, x):
+        refuse_batch_dims(self.node, "a reduction", self.dims, x.dim())
+        return self(x)
 
     def __call__(self, x, weight=None, bias=_USE_OWN):
         if self.average:

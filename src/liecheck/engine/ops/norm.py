@@ -10,6 +10,8 @@ need.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -24,8 +26,7 @@ class Norm(Op):
     computes = True
 
     def to(self, device):
-        new = type(self).__new__(type(self))
-        new.__dict__.update(self.__dict__)
+        new = copy.copy(self)
         new.weight = None if self.weight is None else self.weight.to(device)
         new.bias = None if self.bias is None else self.bias.to(device)
         return new

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from ..fxutil import call_arguments
 from .base import Op, UnsupportedOperation, register
 
 
@@ -45,38 +46,19 @@ class Pointwise(Op):
     def defaults(cls) -> dict:
         """The settings of the op and their defaults (the ``__init__`` keywords)."""
         return {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()
-                if k != "self"}
+                if k != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
 
     def __repr__(self) -> str:
         kw = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.defaults())
         return f"{type(self).__name__}({kw})"
 
 
-def settings(fxn: fx.Node, module: nn.Module | None, defaults: dict,
-             aliases: dict | None = None) -> dict:
+def settings(fxn: fx.Node, module: nn.Module | None, defaults: dict) -> dict:
     """The op's settings: the module's attributes, or the function call's arguments
-    (positional after the input, or keywords; ``inplace`` ignored). Tensor-valued
-    settings are refused."""
-    aliases = aliases or {}
+    (:func:`~liecheck.engine.fxutil.call_arguments`)."""
     if module is not None:
-        return {k: getattr(module, aliases.get(k, k)) for k in defaults}
-    args, kwargs = list(fxn.args[1:]), dict(fxn.kwargs)
-    kwargs.pop("inplace", None)
-    out = dict(defaults)
-    names = list(defaults)
-    for k, v in zip(names, args):
-        out[k] = v
-    for k, v in kwargs.items():
-        k = {v2: k2 for k2, v2 in aliases.items()}.get(k, k)
-        if k not in out:
-            raise UnsupportedOperation(f"node '{fxn.name}': unexpected argument {k}={v!r}")
-        out[k] = v
-    bad = [k for k, v in out.items() if isinstance(v, (fx.Node, torch.Tensor))]
-    if bad:
-        raise UnsupportedOperation(
-            f"node '{fxn.name}': the setting(s) {', '.join(bad)} must be constant numbers, "
-            "not tensors")
-    return out
+        return {k: getattr(module, k) for k in defaults}
+    return call_arguments(fxn, defaults)
 
 
 @register
@@ -171,9 +153,6 @@ class SiLU(Pointwise):
     name = "silu"
     modules, functions = (nn.SiLU,), (F.silu,)
 
-    def __init__(self):
-        pass
-
     def fn(self, x):
         return F.silu(x)
 
@@ -195,9 +174,6 @@ class Hardswish(Pointwise):
     name = "hardswish"
     modules, functions = (nn.Hardswish,), (F.hardswish,)
 
-    def __init__(self):
-        pass
-
     def fn(self, x):
         return F.hardswish(x)
 
@@ -207,9 +183,6 @@ class Mish(Pointwise):
     name = "mish"
     modules, functions = (nn.Mish,), (F.mish,)
 
-    def __init__(self):
-        pass
-
     def fn(self, x):
         return F.mish(x)
 
@@ -218,9 +191,6 @@ class Mish(Pointwise):
 class Tanh(Pointwise):
     name = "tanh"
     modules, functions, methods = (nn.Tanh,), (torch.tanh, F.tanh), ("tanh",)
-
-    def __init__(self):
-        pass
 
     def fn(self, x):
         return torch.tanh(x)
@@ -238,9 +208,6 @@ class Sigmoid(_Positive):
     name = "sigmoid"
     modules, functions, methods = (nn.Sigmoid,), (torch.sigmoid, F.sigmoid), ("sigmoid",)
 
-    def __init__(self):
-        pass
-
     def fn(self, x):
         return torch.sigmoid(x)
 
@@ -249,9 +216,6 @@ class Sigmoid(_Positive):
 class Hardsigmoid(_Positive):
     name = "hardsigmoid"
     modules, functions = (nn.Hardsigmoid,), (F.hardsigmoid,)
-
-    def __init__(self):
-        pass
 
     def fn(self, x):
         return F.hardsigmoid(x)
@@ -273,9 +237,6 @@ class Softplus(_Positive):
 class Abs(_Positive):
     name = "abs"
     functions, methods = (torch.abs, torch.absolute), ("abs", "absolute")
-
-    def __init__(self):
-        pass
 
     def fn(self, x):
         return torch.abs(x)

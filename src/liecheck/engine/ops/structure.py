@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from ..fxutil import bind, is_number
+from ..fxutil import bind, call_arguments, dims_of, is_number, refuse_batch_dims
 from .base import Op, UnsupportedOperation, register
 from .linear import _MUL_FUNCS, _MUL_METHODS, _bound, unbroadcast
 
@@ -71,19 +71,23 @@ class Add(Op):
 class Cat(Op):
     """``torch.cat``: each input gets its slice."""
 
-    name, routes = "cat", None
+    name, routes, computes = "cat", None, True
     functions = (torch.cat, torch.concat, torch.concatenate)
 
-    def __init__(self, dim: int = 0):
-        self.dim = dim
+    def __init__(self, dim: int = 0, node: str = ""):
+        self.dim, self.node = dim, node
+
+    def forward(self, *xs):
+        refuse_batch_dims(self.node, "concatenation", self.dim, xs[0].dim())
+        return torch.cat(xs, self.dim)
 
     @classmethod
     def from_fx(cls, fxn, module, info):
-        dim = fxn.kwargs.get("dim", fxn.args[1] if len(fxn.args) > 1 else 0)
+        dim = call_arguments(fxn, {"dim": 0})["dim"]
         if dim == 0:
             raise UnsupportedOperation(f"node '{fxn.name}': concatenation along the batch "
                                        "dimension mixes samples and has no rule")
-        return cls(dim)
+        return cls(dim, fxn.name)
 
     def nonneg(self, inputs):
         return bool(inputs) and all(inputs)
@@ -128,21 +132,20 @@ class AMax(Op):
     name, computes = "amax", True
     functions, methods = (torch.amax,), ("amax",)
 
-    def __init__(self, dims: tuple, keepdim: bool):
-        self.dims, self.keepdim = dims, keepdim
+    def __init__(self, dims: tuple, keepdim: bool, node: str = ""):
+        self.dims, self.keepdim, self.node = dims, keepdim, node
 
     @classmethod
     def from_fx(cls, fxn, module, info):
-        args, kw = list(fxn.args[1:]), dict(fxn.kwargs)
-        dim = kw.pop("dim", args.pop(0) if args else ())
-        keepdim = kw.pop("keepdim", args.pop(0) if args else False)
-        dims = tuple(dim) if isinstance(dim, (list, tuple)) else (dim,)
-        if not dims or any(not isinstance(d, int) or d == 0 for d in dims) or args or kw:
+        a = call_arguments(fxn, {"dim": (), "keepdim": False})
+        dims = dims_of(a["dim"])
+        if not dims or 0 in dims or not all(isinstance(d, int) for d in dims):
             raise UnsupportedOperation(f"node '{fxn.name}': amax needs constant dimensions "
                                        "that leave the batch alone")
-        return cls(dims, bool(keepdim))
+        return cls(dims, bool(a["keepdim"]), fxn.name)
 
     def forward(self, x):
+        refuse_batch_dims(self.node, "amax", self.dims, x.dim())
         return x.amax(self.dims, keepdim=self.keepdim)
 
     def nonneg(self, inputs):
@@ -268,11 +271,14 @@ class View(Rearrange):
     relevance into a zero tensor through the same view."""
 
     computes = True
+    node = ""    # the node's name, for messages
+    batch_dims: tuple = ()  # dims (maybe negative) that must not be the batch dimension
 
     def view(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def forward(self, x):
+        refuse_batch_dims(self.node, self.name, self.batch_dims, x.dim())
         return self.view(x)
 
     def transpose(self, r, in_shape):
@@ -291,10 +297,13 @@ def _constant_args(fxn: fx.Node, what: str) -> tuple[list, dict]:
     return args, kwargs
 
 
-def _keeps_batch(fxn: fx.Node, dims: Sequence[int], what: str) -> None:
-    if any(d == 0 for d in dims):
-        raise UnsupportedOperation(f"node '{fxn.name}': {what} that moves the batch "
-                                   "dimension (0) has no rule")
+def _named(op: View, fxn: fx.Node, batch_dims: Sequence) -> View:
+    """``op`` told its node's name and the dims it must not apply to the batch (checked
+    now where non-negative, on the first forward where negative)."""
+    op.node, op.batch_dims = fxn.name, tuple(batch_dims)
+    if 0 in op.batch_dims:
+        refuse_batch_dims(fxn.name, op.name, op.batch_dims, 1)
+    return op
 
 
 @register
@@ -308,10 +317,10 @@ class Permute(View):
     @classmethod
     def from_fx(cls, fxn, module, info):
         args, kwargs = _constant_args(fxn, "permute")
-        dims = kwargs.get("dims", args[0] if len(args) == 1 else args)
-        dims = tuple(dims)
-        if dims[0] != 0:
-            _keeps_batch(fxn, [0], "permute")
+        dims = tuple(kwargs.get("dims", args[0] if len(args) == 1 else args))
+        if dims[0] % len(dims) != 0:
+            raise UnsupportedOperation(f"node '{fxn.name}': a permute that moves the batch "
+                                       "dimension mixes samples and has no rule")
         return cls(dims)
 
     def view(self, x):
@@ -329,11 +338,8 @@ class Transpose(View):
 
     @classmethod
     def from_fx(cls, fxn, module, info):
-        args, kwargs = _constant_args(fxn, "transpose")
-        d0 = kwargs.get("dim0", args[0] if args else None)
-        d1 = kwargs.get("dim1", args[1] if len(args) > 1 else None)
-        _keeps_batch(fxn, [d0, d1], "transpose")
-        return cls(d0, d1)
+        a = call_arguments(fxn, {"dim0": None, "dim1": None})
+        return _named(cls(a["dim0"], a["dim1"]), fxn, (a["dim0"], a["dim1"]))
 
     def view(self, x):
         return x.transpose(self.dim0, self.dim1)
@@ -353,10 +359,11 @@ class Select(View):
     @classmethod
     def from_fx(cls, fxn, module, info):
         src = fxn.args[0]
-        if fxn.target is operator.getitem and isinstance(src, fx.Node) and \
-                src.op in ("call_method", "call_function") and _splitter(src) is not None:
-            how, args = _splitter(src)
-            return cls(how, args, fxn.args[1])
+        split = (_splitter(src) if fxn.target is operator.getitem and isinstance(src, fx.Node)
+                 and src.op in ("call_method", "call_function") else None)
+        if split is not None:
+            how, args = split
+            return _named(cls(how, args, fxn.args[1]), fxn, (args[1],))
         if not info.is_tensor(src):
             return None
         args, kwargs = _constant_args(fxn, "indexing")
@@ -373,9 +380,8 @@ class Select(View):
                     f"node '{fxn.name}': indexing {args[0]!r} starting with '...' may index "
                     "the batch dimension; write it as x[:, ...]")
             return cls("getitem", (idx,))
-        dim = kwargs.get("dim", args[0] if args else None)
-        _keeps_batch(fxn, [dim], "narrow")
-        return cls("narrow", tuple(args) if args else (dim, kwargs["start"], kwargs["length"]))
+        a = call_arguments(fxn, {"dim": None, "start": None, "length": None})
+        return _named(cls("narrow", (a["dim"], a["start"], a["length"])), fxn, (a["dim"],))
 
     def view(self, x):
         if self.how == "getitem":
@@ -395,15 +401,14 @@ def _splitter(fxn: fx.Node) -> tuple[str, tuple] | None:
         how = "split"
     else:
         return None
-    args = list(fxn.args[1:])
-    kw = dict(fxn.kwargs)
-    n = args[0] if args else kw.get("chunks", kw.get("split_size_or_sections",
-                                                      kw.get("split_size")))
-    dim = args[1] if len(args) > 1 else kw.get("dim", 0)
-    if dim == 0 or isinstance(n, fx.Node) or isinstance(dim, fx.Node):
-        raise UnsupportedOperation(f"node '{fxn.name}': {how} along the batch dimension or "
-                                   "with sizes computed at run time has no rule")
-    return how, (n, dim)
+    size = {"chunk": "chunks", "split": "split_size_or_sections"}[how]
+    if how == "split" and "split_size" in fxn.kwargs:  # Tensor.split's keyword
+        size = "split_size"
+    a = call_arguments(fxn, {size: None, "dim": 0})
+    if a["dim"] == 0:
+        raise UnsupportedOperation(f"node '{fxn.name}': {how} along the batch dimension "
+                                   "mixes samples and has no rule")
+    return how, (a[size], a["dim"])
 
 
 SPLITTERS = ("chunk", "split", torch.chunk, torch.split)
@@ -414,21 +419,21 @@ class Roll(Rearrange):
     name, computes = "roll", True
     functions, methods = (torch.roll,), ("roll",)
 
-    def __init__(self, shifts, dims):
-        self.shifts, self.dims = shifts, dims
+    def __init__(self, shifts, dims, node: str = ""):
+        self.shifts, self.dims, self.node = shifts, dims, node
 
     @classmethod
     def from_fx(cls, fxn, module, info):
-        args, kwargs = _constant_args(fxn, "roll")
-        shifts = kwargs.get("shifts", args[0] if args else None)
-        dims = kwargs.get("dims", args[1] if len(args) > 1 else None)
-        if dims is None:
+        a = call_arguments(fxn, {"shifts": None, "dims": None})
+        if a["dims"] is None:
             raise UnsupportedOperation(f"node '{fxn.name}': roll without dims rolls the "
                                        "batch too; pass dims")
-        _keeps_batch(fxn, dims if isinstance(dims, (list, tuple)) else [dims], "roll")
-        return cls(shifts, dims)
+        if 0 in dims_of(a["dims"]):
+            refuse_batch_dims(fxn.name, "roll", a["dims"], 1)
+        return cls(a["shifts"], a["dims"], fxn.name)
 
     def forward(self, x):
+        refuse_batch_dims(self.node, "roll", self.dims, x.dim())
         return torch.roll(x, self.shifts, self.dims)
 
     def transpose(self, r, in_shape):
