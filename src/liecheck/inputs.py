@@ -28,8 +28,7 @@ _KINDS = {"b": "booleans", "f": "floats", "c": "complex numbers", "U": "strings"
           "S": "strings"}
 # ops between the input and the first layer that keep the channel axis
 _CHANNEL_KEEPING = (ops.Identity, ops.Pointwise, ops.MaxPool, ops.AvgPoolOp,
-                    ops.AdaptiveAvgPoolOp, ops.AffineOp,
-                    ops.Pad)
+                    ops.AdaptiveAvgPoolOp, ops.AffineOp, ops.Pad)
 
 
 def first_layer(graph: Graph) -> tuple[Node | None, list[Node]]:

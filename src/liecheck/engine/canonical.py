@@ -56,7 +56,7 @@ def mark_nonneg(nodes: list[Node]) -> None:
 
 
 def last_uses(graph: fx.Graph, aliases: dict[str, str],
-              nodes: list[Node] = ()) -> dict[str, list[str]]:
+              nodes: list[Node]) -> dict[str, list[str]]:
     """fx node name -> fx values that can be dropped after it ran (forward memory).
     A node's graph inputs count as read by it too (a part of ``chunk`` reads the
     chunked tensor, not the fx tuple)."""
