@@ -76,10 +76,17 @@ CASES = {
     "avg_pool": lambda m, h: F.avg_pool2d(h, 3, stride=2, padding=1, count_include_pad=False),
     "max_pool": lambda m, h: F.max_pool2d(h, 2, stride=1),
     "layer_norm": lambda m, h: F.layer_norm(h.permute(0, 2, 3, 1), (4,)),
+    "interpolate_bilinear": lambda m, h: F.interpolate(h, scale_factor=1.5, mode="bilinear"),
+    "interpolate_nearest": lambda m, h: F.interpolate(h, size=(8, 5)),
+    "stack": lambda m, h: torch.stack([h, torch.relu(h)], dim=2),
+    "where": lambda m, h: torch.where(h > 0, h, 0.1 * h),
+    "where_number": lambda m, h: torch.where(h < 0.2, h, 0.2),
 }
-NOT_CONSERVED = {"add_buffer"}        # the buffer's share is absorbed, like a bias's
+# the buffer's share, the constant branch's (0.2 where h >= 0.2) are absorbed, like a bias's
+NOT_CONSERVED = {"add_buffer", "where_number"}
 DEEPLIFT_INEXACT = {"max_pool"}       # gradient mode
-DEEPLIFT_REFUSED = {"amax": "AMax", "layer_norm": "LayerNorm"}
+DEEPLIFT_REFUSED = {"amax": "AMax", "layer_norm": "LayerNorm", "where": "Where",
+                    "where_number": "Where"}
 
 
 def _setup(case):
@@ -144,3 +151,41 @@ def test_ops_over_the_batch_are_refused(body):
         model(x)
     with pytest.raises(liecheck.UnsupportedOperation, match="batch"):
         liecheck.attribute(model.eval(), x, "gradient", target=0)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_conv_padding_modes(mode):
+    """Conv2d(padding_mode=...) = pad then convolve: exact gradient, conservative LRP-z,
+    and z+ (LRP a1b0 without biases) still non-negative for a positive start."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=(1, 2), padding_mode=mode, bias=False),
+                          nn.ReLU(), nn.Conv2d(4, 2, 3, bias=False), nn.Flatten(),
+                          nn.LazyLinear(3, bias=False)).double()
+    x = torch.randn(2, 3, 7, 6, dtype=torch.float64)
+    with torch.no_grad():
+        model(x)
+    model.eval()
+    xr = x.clone().requires_grad_(True)
+    out = model(xr)
+    (ref,) = torch.autograd.grad(out[:, 1].sum(), xr)
+    torch.testing.assert_close(liecheck.attribute(model, x, "gradient", target=1), ref,
+                               rtol=1e-12, atol=1e-13)
+    r = liecheck.attribute(model, x, "lrp_z", target=1)
+    torch.testing.assert_close(r.flatten(1).sum(1), out[:, 1].detach(), rtol=1e-9, atol=1e-12)
+    ex = liecheck.Explainer(model)
+    zplus = ex.walk(x, "lrp_a1b0", inject={ex.graph.output: torch.ones(2, 3).double()},
+                    record=[ex.graph.input])[ex.graph.input]
+    assert zplus.min() >= 0 and zplus.sum() > 0
+
+
+@pytest.mark.parametrize("body,words", [
+    (lambda m, h: h * (h > 0), "condition of torch.where"),
+    (lambda m, h: F.interpolate(h, scale_factor=2, mode="bicubic"), "negative weights"),
+])
+def test_masks_outside_where_and_bicubic_are_refused(body, words):
+    model = Net(body).double()
+    x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
+    with torch.no_grad():
+        model(x)
+    with pytest.raises(liecheck.UnsupportedOperation, match=words):
+        liecheck.trace(model.eval())

@@ -96,7 +96,7 @@ class Graph:
 
     def _build(self) -> tuple[list[Node], str]:
         """One :class:`Node` per tensor operation of the fx graph, and the output's name."""
-        info = ops.TraceInfo(self.dtype, set(), {}, dict(self.module.named_modules()))
+        info = ops.TraceInfo(self.dtype, set(), {}, dict(self.module.named_modules()), set())
         nodes: list[Node] = []
         output_node = None
         for fxn in self.gm.graph.nodes:
@@ -120,6 +120,15 @@ class Graph:
                 raise UnsupportedOperation(
                     f"node '{fxn.name}' computes on constants only ({', '.join(inputs)}); "
                     f"fold it into a parameter. {HOW_TO}")
+            masks = [i for k, i in enumerate(inputs) if i in info.masks
+                     and not (isinstance(op, ops.Where) and k == 0)]
+            if masks:
+                raise UnsupportedOperation(
+                    f"node '{fxn.name}' ({op.describe()}) reads the comparison "
+                    f"'{masks[0]}'; a comparison is supported only as the condition of "
+                    "torch.where (write x * (x > 0) as torch.where(x > 0, x, 0))")
+            if isinstance(op, ops.Mask):
+                info.masks.add(fxn.name)
             module = fxn.target if fxn.op == "call_module" else None
             nodes.append(Node(name=fxn.name, op=op, inputs=inputs, module=module,
                               index=len(nodes), fx_node=fxn,

@@ -102,6 +102,9 @@ _STRUCTURE: dict[type, RuleFactory] = {
     ops.Cat: fixed(rb.CatSplit),
     ops.MaxPool: fixed(rg.MaxPoolSwitch),
     ops.AMax: fixed(rg.GradientVJP),          # winner-take-all: the gradient of max
+    ops.Stack: fixed(rb.StackSplit),          # each input its slice
+    ops.Mask: fixed(rb.Absorb),               # a comparison: zero derivative
+    ops.Where: fixed(rb.WhereSelect),         # selection
 }
 
 GRADIENT_RULES: dict[type, RuleFactory] = {
@@ -132,6 +135,8 @@ DEEPLIFT_RULES: dict[type, RuleFactory] = {
     ops.Product: fixed(rd.DeepLiftProduct),
     ops.Norm: refuse("DeepLIFT has no rule for a normalisation by a data-dependent "
                      "standard deviation (no rule keeps summation-to-delta)"),
+    ops.Where: refuse("DeepLIFT has no rule for torch.where: its mask differs between the "
+                      "input and the reference, so a selection breaks summation-to-delta"),
 }
 
 FAMILIES = {"gradient": GRADIENT_RULES, "lrp": LRP_RULES, "deeplift": DEEPLIFT_RULES}

@@ -184,6 +184,37 @@ class AddPass(Rule):
                 for i, c in zip(node.inputs, consts)]
 
 
+class StackSplit(Rule):
+    """``torch.stack``: each input gets its slice of the relevance."""
+
+    needs_inputs = False
+
+    def backward(self, ctx, node, r):
+        return list(r.unbind(node.op.dim))
+
+
+class Absorb(Rule):
+    """No relevance (or gradient) flows to the inputs: comparisons (zero derivative)."""
+
+    needs_inputs = False
+
+    def backward(self, ctx, node, r):
+        return [None for _ in node.inputs]
+
+
+class WhereSelect(Rule):
+    """``torch.where(mask, a, b)``: each element's relevance (or gradient) goes to the
+    branch it was taken from; the mask gets none."""
+
+    def backward(self, ctx, node, r):
+        mask = ctx.inputs(node)[0]
+        out = [None]
+        for side, name in zip(node.op.branches, node.inputs[1:]):
+            keep = mask if side == "a" else ~mask
+            out.append(unbroadcast(times(keep.to(r.dtype), r), ctx.shape(name)))
+        return out
+
+
 class Transposed(Rule):
     """Rearrangements (permute, transpose, indexing, chunk, roll, pad, ...): the op's
     exact transpose moves the relevance back (the same under every method)."""

@@ -42,13 +42,15 @@ class TraceInfo:
     ``dtype``: the model's floating dtype; ``tensors``: names of the fx nodes so far that
     hold tensors (the input, activations, constants); ``constants``: fx node name ->
     value of the nodes that do not depend on the input (``get_attr`` tensors);
-    ``modules``: qualified name -> module of the model's copy.
+    ``modules``: qualified name -> module of the model's copy; ``masks``: names of the
+    comparison nodes (boolean masks).
     """
 
     dtype: torch.dtype
     tensors: set
     constants: dict
     modules: dict
+    masks: set
 
     def is_tensor(self, a: Any) -> bool:
         return isinstance(a, fx.Node) and a.name in self.tensors

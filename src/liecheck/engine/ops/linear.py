@@ -171,7 +171,7 @@ def _conv2d_input(x_shape, weight, g, stride, padding, dilation, groups) -> torc
 @register
 @dataclass(eq=False)
 class ConvOp(LinearOp):
-    """``nn.Conv2d`` (zero padding)."""
+    """``nn.Conv2d`` (zero padding; other padding modes: :class:`PaddedConvOp`)."""
 
     name, layer, modules = "conv", "conv", (nn.Conv2d,)
     weight: torch.Tensor
@@ -183,19 +183,17 @@ class ConvOp(LinearOp):
 
     @classmethod
     def from_fx(cls, fxn, module, info):
-        if module.padding_mode != "zeros":
-            raise UnsupportedOperation(
-                f"node '{fxn.name}' ({fxn.target}): Conv2d with padding_mode="
-                f"'{module.padding_mode}' is not supported; pad with F.pad(x, ..., "
-                f"mode='{module.padding_mode}') before a Conv2d with padding=0 (supported).")
         return cls.from_module(module)
 
     @classmethod
     def from_module(cls, m: nn.Conv2d) -> ConvOp:
         if isinstance(m.padding, str):
             raise TypeError(f"padding='{m.padding}' is not supported; use explicit padding")
-        return cls(m.weight.detach(), None if m.bias is None else m.bias.detach(),
-                   m.stride, m.padding, m.dilation, m.groups)
+        w, b = m.weight.detach(), None if m.bias is None else m.bias.detach()
+        if m.padding_mode != "zeros":
+            return PaddedConvOp(w, b, m.stride, (0, 0), m.dilation, m.groups,
+                                m._reversed_padding_repeated_twice, m.padding_mode)
+        return cls(w, b, m.stride, m.padding, m.dilation, m.groups)
 
     def __call__(self, x, weight=None, bias=_USE_OWN):
         w = self.weight if weight is None else weight
@@ -214,6 +212,29 @@ class ConvOp(LinearOp):
         w = self.weight * bn.scale.view(-1, 1, 1, 1)
         b = bn.shift if self.bias is None else self.bias * bn.scale + bn.shift
         return replace(self, weight=w, bias=b)
+
+
+@dataclass(eq=False)
+class PaddedConvOp(ConvOp):
+    """``nn.Conv2d`` with ``padding_mode`` reflect, replicate or circular: the padding
+    ``P`` (each padded value a copy of an input) then a convolution without padding,
+    ``W P``. Its transpose is ``P^T W^T``; since ``P`` copies, ``(W P)+ = W+ P``, so
+    every rule that substitutes weights stays exact."""
+
+    pad: tuple = ()
+    mode: str = "reflect"
+
+    def __call__(self, x, weight=None, bias=_USE_OWN):
+        return super().__call__(F.pad(x, self.pad, self.mode), weight, bias)
+
+    def transpose(self, g, x_shape, weight=None):
+        padded = (*x_shape[:2], x_shape[2] + self.pad[2] + self.pad[3],
+                  x_shape[3] + self.pad[0] + self.pad[1])
+        gp = super().transpose(g, padded, weight)
+        with torch.enable_grad():
+            z = gp.new_zeros(x_shape, requires_grad=True)
+            (gx,) = torch.autograd.grad(F.pad(z, self.pad, self.mode), z, gp)
+        return gx
 
 
 @register
@@ -581,3 +602,47 @@ def unbroadcast(t: torch.Tensor, shape: tuple) -> torch.Tensor:
         t = t.sum(tuple(range(lead)))
     dims = tuple(i for i, s in enumerate(shape) if s == 1 and t.shape[i] != 1)
     return t.sum(dims, keepdim=True) if dims else t
+
+
+@register
+@dataclass(eq=False)
+class InterpolateOp(PoolingOp):
+    """``F.interpolate`` / ``nn.Upsample`` in the modes whose weights are non-negative
+    (nearest, nearest-exact, (bi/tri)linear, area): a linear op with implicit
+    non-negative weights; the transpose is its exact adjoint (autograd). Bicubic has
+    negative weights and is refused."""
+
+    name = "interpolate"
+    modules, functions = (nn.Upsample,), (F.interpolate,)
+    size: tuple | int | None = None
+    scale_factor: tuple | float | None = None
+    mode: str = "nearest"
+    align_corners: bool | None = None
+
+    _MODES = ("nearest", "nearest-exact", "linear", "bilinear", "trilinear", "area")
+
+    @classmethod
+    def from_fx(cls, fxn, module, info):
+        if module is not None:
+            a = {k: getattr(module, k) for k in ("size", "scale_factor", "mode", "align_corners")}
+        else:
+            a = call_arguments(fxn, {"size": None, "scale_factor": None, "mode": "nearest",
+                                     "align_corners": None, "recompute_scale_factor": None,
+                                     "antialias": False})
+            if a.pop("recompute_scale_factor") or a.pop("antialias"):
+                raise UnsupportedOperation(f"node '{fxn.name}': interpolate with "
+                                           "recompute_scale_factor or antialias has no rule")
+        if a["mode"] not in cls._MODES:
+            raise UnsupportedOperation(
+                f"node '{fxn.name}': interpolate mode '{a['mode']}' has negative weights; "
+                f"supported modes: {', '.join(cls._MODES)}")
+        return cls(a["size"], a["scale_factor"], a["mode"], a["align_corners"])
+
+    def __call__(self, x, weight=None, bias=_USE_OWN):
+        return F.interpolate(x, self.size, self.scale_factor, self.mode, self.align_corners)
+
+    def transpose(self, g, x_shape, weight=None):
+        with torch.enable_grad():
+            z = g.new_zeros(x_shape, requires_grad=True)
+            (gx,) = torch.autograd.grad(self(z), z, g)
+        return gx

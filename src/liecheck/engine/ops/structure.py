@@ -172,6 +172,76 @@ class Product(Op):
         return bool(inputs) and all(inputs)
 
 
+@register
+class Stack(Op):
+    """``torch.stack``: each input gets its slice of the relevance."""
+
+    name, routes, computes = "stack", None, True
+    functions = (torch.stack,)
+
+    def __init__(self, dim: int, node: str = ""):
+        self.dim, self.node = dim, node
+
+    @classmethod
+    def from_fx(cls, fxn, module, info):
+        dim = call_arguments(fxn, {"dim": 0})["dim"]
+        if dim == 0:
+            raise UnsupportedOperation(f"node '{fxn.name}': stacking along the batch "
+                                       "dimension mixes samples and has no rule")
+        return cls(dim, fxn.name)
+
+    def forward(self, *xs):
+        refuse_batch_dims(self.node, "stack", self.dim, xs[0].dim() + 1)
+        return torch.stack(xs, self.dim)
+
+    def nonneg(self, inputs):
+        return bool(inputs) and all(inputs)
+
+
+_COMPARE_FUNCS = (operator.gt, operator.ge, operator.lt, operator.le, torch.gt, torch.ge,
+                  torch.lt, torch.le)
+
+
+@register
+class Mask(Op):
+    """A comparison ``x > c`` (``>=``, ``<``, ``<=``, with a number or a tensor): a boolean
+    mask. Its derivative is zero, so no relevance or gradient flows through it; it only
+    selects (:class:`Where`, a product with the mask)."""
+
+    name, routes = "mask", None
+    functions = _COMPARE_FUNCS
+    methods = ("gt", "ge", "lt", "le", "__gt__", "__ge__", "__lt__", "__le__")
+
+    def nonneg(self, inputs):
+        return True
+
+
+@register
+class Where(Op):
+    """``torch.where(mask, a, b)`` with a :class:`Mask` condition: a selection; the
+    relevance (or gradient) of each element goes to the branch it was taken from
+    (``a`` or ``b``, an activation, a constant or a number)."""
+
+    name, routes = "where", None
+    functions, methods = (torch.where,), ("where",)
+
+    def __init__(self, numbers: tuple = (), branches: tuple = ("a", "b")):
+        self.numbers, self.branches = numbers, branches
+
+    @classmethod
+    def from_fx(cls, fxn, module, info):
+        if len(fxn.args) != 3 or fxn.kwargs or not isinstance(fxn.args[0], fx.Node):
+            raise UnsupportedOperation(f"node '{fxn.name}': where needs (condition, a, b)")
+        a, b = fxn.args[1:]
+        return cls(tuple(v for v in (a, b) if not isinstance(v, fx.Node)),
+                   tuple(side for side, v in (("a", a), ("b", b)) if isinstance(v, fx.Node)))
+
+    def nonneg(self, inputs):
+        # the condition is inputs[0]; the branches that are activations follow
+        return bool(inputs) and all(inputs) and all(is_number(c) and c >= 0
+                                                    for c in self.numbers)
+
+
 # ------------------------------------------------------------------ rearrangements
 class Rearrange(Op):
     """Ops that move, select or copy values without arithmetic; linear, with
