@@ -263,3 +263,19 @@ def test_norm_identity_rule_conserves_and_gradient_is_exact(op):
                                rtol=1e-12, atol=1e-14)
     r = liecheck.attribute(model, x, "lrp_z", target=1)
     torch.testing.assert_close(r.sum(1), out[:, 1].detach(), rtol=1e-9, atol=1e-12)
+
+
+def test_a_model_in_training_mode_is_explained_in_eval_mode_and_says_so():
+    """Stochastic depth, dropout and BatchNorm in train mode would make the map random;
+    liecheck explains the eval-mode function (one warning) and leaves the model as it was."""
+    model = _model("efficientnet_v2")
+    x = _x("efficientnet_v2")
+    want = liecheck.attribute(model, x, "lrp_epsilon", target=1)
+    model.train()
+    try:
+        with pytest.warns(UserWarning, match="train mode"):
+            got = liecheck.attribute(model, x, "lrp_epsilon", target=1)
+        assert model.training
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    finally:
+        model.eval()
