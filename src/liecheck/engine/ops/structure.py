@@ -73,19 +73,23 @@ class Cat(Op):
 
     name, routes, computes = "cat", None, True
     functions = (torch.cat, torch.concat, torch.concatenate)
+    what, new_dims = "concatenation", 0   # for messages; dims the output adds
 
     def __init__(self, dim: int = 0, node: str = ""):
         self.dim, self.node = dim, node
 
-    def forward(self, *xs):
-        refuse_batch_dims(self.node, "concatenation", self.dim, xs[0].dim())
+    def join(self, xs):
         return torch.cat(xs, self.dim)
+
+    def forward(self, *xs):
+        refuse_batch_dims(self.node, self.what, self.dim, xs[0].dim() + self.new_dims)
+        return self.join(xs)
 
     @classmethod
     def from_fx(cls, fxn, module, info):
         dim = call_arguments(fxn, {"dim": 0})["dim"]
         if dim == 0:
-            raise UnsupportedOperation(f"node '{fxn.name}': concatenation along the batch "
+            raise UnsupportedOperation(f"node '{fxn.name}': {cls.what} along the batch "
                                        "dimension mixes samples and has no rule")
         return cls(dim, fxn.name)
 
@@ -173,29 +177,14 @@ class Product(Op):
 
 
 @register
-class Stack(Op):
+class Stack(Cat):
     """``torch.stack``: each input gets its slice of the relevance."""
 
-    name, routes, computes = "stack", None, True
-    functions = (torch.stack,)
+    name, functions = "stack", (torch.stack,)
+    what, new_dims = "stacking", 1
 
-    def __init__(self, dim: int, node: str = ""):
-        self.dim, self.node = dim, node
-
-    @classmethod
-    def from_fx(cls, fxn, module, info):
-        dim = call_arguments(fxn, {"dim": 0})["dim"]
-        if dim == 0:
-            raise UnsupportedOperation(f"node '{fxn.name}': stacking along the batch "
-                                       "dimension mixes samples and has no rule")
-        return cls(dim, fxn.name)
-
-    def forward(self, *xs):
-        refuse_batch_dims(self.node, "stack", self.dim, xs[0].dim() + 1)
+    def join(self, xs):
         return torch.stack(xs, self.dim)
-
-    def nonneg(self, inputs):
-        return bool(inputs) and all(inputs)
 
 
 _COMPARE_FUNCS = (operator.gt, operator.ge, operator.lt, operator.le, torch.gt, torch.ge,
