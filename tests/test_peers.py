@@ -205,3 +205,35 @@ def test_methods_match_captum(method, peer, seed):
     theirs = getattr(captum_attr, peer)(m).attribute(x.clone().requires_grad_(True),
                                                      target=TARGET).detach()
     _close(ours, theirs)
+
+
+def mobile_blocks(seed: int) -> nn.Sequential:
+    """torchvision's Conv2dNormActivation blocks with SiLU, ReLU6 (depthwise), Hardswish
+    and GELU, as in MobileNet / EfficientNet stems, then pooling and a dense layer; no
+    functional ops (Zennit sees modules only)."""
+    from torchvision.ops.misc import Conv2dNormActivation as Block
+
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        Block(3, 8, activation_layer=nn.SiLU), Block(8, 8, groups=8, activation_layer=nn.ReLU6),
+        Block(8, 12, activation_layer=nn.Hardswish), Block(12, 12, activation_layer=None),
+        nn.GELU(),
+        nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(48, 10))
+    g = torch.Generator().manual_seed(seed + 1)
+    for bn in model.modules():
+        if isinstance(bn, nn.BatchNorm2d):
+            bn.running_mean = 0.2 * torch.randn(bn.num_features, generator=g)
+            bn.running_var = 0.5 + torch.rand(bn.num_features, generator=g)
+            bn.eps = 0.0  # see peer_net: Zennit's merge keeps eps
+    return model.double().eval()
+
+
+@pytest.mark.parametrize("case", ["lrp_z", "lrp_epsilon", "a1b0_is_zennit_zplus", "a2b1"])
+def test_identity_rule_on_pointwise_nonlinearities_matches_zennit_pass(case):
+    """Zennit gives every activation module (SiLU, ReLU6, Hardswish, GELU) its Pass rule,
+    liecheck's LRP family the identity rule: the same maps where Zennit sees every op."""
+    method, params, make_composite = LRP_CASES[case]
+    model, x = mobile_blocks(0), _x(0)
+    ours = liecheck.attribute(model, x, method, target=TARGET, **params)
+    theirs = zennit_attr(model, x, make_composite(), onehot(x, model, times_logit=True))
+    _close(ours, theirs)
