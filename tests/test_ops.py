@@ -75,6 +75,9 @@ CASES = {
     "amax": lambda m, h: h.amax(-1),
     "avg_pool": lambda m, h: F.avg_pool2d(h, 3, stride=2, padding=1, count_include_pad=False),
     "max_pool": lambda m, h: F.max_pool2d(h, 2, stride=1),
+    "max_pool_options": lambda m, h: F.max_pool2d(h, 3, 2, padding=1, dilation=1,
+                                                  ceil_mode=True),
+    "adaptive_avg_pool": lambda m, h: F.adaptive_avg_pool2d(h, (2, 3)),
     "layer_norm": lambda m, h: F.layer_norm(h.permute(0, 2, 3, 1), (4,)),
     "interpolate_bilinear": lambda m, h: F.interpolate(h, scale_factor=1.5, mode="bilinear"),
     "interpolate_nearest": lambda m, h: F.interpolate(h, size=(8, 5)),
@@ -84,7 +87,7 @@ CASES = {
 }
 # the buffer's share, the constant branch's (0.2 where h >= 0.2) are absorbed, like a bias's
 NOT_CONSERVED = {"add_buffer", "where_number"}
-DEEPLIFT_INEXACT = {"max_pool"}       # gradient mode
+DEEPLIFT_INEXACT = {"max_pool", "max_pool_options"}       # gradient mode
 DEEPLIFT_REFUSED = {"amax": "AMax", "layer_norm": "LayerNorm", "where": "Where",
                     "where_number": "Where"}
 

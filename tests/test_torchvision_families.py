@@ -279,3 +279,33 @@ def test_a_model_in_training_mode_is_explained_in_eval_mode_and_says_so():
         torch.testing.assert_close(got, want, rtol=0, atol=0)
     finally:
         model.eval()
+
+
+RELU_ONLY_METHODS = {"deconv", "guided_bp", "rectgrad", "patternnet", "patternattribution"}
+DEEPLIFT_METHODS = {"deeplift_rescale", "deeplift_revealcancel", "deeplift_ablation"}
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_every_method_has_a_documented_rule_or_refuses_by_name(family):
+    """Family x every registered method, without running (liecheck.coverage.check): a
+    method runs, or refuses naming the method's node and op, exactly where docs/rules.md
+    says: ReLU-only methods on other nonlinearities (and PatternNet / PatternAttribution on
+    products and norms), DeepLIFT on LayerNorm; every other method runs."""
+    from liecheck.coverage import check
+
+    model = _model(family)
+    graph = liecheck.trace(model, check_forward=False)
+    kinds = {type(n.op) for n in graph.nodes}
+    non_relu = any(issubclass(k, ops.Pointwise) and k is not ops.ReLU for k in kinds)
+    norms = any(issubclass(k, ops.Norm) for k in kinds)
+    products = ops.Product in kinds
+    cov = check(graph)
+    for name, runs, why in zip(cov.methods.method, cov.methods.runs, cov.methods.why_not):
+        refused = set()
+        if non_relu or (name in ("patternnet", "patternattribution") and (norms or products)):
+            refused = RELU_ONLY_METHODS
+        if norms:
+            refused = refused | DEEPLIFT_METHODS
+        assert runs == (name not in refused), (name, why)
+        if not runs:
+            assert why.startswith("node '") and "(" in why, why
