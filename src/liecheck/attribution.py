@@ -11,9 +11,9 @@ import torch.nn as nn
 
 from . import trace_cache
 from .engine.graph import Graph, trace
-from .engine.run import MethodRun
 from .inputs import check_output, resolve_targets, validate_inputs
 from .methods import Method, get_method
+from .methods.run import MethodRun
 
 
 class Explainer:
@@ -91,7 +91,7 @@ class Explainer:
             records: Iterable[Iterable[str]] = (), fan: int = 1, shared: bool = False
             ) -> MethodRun:
         """The method's forward pass of ``x`` (on the device), ready for walks; see
-        :meth:`liecheck.engine.run.MethodRun.forward`."""
+        :meth:`liecheck.methods.run.MethodRun.forward`."""
         x = to_device(x, self.device)
         with torch.no_grad():
             return MethodRun.forward(self.graph, method, params, self.rules(method, params), x,

@@ -1,16 +1,15 @@
 """The engine: a model traced into a canonical graph, run forward, walked backward.
 
 * :mod:`.graph`: ``trace(model) -> Graph`` (deep copy, torch.fx, canonical nodes,
-  queries); :mod:`.kinds` (node kinds, :class:`~.kinds.Node`); :mod:`.classify` (the
-  type -> handler tables that say what each fx node is; ``register_op``);
+  queries); :mod:`.node` (:class:`~.node.Node`); :mod:`.classify` (the op class of each
+  fx node; ``register_op``); :mod:`.fxutil` (``UnsupportedOperation``, fx helpers);
   :mod:`.rewrite` (in-place -> out-of-place, subtraction -> scaled addition);
   :mod:`.canonical` (BatchNorm folding, sign analysis, consumers, liveness);
   :mod:`.execute` (the forward pass); :mod:`.equivalence` (the forward check);
-* :mod:`.ops`: the linear operations (conv, dense, affine, pooling) and their transposes;
-* :mod:`.walk`: the reverse walk, rule per node;
-* :mod:`.run`: :class:`~.run.MethodRun`, one batch under one method's protocol;
-* :mod:`.reforward`: recompute a forward pass above a changed layer (the cascade).
+* :mod:`.ops`: the open op model, one class per node type (see its docstring);
+* :mod:`.walk`: the reverse walk, rule per node.
 
-The engine knows nothing of particular methods: a method is its rules and its
-protocol (:mod:`liecheck.methods`).
+The engine knows nothing of methods: no module here imports :mod:`liecheck.methods`
+(the method driver, :mod:`liecheck.methods.run` and :mod:`liecheck.methods.reforward`,
+lives above it; ``tests/test_import_cycles.py`` checks the layering).
 """

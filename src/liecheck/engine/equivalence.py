@@ -24,15 +24,12 @@ import copy
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+from .interface import TracedGraph
 from .rewrite import UnsupportedOperation
-
-if TYPE_CHECKING:
-    from .graph import Graph
 
 
 class ForwardMismatch(UnsupportedOperation):
@@ -44,7 +41,7 @@ def tolerance(dtype: torch.dtype) -> float:
     return math.sqrt(torch.finfo(dtype).eps)
 
 
-def check_forward(graph: Graph, x: torch.Tensor, out: torch.Tensor) -> bool:
+def check_forward(graph: TracedGraph, x: torch.Tensor, out: torch.Tensor) -> bool:
     """Compare the graph's output ``out`` on ``x`` with the model's own forward.
 
     Returns False if there was nothing to compare (an empty batch), True if the
@@ -110,7 +107,7 @@ def _rel(err: float, scale: float) -> str:
     return f"{err / scale:.2g}" if scale > 0 else "inf"
 
 
-def first_difference(graph: Graph, x: torch.Tensor) -> str:
+def first_difference(graph: TracedGraph, x: torch.Tensor) -> str:
     """One sentence naming the first module node whose output differs from the model's."""
     fx_nodes = {n.name: n for n in graph.gm.graph.nodes}
     compare = {n.name: n.module for n in graph.nodes if n.module is not None}

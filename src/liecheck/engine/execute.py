@@ -4,7 +4,7 @@ node outputs asked for and freeing every value after its last use."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -12,14 +12,12 @@ from torch import fx
 
 from .classify import HOW_TO
 from .fxutil import UnsupportedOperation, flat_nodes
+from .interface import TracedGraph
 from .node import Node
 from .ops import MaxPool
 
-if TYPE_CHECKING:
-    from .graph import Graph
 
-
-def run(graph: Graph, x: torch.Tensor, keep: Callable[[Node], bool] | None = None,
+def run(graph: TracedGraph, x: torch.Tensor, keep: Callable[[Node], bool] | None = None,
         shapes: dict | None = None, indices: dict | None = None, start: int = 0,
         given: dict | None = None) -> dict[str, torch.Tensor]:
     """:meth:`Graph.forward <liecheck.engine.graph.Graph.forward>` without the forward
@@ -68,7 +66,7 @@ def run(graph: Graph, x: torch.Tensor, keep: Callable[[Node], bool] | None = Non
     return acts
 
 
-def _call(graph: Graph, fxn: fx.Node, env: dict) -> Any:
+def _call(graph: TracedGraph, fxn: fx.Node, env: dict) -> Any:
     """Evaluate one fx node that has no engine implementation (ReLU, add, reshape, ...)."""
     args = fx.node.map_arg(fxn.args, lambda a: env[a.name])
     kwargs = fx.node.map_arg(fxn.kwargs, lambda a: env[a.name])
@@ -80,7 +78,7 @@ def _call(graph: Graph, fxn: fx.Node, env: dict) -> Any:
     return getattr(self_obj, fxn.target)(*rest, **kwargs)
 
 
-def cut(graph: Graph, start: int) -> set[str]:
+def cut(graph: TracedGraph, start: int) -> set[str]:
     """Node outputs below index ``start`` that ``run(start=start)`` reads."""
     out: set[str] = set()
     for fxn in graph.gm.graph.nodes:
@@ -93,7 +91,7 @@ def cut(graph: Graph, start: int) -> set[str]:
     return out
 
 
-def below(graph: Graph, fxn: fx.Node, start: int) -> bool:
+def below(graph: TracedGraph, fxn: fx.Node, start: int) -> bool:
     """Whether an fx node's value comes from a graph node below index ``start``
     (a folded BatchNorm counts as its layer; shape queries are never below)."""
     src = graph.by_name.get(graph.aliases.get(fxn.name, fxn.name))

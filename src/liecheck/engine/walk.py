@@ -23,10 +23,10 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 
-from ..rules.base import Rule
 from .graph import Graph
 from .node import Node
 from .ops import MaxPool
+from .rule import Rule
 
 INDICES = "#indices"  # acts key suffix of a max-pool node's arg-max indices
 

@@ -1,7 +1,7 @@
 """The method protocol: :class:`Method` says how one attribution runs.
 
 In this order (every API and metric runs a method through it, with
-:class:`~liecheck.engine.run.MethodRun`):
+:class:`~liecheck.methods.run.MethodRun`):
 
 1. :meth:`Method.forward_batch`: the batch the forward pass runs (DeepLIFT: ``[x; x0]``);
 2. :meth:`Method.walk_context`: what the rules see of that forward pass;
@@ -25,7 +25,6 @@ import torch
 
 from ..engine.fxutil import UnsupportedOperation
 from ..engine.graph import Graph
-from ..engine.run import MethodRun
 from ..engine.walk import Walk, relevance_shapes
 from ..rules import base as rb
 
@@ -146,6 +145,4 @@ class Method:
         graph = explainer.graph
         given = explainer.given_targets(x, target)
         with torch.no_grad():
-            run = MethodRun.forward(graph, self, params, explainer.rules(self, params), x,
-                                    [[graph.input]])
-            return run.attribute(given)
+            return explainer.run(x, self, params, [[graph.input]]).attribute(given)

@@ -30,10 +30,10 @@ from torch import nn
 
 from ..attribution import Explainer, explainer_for, to_device
 from ..engine.graph import trace
-from ..engine.reforward import Reforward, layer_ops
 from ..inputs import resolve_targets
 from ..methods import Method, get_method
 from ..methods.peers import PeerMethod
+from ..methods.reforward import Reforward, layer_ops
 from .similarity import prepare
 from .similarity import similarity as compare
 
@@ -148,9 +148,9 @@ def _cascade(ex: Explainer, x: torch.Tensor, m: Method, target: torch.Tensor, la
     """``(first image, step, modules, maps of the batch on the CPU)``, batch by batch.
 
     Re-initialising a layer swaps its operation in ``ex``'s traced graph (built from
-    its re-initialised modules as tracing would, see :func:`liecheck.engine.reforward.layer_ops`);
+    its re-initialised modules as tracing would, see :func:`liecheck.methods.reforward.layer_ops`);
     walkable methods recompute the forward pass only from the lowest changed layer
-    up (:class:`~liecheck.engine.reforward.Reforward`). The graph's trained operations are
+    up (:class:`~liecheck.methods.reforward.Reforward`). The graph's trained operations are
     restored at the end.
     """
     graph = ex.graph

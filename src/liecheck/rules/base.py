@@ -14,20 +14,7 @@ from __future__ import annotations
 import torch
 
 from ..engine.ops import unbroadcast
-
-
-class Rule:
-    """Base class. Subclasses implement :meth:`backward`."""
-
-    needs_inputs = True
-    needs_output = False
-
-    def backward(self, ctx, node, r: torch.Tensor) -> list[torch.Tensor | None]:
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
-        return f"{type(self).__name__}({fields})"
+from ..engine.rule import Rule  # noqa: F401  (the interface, declared by the engine)
 
 
 def safe_divide(r: torch.Tensor, z: torch.Tensor, scale: float = 1.0,

@@ -29,8 +29,8 @@ from scipy.sparse.linalg import LinearOperator, svds
 from torch import nn
 
 from ..attribution import Explainer
-from ..engine.run import MethodRun
 from ..methods import Method, get_method
+from ..methods.run import MethodRun
 from ..metrics.csc import csc
 from .lanczos import golub_kahan_svd
 

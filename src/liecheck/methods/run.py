@@ -1,7 +1,7 @@
 """The one way a walk-based method runs: :class:`MethodRun`.
 
 Every API and metric that walks (``Explainer.walk / walks / attribute``, CSC, the
-cascading randomisation through :mod:`liecheck.engine.reforward`, the derivation operator
+cascading randomisation through :mod:`liecheck.methods.reforward`, the derivation operator
 of :mod:`liecheck.theory.spectrum`) runs a :class:`~liecheck.methods.Method` through
 this class, in the order of the method protocol (see :mod:`liecheck.methods.protocol`):
 the method's forward batch and walk context, its start relevance, the walk with its
@@ -11,16 +11,13 @@ rules, its ``finish`` at the recorded nodes and, for maps, its ``postprocess``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
 
 import torch
 
+from ..engine.graph import Graph
+from ..engine.walk import Walk, forward, walk_explained
 from ..rules.base import Rule
-from .graph import Graph
-from .walk import Walk, forward, walk_explained
-
-if TYPE_CHECKING:
-    from ..methods.protocol import Method
+from .protocol import Method
 
 
 class MethodRun:

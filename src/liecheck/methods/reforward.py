@@ -13,17 +13,14 @@ re-tracing the changed model.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 import torch
 
-from .graph import Graph
-from .ops import AffineOp, ConvOp, DenseOp, LinearOp
+from ..engine.graph import Graph
+from ..engine.ops import AffineOp, ConvOp, DenseOp, LinearOp
+from ..engine.walk import INDICES, forward
+from .protocol import Method
 from .run import MethodRun
-from .walk import INDICES, forward
-
-if TYPE_CHECKING:
-    from ..methods.protocol import Method
 
 
 def layer_ops(graph: Graph, modules: Iterable[str], root: torch.nn.Module | None = None
