@@ -62,8 +62,8 @@ def gradient_pass(model, x: torch.Tensor, device: str, repeats: int, warmup: int
 
 def run_model(name: str, args, names_arg: str) -> dict:
     import liecheck
+    from liecheck import csc, random_logit, sanity
     from liecheck.data.images import sample_photos
-    from liecheck.metrics import csc, random_logit, sanity
     from liecheck.models import load
     from liecheck.reproduce.paper import paper_starts
 

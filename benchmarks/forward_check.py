@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     import torchvision
 
     import liecheck
-    from liecheck import equivalence
+    from liecheck.engine import equivalence
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="vgg16")

@@ -146,27 +146,27 @@ def test_non_tensor_input_is_rejected():
         liecheck.attribute(net(), _x().numpy(), "lrp_z")
 
 
-def test_module_paths_before_the_engine_and_methods_folders_still_import():
-    """The modules moved into ``liecheck.engine`` / ``liecheck.methods`` keep their old
-    import paths (the same module objects, so registrations are shared)."""
+def test_one_vocabulary_no_module_hidden_behind_a_function():
+    """``liecheck.methods`` is the methods package and ``liecheck.metrics.csc`` the CSC
+    module (the tests are ``liecheck.csc`` etc.); ``__all__`` lists functions and
+    classes only; the module paths of before the engine / methods folders are gone."""
     import importlib
+    import inspect
+    import types
 
     import liecheck
-    import liecheck.engine.graph
-    import liecheck.methods.deeplift
 
-    for old, new in [("graph", "engine.graph"), ("walk", "engine.walk"), ("ops", "engine.ops"),
-                     ("rewrite", "engine.rewrite"), ("equivalence", "engine.equivalence"),
-                     ("deeplift", "methods.deeplift"), ("patterns", "methods.patterns"),
-                     ("contrastive", "methods.contrastive"),
-                     ("baselines", "methods.baselines")]:
-        assert importlib.import_module(f"liecheck.{old}") is importlib.import_module(
-            f"liecheck.{new}"), old
-    from liecheck.graph import register_op, trace
-    assert trace is liecheck.engine.graph.trace and register_op is liecheck.register_op
-
-
-def test_paper_starts_at_its_old_path():
-    from liecheck.metrics import paper_starts
-    from liecheck.reproduce.paper import paper_starts as moved
-    assert paper_starts is moved
+    assert liecheck.methods is importlib.import_module("liecheck.methods")
+    assert callable(liecheck.method_table) and "name" in liecheck.method_table()
+    for name in ("csc", "sanity", "random_logit"):
+        assert isinstance(getattr(liecheck.metrics, name), types.ModuleType), name
+        assert inspect.isfunction(getattr(liecheck, name)), name
+    for name in liecheck.__all__:
+        obj = getattr(liecheck, name)
+        assert not isinstance(obj, types.ModuleType), name
+    for old in ("graph", "walk", "rewrite", "equivalence", "deeplift", "contrastive",
+                "baselines"):
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(f"liecheck.{old}")
+    with pytest.raises(ImportError):
+        from liecheck.metrics import paper_starts  # noqa: F401

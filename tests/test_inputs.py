@@ -230,7 +230,7 @@ def test_catalogue_reimport_does_not_clobber_a_user_method():
         "mine = Method('smoothgrad', 'mine', 'a user method', None)\n"
         "register_method(mine, overwrite=True)\n"
         "try:\n"
-        "    importlib.reload(liecheck.baselines)\n"
+        "    importlib.reload(liecheck.methods.baselines)\n"
         "except ValueError as exc:\n"
         "    print('refused:', exc)\n"
         "print('kept' if liecheck.get_method('smoothgrad') is mine else 'clobbered')\n")

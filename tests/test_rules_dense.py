@@ -11,7 +11,7 @@ denominator; the relevance at the input is
 
 with ``0 / 0 := 0``. This is computed in float64 by broadcasting, sharing no code with
 the engine (which uses convolutions and their transposes), and compared with the rule
-run through ``liecheck.propagate`` on a one-layer model with injected relevance.
+run through ``liecheck.engine.walk.propagate`` on a one-layer model with injected relevance.
 
 Three input regimes are covered: signed inputs (general path), non-negative inputs
 on the general path, and inputs fed by a ReLU (the engine's ``node.nonneg_input``

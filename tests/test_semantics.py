@@ -4,7 +4,7 @@ Every snippet of the issue's table is a tiny float64 model. Each is either expla
 exactly (liecheck's gradient vs autograd to float tolerance, and LRP-z = gradient x
 input, the identity of Ancona et al. 2018 for ReLU nets, which must survive the new
 scalar-multiplication and subtraction nodes) or refused with a clear message. The
-forward check (``liecheck.equivalence``) must catch a deliberately broken graph, name
+forward check (``liecheck.engine.equivalence``) must catch a deliberately broken graph, name
 the node, and leave the user's model untouched.
 """
 
@@ -18,9 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import liecheck
-from liecheck import equivalence, rewrite
-from liecheck import graph as lg
-from liecheck.engine import ops
+from liecheck.engine import equivalence, ops, rewrite
+from liecheck.engine import graph as lg
 from liecheck.engine.classify import CLAIMS
 from liecheck.engine.walk import NonFiniteRelevance, propagate
 

@@ -117,7 +117,7 @@ def test_walks_with_fan_equal_walks_on_repeated_images(method, device):
         shape = (x.shape[0] * fan,) + shapes[node][1:]
         injects.append({node: torch.randn(shape, generator=gen, dtype=x.dtype).to(device)})
         records.append([r for r in record if g.by_name[r].index < g.by_name[node].index])
-    new = ex.walks(x, method, injects, records, fan=fan)
+    new = list(ex.walks(x, method, injects, records, fan=fan))
     x_rep = x.repeat_interleave(fan, 0)
     for inj, rec, out in zip(injects, records, new):
         old = ex.walk(x_rep, method, inject=inj, record=rec)

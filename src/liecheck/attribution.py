@@ -17,7 +17,11 @@ from .methods.run import MethodRun
 
 
 class Explainer:
-    """A traced model ready for walks. Trace once, explain many batches.
+    """A model traced once and shared by every map and test of it.
+
+    The verb is :meth:`attribute` (as everywhere in liecheck). :meth:`walk` and
+    :meth:`walks` are the lower level the faithfulness tests use: reverse walks with
+    relevance injected at any node and recorded at any nodes.
 
     Parameters
     ----------
@@ -120,12 +124,7 @@ class Explainer:
             return run.walk(run.start(given) if inject is None else inject, record)
 
     def walks(self, x: torch.Tensor, method: str | Method, injects, records, fan: int = 1,
-              post: bool = False, **params) -> list[dict[str, torch.Tensor]]:
-        """The list of :meth:`iter_walks`."""
-        return list(self.iter_walks(x, method, injects, records, fan, post, **params))
-
-    def iter_walks(self, x: torch.Tensor, method: str | Method, injects, records, fan: int = 1,
-                   post: bool = False, **params):
+              post: bool = False, **params):
         """Several walks over one forward pass of ``x``; see
         :func:`liecheck.engine.walk.propagate_many`.
 

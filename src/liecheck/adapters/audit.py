@@ -30,9 +30,9 @@ from ..methods.peers.base import require
 from ..methods.peers.captum import from_captum
 from ..methods.peers.zennit import from_zennit
 from ..methods.protocol import Method
-from ..metrics import csc, random_logit, sanity
-from ..metrics.random_logit import other_classes
-from ..metrics.sanity import cascade_maps
+from ..metrics.csc import csc
+from ..metrics.random_logit import other_classes, random_logit
+from ..metrics.sanity import cascade_maps, sanity
 from ..report.summary import CONVERGED
 
 INSENSITIVE = 0.9

@@ -40,9 +40,9 @@ def methods_text(width: int = 100) -> str:
     paper name, then the description wrapped under them."""
     import textwrap
 
-    from .. import methods
+    from ..methods import method_table
 
-    df = methods()
+    df = method_table()
     w_name = max(len("name"), *(len(v) for v in df["name"]))
     w_paper = max(len("paper name"), *(len(v) for v in df["paper_name"]))
     indent = w_name + w_paper + 4
@@ -56,7 +56,7 @@ def methods_text(width: int = 100) -> str:
 
 def run_methods(args) -> int:
     print(methods_text())
-    print("\nreferences and families: liecheck.methods() in Python")
+    print("\nreferences and families: liecheck.method_table() in Python")
     return 0
 
 

@@ -23,11 +23,11 @@ from .composites import (
 )
 from .peers import from_captum, from_function, from_zennit
 from .protocol import Method
-from .registry import get_method, method_names, methods, register_method
+from .registry import get_method, method_names, method_table, register_method
 
 __all__ = [
     "DEFAULTS", "GRADIENT_COMPOSITE", "Composite", "Method", "add_rule", "baselines",
     "catalogue", "contrastive", "deeplift", "every_linear", "from_captum", "from_function",
     "from_zennit", "get_method", "gradient_composite", "lrp_composite", "method_names",
-    "methods", "patterns", "register_method",
+    "method_table", "patterns", "register_method",
 ]

@@ -1,9 +1,15 @@
-"""Faithfulness tests of Sixt et al. (2020): CSC, parameter randomisation (sanity
-check), random logit; map similarity (SSIM, Spearman, L1) and bootstrap statistics."""
+"""Faithfulness tests of Sixt et al. (2020), one module each: :mod:`.csc` (cosine
+similarity convergence), :mod:`.sanity` (cascading / independent parameter
+randomisation), :mod:`.random_logit`; map similarity (:mod:`.similarity`: SSIM,
+Spearman, L1) and bootstrap statistics (:mod:`.stats`).
 
-from .csc import baseline, csc
-from .random_logit import random_logit
-from .sanity import cascade_maps, parametrised_layers, sanity
+The tests themselves are :func:`liecheck.csc`, :func:`liecheck.sanity` and
+:func:`liecheck.random_logit`; this package does not re-export them under the names of
+their modules.
+"""
+
+from .csc import baseline
+from .sanity import cascade_maps, parametrised_layers
 from .similarity import normalize, prepare, similarity, ssim, ssim_score
 from .stats import bootstrap_median, summarize
 
@@ -11,25 +17,12 @@ __all__ = [
            "baseline",
            "bootstrap_median",
            "cascade_maps",
-           "csc",
            "normalize",
            "parametrised_layers",
            "prepare",
-           "random_logit",
-           "sanity",
            "similarity",
            "ssim",
            "ssim_score",
            "summarize",
 ]
 
-
-def __getattr__(name: str):
-    """``liecheck.metrics.paper_starts`` (its home before 2026-11-27): the paper's start
-    layers are an experiment setting and live in :mod:`liecheck.reproduce.paper`;
-    imported on first use, so ``metrics`` does not import ``reproduce`` (which imports
-    ``metrics``)."""
-    if name == "paper_starts":
-        from ..reproduce.paper import paper_starts
-        return paper_starts
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

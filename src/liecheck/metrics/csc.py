@@ -161,7 +161,7 @@ def csc_values(model: nn.Module | Explainer, inputs, method: str | Method,
             for i in range(xb.shape[0])]), explainer.device).to(xb.dtype)}
             for s_node in start_nodes]
         # one forward pass of the batch for every start and vector
-        outs = explainer.iter_walks(xb, m, injects, recs, fan=n_vectors, post=True)
+        outs = explainer.walks(xb, m, injects, recs, fan=n_vectors, post=True)
         for s_name, rec, out in zip(starts, recs, outs):  # one walk's relevance at a time
             pool_values(pooled, s_name, rec, out, n_vectors)
             del out  # before the next walk runs

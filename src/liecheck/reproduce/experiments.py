@@ -29,8 +29,9 @@ import torch
 from ..attribution import Explainer
 from ..groundtruth import two_digits
 from ..heatmap import heatmap, normalize_signed
-from ..metrics import cascade_maps, random_logit, sanity
 from ..metrics.csc import csc_rows, csc_values
+from ..metrics.random_logit import random_logit
+from ..metrics.sanity import cascade_maps, sanity
 from ..metrics.similarity import l1_distance, prepare, ssim_score
 from ..store import RunStore, unit_id
 from ..theory import simulate_chain, singular_ratios
