@@ -123,3 +123,51 @@ def test_gradcam_container_name_and_errors():
         ex.attribute(x, "gradcam", layer="nope")
     with pytest.raises(ValueError, match="feature map"):
         ex.attribute(x, "gradcam", layer="fc")
+
+
+def test_smoothgrad_wraps_any_method():
+    """``smoothgrad[m]`` is the mean of ``m``'s maps over the same noisy copies (an
+    independent loop over ``liecheck.attribute``); zero noise gives ``m``'s map."""
+    model, x = small_cnn(), x_batch(n=2)
+    ex = liecheck.Explainer(model)
+    for base in ("guided_bp", "lrp_epsilon", "deeplift_rescale"):
+        sg = ex.attribute(x, f"smoothgrad[{base}]", target=[2, 0], n_samples=3, batch_size=4)
+        gen = torch.Generator().manual_seed(0)
+        sigma = (0.15 * (x.flatten(1).max(1).values - x.flatten(1).min(1).values)
+                 ).view(-1, 1, 1, 1)
+        noisy = [x + sigma * torch.randn(x.shape, generator=gen, dtype=x.dtype)
+                 for _ in range(3)]
+        ref = torch.stack([liecheck.attribute(model, xn, base, target=[2, 0])
+                           for xn in noisy]).mean(0)
+        torch.testing.assert_close(sg, ref, rtol=1e-10, atol=1e-12)
+        zero = ex.attribute(x, f"smoothgrad[{base}]", target=1, noise_level=0.0, n_samples=2)
+        torch.testing.assert_close(zero, ex.attribute(x, base, target=1))
+    m = liecheck.get_method("smoothgrad[lrp_epsilon]")
+    assert m.name == "smoothgrad[lrp_epsilon]" and m.reduce == "sum"
+    # the same through with_params, and with a Method object as the base
+    own = liecheck.get_method("smoothgrad").with_params(base=liecheck.get_method("guided_bp"))
+    torch.testing.assert_close(ex.attribute(x, own, target=1, n_samples=2),
+                               ex.attribute(x, "smoothgrad[guided_bp]", target=1, n_samples=2))
+
+
+def test_integrated_gradients_wraps_modified_gradients_only():
+    model, x = small_cnn(2), x_batch(3)
+    ex = liecheck.Explainer(model)
+    torch.testing.assert_close(
+        ex.attribute(x, "integrated_gradients[gradient]", target=0, steps=5),
+        ex.attribute(x, "integrated_gradients", target=0, steps=5), rtol=0, atol=0)
+    # guided IG by hand: (x - 0) * sum_k w_k guided_bp(alpha_k x)
+    alphas, w = quadrature(4)
+    ref = x * sum(float(wk) * liecheck.attribute(model, float(a) * x, "guided_bp", target=0)
+                  for a, wk in zip(alphas, w))
+    torch.testing.assert_close(
+        ex.attribute(x, "integrated_gradients[guided_bp]", target=0, steps=4), ref)
+    for base in ("lrp_z", "gradient_x_input", "deeplift_rescale"):
+        with pytest.raises(ValueError, match="integrates a \\(modified\\) gradient"):
+            liecheck.get_method(f"integrated_gradients[{base}]")
+        with pytest.raises(ValueError, match="integrates a \\(modified\\) gradient"):
+            ex.attribute(x, "integrated_gradients", target=0, steps=2, base=base)
+    with pytest.raises(ValueError, match="does not wrap another method"):
+        liecheck.get_method("lrp_z[gradient]")
+    with pytest.raises(ValueError, match="unknown method"):
+        liecheck.get_method("smoothgrad[no_such_method]")

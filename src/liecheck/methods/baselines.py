@@ -1,7 +1,17 @@
-"""Gradient-based baselines that are not one backward walk: SmoothGrad, Integrated
-Gradients and Grad-CAM. Each runs the engine's gradient walk in bounded batches.
+"""Procedures that are not one backward walk: SmoothGrad, Integrated Gradients and
+Grad-CAM. Each runs walks in bounded batches.
 
-* ``smoothgrad`` (Smilkov et al. 2017): mean gradient over ``n_samples`` (50) noisy
+SmoothGrad and Integrated Gradients wrap a *base* method (``base=``, default
+``"gradient"``): ``smoothgrad[guided_bp]`` or ``smoothgrad[lrp_epsilon]`` averages that
+method's maps over the noisy copies (:func:`liecheck.get_method` reads the bracket;
+the same as ``get_method("smoothgrad").with_params(base="guided_bp")``, but with the
+base's channel reduction and its own name); ``integrated_gradients[guided_bp]``
+integrates a modified gradient along the path. Integrated Gradients refuses a base
+whose map is not a (modified) gradient (LRP, DeepLIFT, gradient x input): its
+``(x - x0)`` factor turns an integrated gradient into an attribution, and would
+multiply a relevance map a second time.
+
+* ``smoothgrad`` (Smilkov et al. 2017): mean map over ``n_samples`` (50) noisy
   copies ``x + N(0, sigma^2)``, ``sigma = noise_level * (max(x) - min(x))`` per input
   (``noise_level=0.15``). Seeded (``seed=0``); the noise of sample ``s`` does not depend
   on ``batch_size``. Excluded from CSC (``walkable=False``).
@@ -23,13 +33,15 @@ Targets default to the class predicted on the clean input ``x``.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .deeplift import make_reference
 from .protocol import Method
-from .registry import register_method
+from .registry import get_method, register_method
 
 
 def _gradient(explainer, x: torch.Tensor, t: torch.Tensor, node: str | None = None):
@@ -37,16 +49,41 @@ def _gradient(explainer, x: torch.Tensor, t: torch.Tensor, node: str | None = No
     return explainer.walk(x, "gradient", record=[node], target=t)[node]
 
 
-def _rows(explainer, inputs: list[torch.Tensor], t: torch.Tensor, batch_size: int):
-    """Gradients of ``len(inputs)`` copies of an ``N``-batch, ``batch_size`` rows at a time."""
+def _map(explainer, base: Method, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The base method's map of ``x`` for the classes ``t`` (the gradient: one walk)."""
+    if base.name == "gradient":
+        return _gradient(explainer, x, t)
+    return explainer.attribute(x, base, target=t)
+
+
+def _rows(explainer, inputs: list[torch.Tensor], t: torch.Tensor, batch_size: int,
+          base: Method):
+    """Maps of ``len(inputs)`` copies of an ``N``-batch, ``batch_size`` rows at a time."""
     n = t.shape[0]
     k = max(1, batch_size // max(n, 1))
     out = []
     for i in range(0, len(inputs), k):
         chunk = inputs[i : i + k]
-        g = _gradient(explainer, torch.cat(chunk), t.repeat(len(chunk)))
+        g = _map(explainer, base, torch.cat(chunk), t.repeat(len(chunk)))
         out.extend(g.split(n))
     return out
+
+
+def is_gradient(m: Method) -> bool:
+    """Whether ``m``'s map is a (modified) gradient: one walk from a one-hot start,
+    nothing multiplied at the input (gradient, Deconv, Guided BP, RectGrad)."""
+    return (m.family == "gradient" and m.map_is_one_walk and m.post is None
+            and m.start == "onehot")
+
+
+def _base(p, wrapper: str, gradient_only: bool = False) -> Method:
+    base = get_method(p.get("base", "gradient"))
+    if gradient_only and not is_gradient(base):
+        raise ValueError(f"{wrapper} integrates a (modified) gradient; the base method "
+                         f"'{base.name}' is not one (its map is already an attribution): use "
+                         "gradient, deconv, guided_bp, rectgrad or a gradient-family method "
+                         "of yours")
+    return base
 
 
 def smoothgrad(explainer, x, target, p):
@@ -56,12 +93,14 @@ def smoothgrad(explainer, x, target, p):
         -1, *[1] * (x.dim() - 1))
     gen = torch.Generator(device=x.device).manual_seed(int(p["seed"]))
     n = int(p["n_samples"])
-    total = torch.zeros_like(x)
+    base = _base(p, "smoothgrad")
+    total = None
     k = max(1, int(p["batch_size"]) // x.shape[0])
     for s in range(0, n, k):
         noisy = [x + sigma * torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
                  for _ in range(min(k, n - s))]
-        for g in _rows(explainer, noisy, t, int(p["batch_size"])):
+        for g in _rows(explainer, noisy, t, int(p["batch_size"]), base):
+            total = torch.zeros_like(g) if total is None else total
             total += g
     return total / n
 
@@ -88,6 +127,7 @@ def quadrature(steps: int, method: str = "gausslegendre") -> tuple[np.ndarray, n
 
 def integrated_gradients(explainer, x, target, p):
     x0 = make_reference(x, p.get("baseline"), p.get("blur_sigma", 10.0))
+    base = _base(p, "integrated_gradients", gradient_only=True)
     t = explainer.targets(x, target)
     alphas, weights = quadrature(int(p["steps"]), p["integration"])
     d = x - x0
@@ -96,7 +136,7 @@ def integrated_gradients(explainer, x, target, p):
     k = max(1, bs // x.shape[0])
     for s in range(0, len(alphas), k):
         a = alphas[s : s + k]
-        grads = _rows(explainer, [x0 + float(al) * d for al in a], t, bs)
+        grads = _rows(explainer, [x0 + float(al) * d for al in a], t, bs, base)
         for g, w in zip(grads, weights[s : s + k]):
             total += float(w) * g
     return d * total
@@ -135,15 +175,39 @@ def gradcam(explainer, x, target, p):
     return cam
 
 
-class SmoothGrad(Method):
+class Wrapper(Method):
+    """A procedure over a base method's maps (``params["base"]``)."""
+
+    gradient_only = False
+
+    def around(self, base: str | Method) -> Method:
+        """This procedure around ``base``, named ``name[base]``, with the base's channel
+        reduction (``get_method("smoothgrad[guided_bp]")`` calls it)."""
+        b = _base({"base": base}, self.name, self.gradient_only)
+        return replace(self, name=f"{self.name}[{b.name}]", reduce=b.reduce,
+                       family=b.family, params={**self.params, "base": _spelling(b)},
+                       paper_name=f"{self.paper_name} of {b.paper_name}")
+
+
+def _spelling(m: Method) -> str | Method:
+    """A registered method by its name (params stay plain data), any other as is."""
+    try:
+        return m.name if get_method(m.name) is m else m
+    except ValueError:
+        return m
+
+
+class SmoothGrad(Wrapper):
     """SmoothGrad's map: :func:`smoothgrad`."""
 
     def attribute(self, explainer, x, target, params):
         return smoothgrad(explainer, x, target, params)
 
 
-class IntegratedGradients(Method):
+class IntegratedGradients(Wrapper):
     """Integrated Gradients' map: :func:`integrated_gradients`."""
+
+    gradient_only = True
 
     def attribute(self, explainer, x, target, params):
         return integrated_gradients(explainer, x, target, params)
@@ -160,13 +224,14 @@ _GRAD = {"family": "gradient", "start": "onehot", "walkable": False}
 METHODS = [
     SmoothGrad("smoothgrad", "SmoothGrad", "mean gradient over 50 noisy copies, "
                "sigma = 0.15 (max - min) of each input", None, reduce="maxabs",
-               params={"n_samples": 50, "noise_level": 0.15, "seed": 0, "batch_size": 64},
+               params={"n_samples": 50, "noise_level": 0.15, "seed": 0, "batch_size": 64,
+                       "base": "gradient"},
                citation="Smilkov et al. 2017", **_GRAD),
     IntegratedGradients("integrated_gradients", "Integrated Gradients",
                         "path integral of the gradient from a baseline (default zeros), "
                         "times x - x0", None, reduce="sum",
                         params={"steps": 50, "integration": "gausslegendre", "baseline": None,
-                                "blur_sigma": 10.0, "batch_size": 64},
+                                "blur_sigma": 10.0, "batch_size": 64, "base": "gradient"},
                         citation="Sundararajan et al. 2017", **_GRAD),
     GradCAM("gradcam", "Grad-CAM", "relu(sum_c mean(dy/dA_c) A_c) at the last conv layer, "
             "upsampled to the input", None, reduce="sum",

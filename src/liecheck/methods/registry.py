@@ -34,10 +34,18 @@ def register_method(method: Method, overwrite: bool = False) -> Method:
 def get_method(method: str | Method) -> Method:
     """Look up a method by name (or return a :class:`Method` unchanged).
 
-    ``"package.module:attr"`` imports a user's method object.
+    ``"package.module:attr"`` imports a user's method object; ``"smoothgrad[guided_bp]"``
+    is a wrapping procedure around a base method (see :mod:`liecheck.methods.baselines`).
     """
     if isinstance(method, Method):
         return method
+    if isinstance(method, str) and method.endswith("]") and "[" in method:
+        outer, _, inner = method[:-1].partition("[")
+        wrapper = get_method(outer)
+        if not hasattr(wrapper, "around"):
+            raise ValueError(f"'{outer}[...]': method '{outer}' does not wrap another method "
+                             "(smoothgrad and integrated_gradients do)")
+        return wrapper.around(inner)
     if isinstance(method, str) and ":" in method:
         mod, _, attr = method.partition(":")
         try:
@@ -56,7 +64,7 @@ def get_method(method: str | Method) -> Method:
                          "list.") from None
 
 
-def methods() -> pd.DataFrame:
+def method_table() -> pd.DataFrame:
     """The registry as a table: name, paper name, family, description, citation."""
     rows = [dict(name=m.name, paper_name=m.paper_name, family=m.family,
                  description=m.description, citation=m.citation) for m in _REGISTRY.values()]
