@@ -307,9 +307,9 @@ def test_reproduce_plans_take_module_objects(tmp_path, monkeypatch):
 def test_audit_cli_writes_table_and_figure(tmp_path):
     import pandas as pd
 
+    from liecheck.battery.csc import CONVERGED
     from liecheck.cli import main
     from liecheck.models import cifar_net
-    from liecheck.report.summary import CONVERGED
 
     ckpt = tmp_path / "net.pt"
     torch.save(cifar_net(seed=5).state_dict(), ckpt)  # random weights: fast, still valid

@@ -17,8 +17,9 @@ import torch
 
 from liecheck.models import cifar_net
 from liecheck.reproduce.distributed import share
-from liecheck.reproduce.experiments import KEYS, chunks
+from liecheck.reproduce.experiments import KEYS
 from liecheck.store import RunStore
+from liecheck.units import chunks
 
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"}
 N = 2

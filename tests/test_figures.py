@@ -9,6 +9,8 @@ Figure 1b-e sit on one line, and Figure 3's axis is not squashed by the rank-1 b
 
 from __future__ import annotations
 
+import sys
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -19,8 +21,10 @@ import pytest
 from matplotlib.text import Text
 from test_report import _tiny_store
 
+from liecheck.plots import figure
+from liecheck.plots import run_figures as figures
 from liecheck.plots.style import MIN_FONT, line_style
-from liecheck.report import figures
+from liecheck.report import figure_drawers
 from liecheck.reproduce.experiments import KEYS
 from liecheck.store import unit_id
 
@@ -39,9 +43,13 @@ def drawn(tmp_path_factory):
     out: dict[str, list] = {}
     mp = pytest.MonkeyPatch()
     kept: list = []
-    mp.setattr(figures, "png", lambda fig, dpi=100: kept.append(fig) or b"")
+    original = figure.png
+    for mod in list(sys.modules.values()):   # every module that draws with png
+        if getattr(mod, "__name__", "").startswith("liecheck.") and \
+                getattr(mod, "png", None) is original:
+            mp.setattr(mod, "png", lambda fig, dpi=100: kept.append(fig) or b"")
     try:
-        for fn in figures.ALL:
+        for _, fn in figure_drawers():
             first = len(kept)
             made = fn(s)
             assert len(kept) - first == len(made)   # one drawn figure per report figure
@@ -278,7 +286,7 @@ def test_saliency_figures_have_colour_bars_and_a_true_caption(drawn):
 
 
 def test_csc_plots_draw_the_verdicts_threshold(drawn):
-    from liecheck.report.summary import CONVERGED
+    from liecheck.battery.csc import CONVERGED
 
     for num in ("5a-d", "6c", "9"):
         for fig in drawn[num]:

@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 import torch
 
+from liecheck.battery.csc import CONVERGED
 from liecheck.cli import main
 from liecheck.models import cifar_net
-from liecheck.report.summary import CONVERGED, summary_table
+from liecheck.report.summary import summary_table
 from liecheck.store import RunStore
 
 METHODS = "gradient,lrp_a1b0"

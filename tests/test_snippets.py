@@ -16,7 +16,8 @@ gigabytes, too much for a test on a shared 2-core machine. A block after
 * ``<!-- snippet: launcher -->`` runs liecheck under torchrun / srun (several processes or
   nodes): the arguments after ``-m liecheck`` must parse.
 
-Blocks without a language (diagrams) are not code.
+``toml`` blocks (configuration to paste) must parse. Blocks without a language
+(diagrams) are not code.
 """
 
 from __future__ import annotations
@@ -115,6 +116,9 @@ def test_snippets_run(path, offline, capsys):
 
     registry = importlib.import_module("liecheck.methods.registry")   # the module, not the function
     before = dict(registry._REGISTRY)
+    from liecheck import battery
+
+    tests_before = dict(battery.TESTS)
     ns: dict = {"__name__": "__snippet__"}
     try:
         for mark, lang, body, where in _blocks(path):
@@ -155,11 +159,17 @@ def test_snippets_run(path, offline, capsys):
                         assert "Traceback" not in err
                     else:
                         assert rc == 0, f"{where}: `{cmd}` failed: {err}"
+            elif lang == "toml":   # configuration to paste: it must parse
+                import tomllib
+
+                tomllib.loads(body)
             else:
                 pytest.fail(f"{where}: code block in '{lang}': teach this test to run it")
     finally:
         registry._REGISTRY.clear()
         registry._REGISTRY.update(before)
+        battery.TESTS.clear()
+        battery.TESTS.update(tests_before)
 
 
 def test_every_rewrite_still_matches():

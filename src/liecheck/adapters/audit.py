@@ -1,18 +1,21 @@
-"""Audit Zennit composites and Captum methods with the paper's three tests.
+"""Audit Zennit composites and Captum methods with the paper's three tests (every test
+of the battery that has an audit verdict, :mod:`liecheck.battery`; a test you register
+adds its columns).
 
 For each method, on one model and its images:
 
 * **CSC at the first conv**: median |cos| at the output of the first conv layer's
   ReLU (the paper's Keras layers include their ReLU) for random vectors injected at
   the logits. The paper's verdict: the method *converges* when it reaches 0.99
-  (:data:`liecheck.report.summary.CONVERGED`), and then its maps can no longer
+  (:data:`liecheck.battery.csc.CONVERGED`), and then its maps can no longer
   depend on the explained class.
 * **random logit**: median SSIM between the maps of the target and of a random
   other class.
 * **cascade after the last layer**: median SSIM between the trained model's map and
   the map after re-initialising the last layer (the first step of the sanity check).
 
-For both SSIM tests the verdict is *insensitive* at :data:`INSENSITIVE` = 0.9 or
+For both SSIM tests the verdict is *insensitive* at
+:data:`liecheck.battery.random_logit.INSENSITIVE` = 0.9 or
 above. The paper reports two clusters (section 5, Fig. 4): converging methods "very
 close to 1", "the rest of the field (SSIM between 0.4 and 0.8)"; 0.9 lies in the gap.
 """
@@ -23,19 +26,16 @@ import numpy as np
 import pandas as pd
 
 from ..attribution import Explainer
-from ..engine.ops import ReLU
+from ..battery import NOT_APPLICABLE, tests
 from ..heatmap import heatmap, to_rgb
 from ..methods import get_method
 from ..methods.peers.base import require
 from ..methods.peers.captum import from_captum
 from ..methods.peers.zennit import from_zennit
 from ..methods.protocol import Method
-from ..metrics.csc import csc
-from ..metrics.random_logit import other_classes, random_logit
-from ..metrics.sanity import cascade_maps, sanity
-from ..report.summary import CONVERGED
+from ..metrics.random_logit import other_classes
+from ..metrics.sanity import cascade_maps
 
-INSENSITIVE = 0.9
 ZENNIT_COMPOSITES = ("EpsilonPlus", "EpsilonPlusFlat", "EpsilonAlpha2Beta1",
                      "EpsilonAlpha2Beta1Flat", "EpsilonGammaBox", "ExcitationBackprop",
                      "GuidedBackprop", "DeconvNet", "BetaSmooth")
@@ -75,15 +75,6 @@ def captum_method(name: str) -> Method:
     return from_captum(cls, name=f"captum:{name}")
 
 
-def first_conv_record(graph) -> str:
-    """The first conv layer's output node, or its ReLU's if one follows it."""
-    conv = graph.first("conv")
-    if conv is None:
-        raise ValueError("the model has no conv layer: CSC at the first conv is undefined")
-    relu = [c for c in graph.consumers[conv.name] if isinstance(graph.by_name[c].op, ReLU)]
-    return relu[0] if relu else conv.name
-
-
 def _try(fn):
     try:
         return fn(), ""
@@ -93,42 +84,28 @@ def _try(fn):
 
 def audit_method(model, images, m: Method, target=None, seed: int = 0, n_vectors: int = 5,
                  explainer=None) -> dict:
-    """The three tests for one method; a test that does not apply or fails to run
-    leaves its value empty and its reason in ``note``."""
+    """Every audited test of the battery for one method (CSC at the first conv, random
+    logit, the cascade's last layer, and tests you registered); a test that does not
+    apply or fails to run leaves its values empty and its reason in ``note``."""
 
     ex = explainer or Explainer(model)
     x = getattr(images, "images", images)
     row = {"method": m.name, "family": m.family}
-    notes = []
-    rec = first_conv_record(ex.graph)
-    df, why = _try(lambda: csc(ex, x, m, start="output", layers=[rec], n_vectors=n_vectors,
-                               seed=seed))
-    if df is not None and len(df):
-        row.update(csc_first_conv=float(df["median"].iloc[0]),
-                   csc_baseline=float(df["baseline"].iloc[0]))
-        row["csc_verdict"] = ("converges" if row["csc_first_conv"] >= CONVERGED
-                              else "does not converge")
-    else:
-        row.update(csc_first_conv=np.nan, csc_baseline=np.nan, csc_verdict="not applicable")
-        notes.append(f"CSC: {why}")
-    rl, why = _try(lambda: random_logit(ex, x, m, target=target, seed=seed))
-    row["ssim_random_logit"] = float(rl["score"].median()) if rl is not None else np.nan
-    if rl is None:
-        notes.append(f"random logit: {why}")
-    sa, why = _try(lambda: sanity(model, x, m, target=target, layers=1, seed=seed))
-    row["ssim_cascade_last"] = float(sa["score"].median()) if sa is not None else np.nan
-    if sa is None:
-        notes.append(f"cascade: {why}")
-    for k in ("ssim_random_logit", "ssim_cascade_last"):
-        v = row[k]
-        row[k.replace("ssim", "verdict")] = ("not applicable" if np.isnan(v) else
-                                             "insensitive" if v >= INSENSITIVE else "passes")
-    verdicts = [row["csc_verdict"] == "converges", row["verdict_random_logit"] == "insensitive",
-                row["verdict_cascade_last"] == "insensitive"]
-    ran = [row["csc_verdict"], row["verdict_random_logit"], row["verdict_cascade_last"]]
-    complete = all(v != "not applicable" for v in ran)
-    row["paper_verdict"] = ("fails" if any(verdicts) else
-                            "passes" if complete else "passes (partly run)")
+    notes, fails, ran = [], [], []
+    for test in tests():
+        if not test.audited:
+            continue
+        cols, why = _try(lambda test=test: test.audit(ex, model, x, m, target, seed,
+                                                      n_vectors))
+        if cols is None:
+            cols = test.audit_empty()
+            notes.append(f"{test.command or test.name}: {why}")
+        row.update(cols)
+        v = row[test.verdict_column]
+        ran.append(v != NOT_APPLICABLE)
+        fails.append(test.failing is not None and v == test.failing)
+    row["paper_verdict"] = ("fails" if any(fails) else
+                            "passes" if all(ran) else "passes (partly run)")
     row["note"] = "; ".join(notes)
     return row
 
@@ -167,11 +144,12 @@ def audit(model, images, methods: list[Method], target=None, seed: int = 0,
 
 def markdown(df: pd.DataFrame) -> str:
     """The audit table as GitHub markdown."""
-    cols = ["method", "csc_first_conv", "csc_verdict", "ssim_random_logit",
-            "verdict_random_logit", "ssim_cascade_last", "verdict_cascade_last",
-            "paper_verdict"]
-    head = ["method", "CSC@conv1", "CSC verdict", "SSIM random logit", "verdict",
-            "SSIM cascade (last layer)", "verdict", "paper's verdict"]
+    named = {"method": "method"}
+    for test in tests():
+        named.update(test.audit_columns)
+    named["paper_verdict"] = "paper's verdict"
+    cols = [c for c in named if c in df.columns]
+    head = [named[c] for c in cols]
 
     def fmt(v):
         if isinstance(v, float):

@@ -1,4 +1,6 @@
-"""``liecheck csc | sanity | random-logit``: the paper's faithfulness tests.
+"""``liecheck csc | sanity | random-logit``: the paper's faithfulness tests, one
+subcommand per test of the battery that has a command (:mod:`liecheck.battery`, a test
+you register included).
 
 Each runs through ``liecheck reproduce``'s runner with one experiment on one model,
 so the results go into a resumable run store in ``--out`` (the same command again
@@ -16,8 +18,6 @@ import os
 import sys
 import time
 from pathlib import Path
-
-EXPERIMENT = {"csc": "csc", "sanity": "sanity", "random-logit": "random_logit"}
 
 
 def add_model_options(p: argparse.ArgumentParser, default_n: int = 200) -> None:
@@ -88,30 +88,16 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    c = sub.add_parser("csc", help="cosine similarity convergence (paper section 5, Fig. 5)")
-    _common(c)
-    c.add_argument("--start", default="paper",
-                   help="comma-separated start nodes/modules (features_0 or features.0), "
-                        "'output', or 'paper' (the protocol's start layers)")
-    c.add_argument("--n-vectors", type=int, default=5,
-                   help="random vectors per image and start layer (default 5, the paper's)")
-    c.set_defaults(func=run_csc)
+    """One subcommand per test of the battery that has a command."""
+    from ..battery import tests
 
-    s = sub.add_parser("sanity", help="cascading parameter randomisation (Fig. 4b)")
-    _common(s)
-    s.add_argument("--mode", default="cascading", choices=("cascading", "independent"),
-                   help="randomise the top k layers (cascading) or one layer at a time")
-    s.add_argument("--similarity", default="ssim", choices=("ssim", "spearman", "l1"),
-                   help="similarity of the maps (default ssim, the paper's)")
-    s.add_argument("--grid-image", type=int, default=0,
-                   help="index of the image shown in the saliency grid (-1: no grid)")
-    s.set_defaults(func=run_sanity)
-
-    r = sub.add_parser("random-logit", help="target vs random class maps (Fig. 4a)")
-    _common(r)
-    r.add_argument("--similarity", default="ssim", choices=("ssim", "spearman", "l1"),
-                   help="similarity of the maps (default ssim, the paper's)")
-    r.set_defaults(func=run_random_logit)
+    for test in tests():
+        if test.command is None:
+            continue
+        p = sub.add_parser(test.command, help=test.help)
+        _common(p)
+        test.add_arguments(p)
+        p.set_defaults(func=lambda args, test=test: run_test(args, test))
 
 
 def method_list(spec: str) -> list[str]:
@@ -126,7 +112,7 @@ def method_list(spec: str) -> list[str]:
     return names
 
 
-def _config(args, experiment: str):
+def _config(args, test):
     from ..models import check_model_name
     from ..reproduce.config import ModelPlan, RunConfig
 
@@ -142,24 +128,13 @@ def _config(args, experiment: str):
         note = ("trained on scikit-learn digits (built-in)" if args.model == "cifar_net" else
                 "seeded RANDOM initialisation (no --weights): these results test the rules, "
                 "not a trained model")
+    settings = test.plan_settings(args)
+    n_vectors = settings.pop("n_vectors", 5)
     plan = ModelPlan(args.model, args.weights, n=args.n, size=size,
-                     methods=tuple(method_list(args.methods)),
-                     starts=getattr(args, "start", "paper"), experiments=(experiment,),
-                     note=note, similarity=getattr(args, "similarity", "ssim"),
-                     mode=getattr(args, "mode", "cascading"))
+                     methods=tuple(method_list(args.methods)), experiments=(test.name,),
+                     note=note, **settings)
     return RunConfig([plan], images=args.images, device=args.device, seed=args.seed,
-                     n_vectors=getattr(args, "n_vectors", 5), theory=False,
-                     profile=f"liecheck {args.command}")
-
-
-def walks_per_method(experiment: str, n: int, n_layers: int, n_starts: int,
-                     n_vectors: int) -> int:
-    """Backward walks one method costs in ``experiment`` on ``n`` images."""
-    if experiment == "csc":
-        return n * n_starts * n_vectors
-    if experiment == "random_logit":
-        return 2 * n
-    return (n_layers + 1) * n + n_layers + 1     # sanity: each step, plus the grid image
+                     n_vectors=n_vectors, theory=False, profile=f"liecheck {args.command}")
 
 
 def seconds_per_walk(plan, seed: int, device: str, batch: int = 1,
@@ -191,6 +166,7 @@ def seconds_per_walk(plan, seed: int, device: str, batch: int = 1,
 def plan_line(cfg, command: str) -> str:
     """One line: the planned work and its estimated time on this machine (one timed
     walk per model; the theory part and the setup are not included)."""
+    from ..battery import TESTS
     from ..numbers import fmt
 
     parts, secs, total = [], 0.0, 0
@@ -198,13 +174,10 @@ def plan_line(cfg, command: str) -> str:
         t_walk, n_layers = seconds_per_walk(plan, cfg.seed, cfg.device,
                                             batch=max(1, min(cfg.chunk_size, plan.n)))
         for exp in plan.experiments:
-            w = len(plan.methods) * walks_per_method(exp, plan.n, n_layers, plan.n_starts,
-                                                     cfg.n_vectors)
-            what = f"{exp} {len(plan.methods)} methods x {plan.n} images"
-            if exp == "csc":
-                what += f" x {plan.n_starts} starts x {cfg.n_vectors} vectors"
-            elif exp == "sanity":
-                what += f" x {n_layers + 1} steps"
+            test = TESTS[exp]
+            w = len(plan.methods) * test.walks(plan.n, n_layers, plan.n_starts, cfg.n_vectors)
+            what = (f"{exp} {len(plan.methods)} methods x {plan.n} images"
+                    + test.plan_words(plan, cfg, n_layers))
             parts.append(f"{what} on {plan.name}")
             secs += w * t_walk
             total += w
@@ -246,8 +219,9 @@ def stored_methods(cfg, out: str | Path) -> list[str] | None:
     return have
 
 
-def run_experiment(args, experiment: str):
-    """Run ``experiment`` into the run store ``args.out``; returns ``(store, table)``.
+def run_experiment(args, test):
+    """Run ``test`` (of the battery) into the run store ``args.out``; returns
+    ``(store, table)``.
 
     Run again on the same ``--out`` it resumes; with a subset of the run's methods it
     reuses the run (computing only what those methods lack) and reports only them;
@@ -256,7 +230,8 @@ def run_experiment(args, experiment: str):
     from ..reproduce import run
 
     t0 = time.perf_counter()
-    cfg = _config(args, experiment)
+    experiment = test.name
+    cfg = _config(args, test)
     main_rank = int(os.environ.get("RANK", "0")) == 0  # torchrun: rank 0 summarises
     have = None if args.fresh else stored_methods(cfg, args.out)
     want = list(cfg.models[0].methods)
@@ -291,66 +266,10 @@ def run_experiment(args, experiment: str):
     return store, df
 
 
-def run_csc(args) -> int:
-    from ..plots.faithfulness import csc_curve, csc_histogram, save
-    from ..report.summary import CONVERGED
-
-    _, df = run_experiment(args, "csc")
+def run_test(args, test) -> int:
+    """``liecheck <command>``: the run, the summary, the CSV and the test's figures."""
+    store, df = run_experiment(args, test)
     if df is None:  # another rank of a torchrun launch: rank 0 writes the outputs
         return 0
-    starts = list(dict.fromkeys(df["start"]))
-    for st in starts:
-        tag = str(st).replace(".", "_")
-        for log in (False, True):
-            save(csc_curve(df, start=st, log=log, threshold=CONVERGED),
-                 Path(args.out) / f"csc_{tag}"
-                 f"{'_log' if log else ''}")
-    save(csc_histogram(df, start=starts[0]), Path(args.out) / "csc_histogram_first_conv")
-    if len(starts) > 1:
-        for m in df["method"].unique():
-            save(csc_curve(df[df.method == m], log=True, threshold=CONVERGED,
-                           title=f"CSC of {_paper_name(m)} ({m}), several starts"),
-                 Path(args.out) / f"csc_starts_{m}")
-    return 0
-
-
-def _paper_name(method: str) -> str:
-    from ..methods import get_method
-
-    try:
-        return get_method(method).paper_name
-    except ValueError:
-        return method
-
-
-def run_sanity(args) -> int:
-    from ..plots.faithfulness import sanity_curve, save
-    from ..report.figures import ROBUST_PERCENTILE, sanity_maps_figure
-
-    store, df = run_experiment(args, "sanity")
-    if df is None:  # another rank of a torchrun launch: rank 0 writes the outputs
-        return 0
-    out = Path(args.out)
-    save(sanity_curve(df, seed=args.seed, model=args.model), out / "sanity")
-    if args.grid_image != 0:
-        if args.grid_image >= 0:
-            print("note: the saliency grid shows the first image (the run store keeps its "
-                  "maps); --grid-image other than 0 or -1 is not supported")
-        return 0
-    fig = sanity_maps_figure(store, args.model,   # the report's Figure 1a
-                             methods=list(dict.fromkeys(df["method"])))
-    if fig is not None:
-        save(fig, out / "sanity_grid")
-        print(f"wrote {out / 'sanity_grid.png'} (the first image; each map scaled by the "
-              f"{ROBUST_PERCENTILE:g}th percentile of its |values|)")
-    return 0
-
-
-def run_random_logit(args) -> int:
-    from ..plots.faithfulness import random_logit_boxplot, save
-
-    _, df = run_experiment(args, "random_logit")
-    if df is None:  # another rank of a torchrun launch: rank 0 writes the outputs
-        return 0
-    save(random_logit_boxplot(df), Path(args.out) / "random_logit")
+    test.write_outputs(store, df, args)
     return 0

@@ -128,7 +128,7 @@ def csc_curve(df: pd.DataFrame, start: str | None = None, log: bool = False,
     starts show the paper's name next to the node's (``model``: default the table's
     ``model`` column). A method has the colour and marker of its registry position
     (:func:`~liecheck.plots.style.method_styles`). ``threshold`` (the verdict's
-    ``|cos|``, :data:`liecheck.report.summary.CONVERGED`) is drawn as a dotted line."""
+    ``|cos|``, :data:`liecheck.battery.csc.CONVERGED`) is drawn as a dotted line."""
     plt = _plt()
     model = _model(df, model)
     d = df if start is None else df[df["start"] == start]

@@ -16,38 +16,49 @@ from string import Template
 
 import pandas as pd
 
+from ..battery import tests
+from ..battery.csc import CONVERGED
 from ..groundtruth import plot_two_digits
 from ..layer_names import label_layers
-from ..metrics.stats import summarize
 from ..numbers import fmt
+from ..plots.figure import Figure
+from ..plots.run_figures import ALL
 from ..runlock import describe, holder, holder_alive
 from ..store import CorruptStoreError, RunStore, atomic_write, missing_units
-from .figures import ALL, Figure
-from .summary import COLUMN_NAMES, CONVERGED, images_by_model, layers_note, summary_table
+from .summary import column_names, images_by_model, layers_note, summary_table
 
-__all__ = ["build_report"]
+__all__ = ["build_report", "figure_drawers"]
 
-# columns of each table shown in the report (the full tables are in the run store)
-SHOWN = {
-    "csc": ["model", "method", "start", "layer", "kind", "channels", "n_values", "median",
-            "p5", "p95", "baseline"],
-    "random_logit": None,
-    "sanity": None,
-    "insensitivity": ["model", "method", "image", "class_a", "class_b", "l1", "ssim"],
+# columns shown of the theory's tables (the full tables are in the run store; each test
+# of the battery says its own: liecheck.battery)
+THEORY_SHOWN = {
     "simulation": ["chain", "family", "step", "median", "p25", "p75"],
     "singular": ["model", "layer", "kind", "part", "shape", "sigma1", "sigma2", "ratio"],
 }
-
-
-# the heading of each stored table in the report
-HEADINGS = {
-    "csc": "Cosine similarity convergence (CSC) per layer",
-    "random_logit": "Random logit: SSIM per image",
-    "sanity": "Cascading parameter randomisation: SSIM per image and step",
-    "insensitivity": "Class insensitivity (Figure 1b-e)",
+THEORY_HEADINGS = {
     "simulation": "Matrix-chain simulation (appendix B, Figure 7)",
     "singular": "Singular-value ratios per layer (Figure 3)",
 }
+
+
+def _shown(table: str):
+    test = next((t for t in tests() if t.name == table), None)
+    if test is not None:
+        return test.shown, test.heading or table
+    return THEORY_SHOWN.get(table), THEORY_HEADINGS.get(table, table)
+
+
+def figure_drawers() -> list:
+    """``[(name, draw)]``: every function that draws report figures from a run store
+    (each test's :meth:`~liecheck.battery.FaithfulnessTest.figures`, then the theory's)."""
+    return ([(f"{t.name} figures", t.figures) for t in tests()]
+            + [(fn.__name__, fn) for fn in ALL])
+
+
+def _figure_order(f: Figure) -> int:
+    """The paper's figure number (the report shows figures in the paper's order)."""
+    digits = "".join(c for c in f.number.split(",")[0] if c.isdigit())
+    return int(digits) if digits else 1000
 SCROLL_ROWS = 15          # a table longer than this scrolls inside its box
 FIGURE_PAD = 12           # px, the figure box's padding (style.css)
 
@@ -100,18 +111,13 @@ def _figure_html(f: Figure) -> str:
 
 
 def _aggregates(tables: dict[str, pd.DataFrame]) -> str:
-    """Sanity medians with 99% bootstrap intervals and random-logit medians."""
+    """Each test's aggregate tables (medians with 99% bootstrap intervals)."""
 
     out = []
-    sa = tables.get("sanity", pd.DataFrame())
-    if not sa.empty:
-        s = summarize(sa, ["model", "method", "step", "layer"], n_resamples=2000)
-        out.append("<h3>Cascading parameter randomisation: median SSIM per step (99% "
-                   "bootstrap interval, 2000 resamples)</h3>" + _table(label_layers(s)))
-    rl = tables.get("random_logit", pd.DataFrame())
-    if not rl.empty:
-        s = summarize(rl, ["model", "method"], n_resamples=2000)
-        out.append("<h3>Random logit: median SSIM (99% bootstrap interval)</h3>" + _table(s))
+    for test in tests():
+        df = tables.get(test.name, pd.DataFrame())
+        for heading, agg in (test.aggregates(df) if not df.empty else []):
+            out.append(f"<h3>{html.escape(heading)}</h3>" + _table(agg))
     return "\n".join(out)
 
 
@@ -225,11 +231,12 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         except CorruptStoreError as exc:
             failed.append(f"table {t}: {exc}")
     figs = []
-    for fn in ALL:
+    for what, fn in figure_drawers():
         try:
             figs += fn(store)
         except Exception as exc:  # noqa: BLE001 - a figure that fails must not lose the rest
-            failed.append(f"{fn.__name__}: {type(exc).__name__}: {exc}")
+            failed.append(f"{what}: {type(exc).__name__}: {exc}")
+    figs.sort(key=_figure_order)
     notes = _status_notes(store, m)
     for name, info in m.get("models", {}).items():
         if info.get("note") and "RANDOM" in info["note"]:
@@ -237,15 +244,15 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
                          f"{html.escape(info['note'])}.</div>")
     for s in m.get("skipped", []) + failed:
         notes.append(f'<div class="note">skipped: {html.escape(s)}</div>')
-    verdict = summary_table(tables, images_by_model(m)).rename(columns=COLUMN_NAMES)
+    verdict = summary_table(tables, images_by_model(m)).rename(columns=column_names())
     tab_html = [_groundtruth(store), _aggregates(tables)]
     for t, df in tables.items():
         if t == "groundtruth":          # shown with its figure by _groundtruth
             continue
-        cols = SHOWN.get(t)
+        cols, heading = _shown(t)
         if cols:
             df = df[[c for c in cols if c in df.columns]]
-        tab_html.append(f"<h3>{html.escape(HEADINGS.get(t, t))}</h3>"
+        tab_html.append(f"<h3>{html.escape(heading)}</h3>"
                         + _table(label_layers(df)))
     models = ", ".join(f"{k} ({v.get('note') or v.get('source', {}).get('kind', '?') + ' weights'})"
                        for k, v in m.get("models", {}).items())

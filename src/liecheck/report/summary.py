@@ -1,41 +1,15 @@
-"""The per-method verdict table shared by the terminal summary and the HTML report.
-
-A method *converges* (in the paper's sense, section 5) when the median CSC at the
-output of the first conv layer, for relevance started at the logits, reaches
-:data:`CONVERGED` (the paper: "all methods show convergence up to at least 0.99
-cosine similarity", except LRP-z and DeepLIFT).
+"""The per-method verdict table shared by the terminal summary and the HTML report: one
+row per (model, method), one or more columns per test of the battery (each test's
+:meth:`~liecheck.battery.FaithfulnessTest.summary`). The verdict column is CSC's (the
+paper's section 5; :data:`liecheck.battery.csc.CONVERGED`).
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
-from ..layer_names import layer_label
+from ..battery import tests
 from ..numbers import fmt
-
-CONVERGED = 0.99
-
-
-def logits_start(csc: pd.DataFrame) -> str:
-    """The start at the logits: the one that records the most layers below it."""
-    return csc.groupby("start")["layer"].nunique().idxmax()
-
-
-def first_conv_csc(csc: pd.DataFrame) -> pd.DataFrame:
-    """Median CSC at the first conv layer's output, logits start, per (model, method)."""
-    if csc.empty:
-        return pd.DataFrame(columns=["model", "method", "csc_first_conv", "baseline"])
-    rows = []
-    for (model, method), g in csc.groupby(["model", "method"], sort=False):
-        g = g[g["start"] == logits_start(g)]
-        conv = g[g["kind"] == "conv"].sort_values("depth")
-        if conv.empty:
-            continue
-        r = conv.iloc[0]
-        rows.append({"model": model, "method": method, "csc_first_conv": float(r["median"]),
-                         "baseline": float(r["baseline"]), "first_conv": r["layer"]})
-    return pd.DataFrame(rows)
 
 
 def images_by_model(manifest: dict) -> dict[str, str]:
@@ -51,48 +25,34 @@ def images_by_model(manifest: dict) -> dict[str, str]:
 
 def summary_table(tables: dict[str, pd.DataFrame], images: dict[str, str] | None = None
                   ) -> pd.DataFrame:
-    """One row per (model, method): CSC median at the first conv, the verdict, the
-    random-logit SSIM median, the sanity SSIM medians after randomising the last
-    layer (step 1) and all layers, and Figure 1's L1 of the class difference.
-    ``images`` (:func:`images_by_model`) adds the column ``images``: how many images
-    (and of which size) each row rests on."""
-    csc = first_conv_csc(tables.get("csc", pd.DataFrame()))
-    parts = [csc.set_index(["model", "method"])[["csc_first_conv"]]] if not csc.empty else []
-    rl = tables.get("random_logit", pd.DataFrame())
-    if not rl.empty:
-        parts.append(rl.groupby(["model", "method"], sort=False)["score"].median()
-                     .rename("ssim_random_logit").to_frame())
-    sa = tables.get("sanity", pd.DataFrame())
-    if not sa.empty:
-        g = sa.groupby(["model", "method"], sort=False)
-        first = sa[sa["step"] == 1].groupby(["model", "method"], sort=False)["score"].median()
-        last = g.apply(lambda d: d[d["step"] == d["step"].max()]["score"].median())
-        parts += [first.rename("ssim_sanity_last_layer").to_frame(),
-                  last.rename("ssim_sanity_all_layers").to_frame()]
-    ins = tables.get("insensitivity", pd.DataFrame())
-    if not ins.empty:
-        parts.append(ins.set_index(["model", "method"])[["l1"]].rename(
-            columns={"l1": "l1_class_difference"}))
+    """One row per (model, method): the summary columns of every test of the battery
+    whose table is in ``tables`` (CSC at the first conv and its verdict, the random-logit
+    SSIM, the cascade's SSIM after the last and after all layers, Figure 1's L1 of the
+    class difference, and those of tests you registered). ``images``
+    (:func:`images_by_model`) adds the column ``images``: how many images (and of which
+    size) each row rests on."""
+    parts = []
+    for test in tests():
+        df = tables.get(test.name, pd.DataFrame())
+        part = test.summary(df) if not df.empty else None
+        if part is not None and not part.empty:
+            parts.append(part)
     if not parts:
         return pd.DataFrame()
     df = pd.concat(parts, axis=1).reset_index()
     if images:
         df.insert(1, "images", [images.get(m, "-") for m in df["model"]])
-    if "csc_first_conv" in df:
-        df.insert(list(df.columns).index("csc_first_conv") + 1, "verdict",
-                  np.where(df["csc_first_conv"].isna(), "-",
-                           np.where(df["csc_first_conv"] >= CONVERGED,
-                                    "converges", "does not converge")))
+    if "verdict" in df:
+        df["verdict"] = df["verdict"].fillna("-")
     return df
 
 
-# prose headings of :func:`summary_table`'s columns (terminal and report)
-COLUMN_NAMES = {"model": "model", "images": "images", "method": "method",
-                "csc_first_conv": "CSC at first conv", "verdict": "verdict",
-                "ssim_random_logit": "SSIM random logit",
-                "ssim_sanity_last_layer": "SSIM last layer random",
-                "ssim_sanity_all_layers": "SSIM all layers random",
-                "l1_class_difference": "L1 class difference"}
+def column_names() -> dict[str, str]:
+    """Prose headings of :func:`summary_table`'s columns (terminal and report)."""
+    out = {"model": "model", "images": "images", "method": "method"}
+    for test in tests():
+        out.update(test.summary_names)
+    return out
 
 
 def layers_note(tables: dict[str, pd.DataFrame]) -> str:
@@ -101,18 +61,10 @@ def layers_note(tables: dict[str, pd.DataFrame]) -> str:
     layer fc6; all layers = down to conv1.`` (empty when there is nothing to name)."""
 
     notes: dict[str, list[str]] = {}
-    csc = first_conv_csc(tables.get("csc", pd.DataFrame()))
-    for model, g in (csc.groupby("model", sort=False) if not csc.empty else ()):
-        firsts = list(dict.fromkeys(g["first_conv"]))
-        notes.setdefault(model, []).append(
-            "first conv " + ", ".join(layer_label(model, str(f)) for f in firsts))
-    sa = tables.get("sanity", pd.DataFrame())
-    for model, g in (sa.groupby("model", sort=False) if not sa.empty else ()):
-        g = g.sort_values("step")
-        first, last = str(g["layer"].iloc[0]), str(g["layer"].iloc[-1])
-        notes.setdefault(model, []).append(
-            f"last layer {layer_label(model, first)}; all layers = down to "
-            f"{layer_label(model, last)}")
+    for test in tests():
+        df = tables.get(test.name, pd.DataFrame())
+        for model, words in (test.layers(df) if not df.empty else {}).items():
+            notes.setdefault(model, []).append(words)
     return " ".join(f"{m}: {'; '.join(v)}." for m, v in notes.items())
 
 
@@ -122,7 +74,7 @@ def format_summary(df: pd.DataFrame) -> str:
 
     if df.empty:
         return "(no results)"
-    out = df.rename(columns=COLUMN_NAMES)
+    out = df.rename(columns=column_names())
     cells = [[fmt(v) for v in out[c]] for c in out.columns]
     widths = [max(len(str(c)), *(len(v) for v in col)) for c, col in zip(out.columns, cells)]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(out.columns, widths)).rstrip()]

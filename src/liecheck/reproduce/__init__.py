@@ -21,6 +21,7 @@ from pathlib import Path
 from ..report import build_report
 from ..report.summary import summary_table
 from ..store import RunStore, missing_units, provenance
+from ..units import Unit
 from . import distributed as dist
 from .config import (
     DEFAULT_METHODS,
@@ -30,7 +31,7 @@ from .config import (
     default_config,
     paper_config,
 )
-from .experiments import Unit, plan_units
+from .experiments import plan_units
 from .setup import load_subject, raw_images
 
 __all__ = [

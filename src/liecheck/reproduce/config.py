@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from ..battery import tests
 from .paper import paper_starts
 
 # the paper's methods in the order of its figures (those registered are used)
@@ -29,7 +30,11 @@ PAPER_METHODS = (
 DEFAULT_METHODS = ("gradient", "lrp_z", "lrp_a1b0", "lrp_a5b4", "lrp_cmp_a1b0",
                    "excitation_bp", "patternattribution", "deeplift_rescale", "guided_bp")
 DEFAULT_VGG_METHODS = ("gradient", "lrp_z", "lrp_a1b0", "guided_bp")
-EXPERIMENTS = ("csc", "random_logit", "sanity", "insensitivity")
+# a plan's experiments: by default every registered test of the battery (the paper's
+# csc, random_logit, sanity and insensitivity, and any test of yours: liecheck.battery)
+def all_experiments() -> tuple[str, ...]:
+    """Every test of the battery, in registration order."""
+    return tuple(t.name for t in tests())
 # the ground-truth benchmark in the default run (liecheck.groundtruth): a few seconds
 # once its model is cached; the references are model-agnostic, occlusion is the faithful one
 DEFAULT_GROUNDTRUTH = {"n": 20, "methods": ["gradient", "lrp_z", "lrp_a1b0", "excitation_bp",
@@ -47,7 +52,7 @@ class ModelPlan:
     size: int = 224                 # input side for ImageNet models
     methods: tuple[str, ...] = PAPER_METHODS
     starts: str = "paper"           # "paper" (reproduce.paper), "logits", or "node,node,..."
-    experiments: tuple[str, ...] = EXPERIMENTS
+    experiments: tuple[str, ...] = field(default_factory=all_experiments)
     note: str = ""
     similarity: str = "ssim"        # random logit and sanity: ssim | spearman | l1
     mode: str = "cascading"         # sanity: cascading | independent
@@ -110,7 +115,7 @@ def paper_config(models: list[str], weights: dict[str, str | None], n: int,
     for name in models:
         w = weights.get(name)
         size = 32 if name == "cifar_net" else 224
-        exps = EXPERIMENTS
+        exps = all_experiments()
         note = ""
         if name != "cifar_net" and w is None:
             exps = ("csc",)

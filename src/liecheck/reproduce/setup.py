@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -31,6 +32,27 @@ class Subject:
     target_kind: str              # "ground truth" | "predicted"
     methods: list[Method]
     skipped: list[str] = field(default_factory=list)
+
+    def part(self, a: int, b: int):
+        """Images, targets and image numbers of the chunk ``[a, b)``."""
+        return self.images.images[a:b], self.target[a:b], np.arange(a, b)
+
+    def tag(self, df: pd.DataFrame) -> pd.DataFrame:
+        """``df`` with the model's name as its first column."""
+        df = df.copy()
+        df.insert(0, "model", self.plan.name)
+        return df
+
+    def with_names(self, df: pd.DataFrame) -> pd.DataFrame:
+        """``df`` with the file name of each row's ``image``."""
+        df["image_name"] = [self.images.names[i] for i in df["image"]]
+        return df
+
+    @property
+    def scale(self) -> float:
+        """Relative cost of one walk on this model (cifar_net at 32x32 = 1)."""
+        base = {"cifar_net": 1.0, "vgg16": 180.0, "resnet50": 45.0}.get(self.plan.name, 10.0)
+        return base * (self.plan.size / 224) ** 2 if self.plan.name != "cifar_net" else base
 
 
 def _source_dict(src) -> dict:
