@@ -19,7 +19,7 @@ if [ -n "$browser" ]; then
     echo "test: the report's browser check uses $browser"
 else
     echo "test: no Chromium on PATH (chromium, chromium-browser, google-chrome): the browser" \
-         "check of the report (tests/test_report.py::test_report_renders_in_headless_chromium)" \
+         "check of the report (tests/report/test_report.py::test_report_renders_in_headless_chromium)" \
          "will be SKIPPED; install Chromium to run it (on Debian/Ubuntu: apt-get install chromium)"
 fi
 python -m ruff check src tests benchmarks scripts

@@ -17,6 +17,7 @@ each importing only those before it: :mod:`liecheck.engine` (trace, walk), ``rul
 """
 
 from . import methods, metrics, theory  # noqa: F401  (the namespaces)
+from .allocator import keep_freed_memory
 from .attribution import Attribution, Explainer, attribute
 from .engine import ops  # noqa: F401  (liecheck.ops.ReLU for register_op)
 from .engine.graph import Graph, UnsupportedOperation, register_op, trace
@@ -39,6 +40,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULTS", "Attribution", "Explainer", "Graph", "Method", "NonFiniteRelevance",
-    "UnsupportedOperation", "attribute", "csc", "get_method", "heatmap", "method_names",
+    "UnsupportedOperation", "attribute", "csc", "get_method", "heatmap", "keep_freed_memory",
+    "method_names",
     "method_table", "random_logit", "register_method", "register_op", "sanity", "trace",
 ]

@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from ..allocator import keep_freed_memory
+
+    keep_freed_memory()         # no page-fault tax on the walks' large tensors
     plt = sys.modules.get("matplotlib.pyplot")
     before = set(plt.get_fignums()) if plt else set()
     try:

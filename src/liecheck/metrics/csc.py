@@ -94,9 +94,9 @@ def csc(model: nn.Module | Explainer, inputs, method: str | Method,
     Precision: ``1 - |cos|`` is computed exactly (float64) from the relevance, but the
     relevance itself is as precise as the model's dtype allows. Rules with a near-zero
     stabiliser (LRP-z, LRP-epsilon with epsilon = 1e-10 as in the LRP-CMP methods) divide
-    by denominators that can be far below their own float32 rounding error; on a random
-    VGG-16 this moves the median |cos| by up to about 1e-3 at the dense layers, 1e-4 at
-    the last conv layers and < 1e-6 from conv4_3 down (``benchmarks/csc_hooks.py``). To
+    by denominators that can be far below their own float32 rounding error, which moves
+    the median |cos| most at the dense layers and least at the first convs (measured in
+    benchmarks/RESULTS.md, "CSC through the peers' hooks": float32 against float64). To
     check a value, run the model and inputs in float64 (``model.double()``,
     ``x.double()``).
 

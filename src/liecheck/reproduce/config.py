@@ -4,8 +4,8 @@ Two profiles:
 
 * the **default** (no arguments): the built-in digits model (the paper's CIFAR
   network trained on scikit-learn's digits) with every experiment, plus VGG-16 with
-  a seeded *random* initialisation for CSC only, at a reduced input size (5 min 55 s
-  of CPU time measured; see the README for wall times). The untrained VGG-16 tests
+  a seeded *random* initialisation for CSC only, at a reduced input size (a few
+  minutes on 2 CPU cores; the README gives the times). The untrained VGG-16 tests
   the rules, not a trained model;
 * the **paper** profile (``--model vgg16|resnet50|all`` or ``--n``...): 200 images,
   the paper's start layers, 224x224 inputs, every applicable method.

@@ -109,7 +109,20 @@ def from_captum(attr_class, *, name: str | None = None, reduce: str | None = Non
         raise TypeError("from_captum expects a Captum attribution class, e.g. "
                         "captum.attr.Saliency (the class, not an instance)")
     cls = attr_class.__name__
-    kwargs = dict(attribute_kwargs or {})
+    hooks, post, refusal = _walk_hooks(attr_class, bool(init_kwargs))
+    gradient_type = cls in _GRADIENT_TYPE
+    return PeerMethod(
+        name or f"captum:{cls}", f"captum:{cls}", f"Captum {cls}", None,
+        start="onehot", post=post, reduce=reduce or ("maxabs" if gradient_type else "sum"),
+        attribute_fn=_attribute_fn(attr_class, dict(attribute_kwargs or {}), init_kwargs),
+        walkable=hooks is not None, linear_in_relevance=False,
+        family="captum", citation="Kokhlikyan et al. 2020 (Captum)", peer="captum",
+        hooks=hooks, csc_refusal=refusal)
+
+
+def _attribute_fn(attr_class, kwargs: dict, init_kwargs: dict):
+    """The map of ``attr_class`` on the traced copy (Captum's state removed after)."""
+    cls = attr_class.__name__
 
     def attribute_fn(explainer, x, target, params):
         module = explainer.graph.module
@@ -126,23 +139,23 @@ def from_captum(attr_class, *, name: str | None = None, reduce: str | None = Non
             assert_no_hooks(module, f"Captum's {cls}")
         out = out[0] if isinstance(out, tuple) else out
         return out.detach()
+    return attribute_fn
 
+
+def _walk_hooks(attr_class, configured: bool):
+    """``(hooks, post, refusal)``: how CSC drives ``attr_class`` as one backward walk
+    (``hooks`` is ``None`` and ``refusal`` says why where it cannot)."""
+    cls = attr_class.__name__
     hooks, post = None, None
-    if cls in _PLAIN and not init_kwargs:
+    if cls in _PLAIN and not configured:
         post = _PLAIN[cls]
 
         def hooks(module):
             return contextlib.nullcontext(module)
-    elif cls in _MODIFIED_RELU and not init_kwargs:
+    elif cls in _MODIFIED_RELU and not configured:
         def hooks(module):
             return _modified_relu(attr_class, module)
     refusal = "" if hooks else _REFUSALS.get(
         cls, f"liecheck cannot drive one backward pass of Captum's {cls} from injected "
         "vectors (supported: Saliency, InputXGradient, GuidedBackprop, Deconvolution)")
-    gradient_type = cls in _GRADIENT_TYPE
-    return PeerMethod(
-        name or f"captum:{cls}", f"captum:{cls}", f"Captum {cls}", None,
-        start="onehot", post=post, reduce=reduce or ("maxabs" if gradient_type else "sum"),
-        attribute_fn=attribute_fn, walkable=hooks is not None, linear_in_relevance=False,
-        family="captum", citation="Kokhlikyan et al. 2020 (Captum)", peer="captum",
-        hooks=hooks, csc_refusal=refusal)
+    return hooks, post, refusal

@@ -25,6 +25,21 @@ _NOT_ONE_WALK = {
 }
 
 
+def _checked(composite, attributor, start: str):
+    """The attributor class (default ``Gradient``), after checking the arguments."""
+    from zennit.attribution import Attributor, Gradient
+    from zennit.core import Composite
+
+    if composite is not None and not isinstance(composite, Composite):
+        raise TypeError(f"from_zennit expects a zennit Composite, not {type(composite).__name__}")
+    attributor = Gradient if attributor is None else attributor
+    if not (isinstance(attributor, type) and issubclass(attributor, Attributor)):
+        raise TypeError("attributor must be a zennit.attribution class, e.g. Gradient")
+    if start not in ("onehot", "logit"):
+        raise ValueError(f"start must be 'onehot' or 'logit', not {start!r}")
+    return attributor
+
+
 def from_zennit(composite, attributor=None, name: str | None = None, start: str = "onehot",
                 reduce: str = "sum", **attributor_kwargs) -> PeerMethod:
     """A liecheck method computed by a Zennit composite.
@@ -47,16 +62,9 @@ def from_zennit(composite, attributor=None, name: str | None = None, start: str 
     Maps are ``(N, C, H, W)``.
     """
     require("zennit")
-    from zennit.attribution import Attributor, Gradient
-    from zennit.core import Composite
+    from zennit.attribution import Gradient
 
-    if composite is not None and not isinstance(composite, Composite):
-        raise TypeError(f"from_zennit expects a zennit Composite, not {type(composite).__name__}")
-    attributor = Gradient if attributor is None else attributor
-    if not (isinstance(attributor, type) and issubclass(attributor, Attributor)):
-        raise TypeError("attributor must be a zennit.attribution class, e.g. Gradient")
-    if start not in ("onehot", "logit"):
-        raise ValueError(f"start must be 'onehot' or 'logit', not {start!r}")
+    attributor = _checked(composite, attributor, start)
     cname = type(composite).__name__ if composite is not None else "Gradient"
     aname = attributor.__name__
     label = f"zennit:{cname}" + ("" if attributor is Gradient else f"+{aname}")

@@ -35,6 +35,8 @@ import copy
 
 import pytest
 import torch
+from nets import TARGET, TINY, peer_net
+from nets import peer_x as _x
 from torch import nn
 
 import liecheck
@@ -50,39 +52,8 @@ from zennit import types as zt
 from zennit.attribution import Gradient
 from zennit.canonizers import SequentialMergeBatchNorm
 
-TINY = 1e-30
-TARGET = torch.tensor([2, 7, 0])
 ZPLUS = Method("zplus_test", "z+", "z+ everywhere (paper eq. 5)",
                lrp_composite(lambda node, graph, p: rl.ZPlus()))
-
-
-def peer_net(seed: int) -> nn.Sequential:
-    """Conv-BN-ReLU-MaxPool-Conv-ReLU-AvgPool-Dense-ReLU-Dense on 16x16, float64.
-
-    Separate ReLU modules (Captum's and Zennit's ReLU hooks need them)."""
-    torch.manual_seed(seed)
-    model = nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(),
-        nn.Linear(256, 32), nn.ReLU(), nn.Linear(32, 10),
-    )
-    g = torch.Generator().manual_seed(seed + 1)
-    bn = model[1]
-    bn.running_mean = 0.2 * torch.randn(8, generator=g)
-    bn.running_var = 0.5 + torch.rand(8, generator=g)
-    bn.weight.data = 1 + 0.3 * torch.randn(8, generator=g)
-    bn.bias.data = 0.1 * torch.randn(8, generator=g)
-    # Zennit 0.5.1's merge resets the BN to running_var=1 but keeps its eps, so the
-    # "identity" BN left behind scales by 1/sqrt(1 + eps) (5e-6 with the default):
-    # eps = 0 keeps Zennit's canonized model equal to the original
-    bn.eps = 0.0
-    return model.double().eval()
-
-
-def _x(seed, nonneg=False):
-    x = torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(seed + 5),
-                    dtype=torch.float64)
-    return x.abs() if nonneg else x
 
 
 def zennit_attr(model, x, comp, start):

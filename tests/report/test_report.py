@@ -14,7 +14,7 @@ from liecheck.metrics.csc import HIST_COLUMNS
 from liecheck.reproduce.experiments import KEYS
 from liecheck.store import RunStore, unit_id
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 METHODS = ("gradient", "lrp_a1b0", "lrp_cmp_a1b0")
 LAYERS = [("input", "input", "input", 3), ("conv1", "conv1", "conv", 32),
           ("conv2", "conv2", "conv", 64), ("fc5", "fc5", "dense", 1024)]

@@ -4,7 +4,7 @@ Agreement: where a Zennit composite or a Captum method implements the same rules
 a liecheck method, the adapted peer gives the same maps, CSC (through the peer's
 hooks), sanity and random-logit numbers, to float64 tolerance. The configurations
 that make the rules coincide (stabiliser 1e-30, BatchNorm eps 0, the merge
-canonizer, the epsilon of the dense layers) are explained in ``test_peers.py``.
+canonizer, the epsilon of the dense layers) are explained in ``tests/methods/test_peers.py``.
 
 Also: no hook or attribute is left on the user's model, CSC is refused with the
 paper's reason where a peer method is not one backward walk, and the finding that
@@ -29,7 +29,8 @@ from liecheck.rules import lrp as rl
 pytest.importorskip("zennit")
 ca = pytest.importorskip("captum.attr")
 
-from test_peers import TARGET, TINY, _x, peer_net
+from nets import TARGET, TINY, peer_net
+from nets import peer_x as _x
 from zennit import composites as zc
 from zennit.attribution import SmoothGrad
 from zennit.canonizers import SequentialMergeBatchNorm

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import torch
 from conftest import DEVICES
-from test_identities import small_resnet, small_vgg
+from nets import small_resnet, small_vgg
 from torch import nn
 
 import liecheck
@@ -183,7 +183,7 @@ class _BNNet(nn.Module):
     ("smoothgrad", "cascading", "all"), ("lrp_a2b1", "independent", ["norm", "head"])])
 @pytest.mark.parametrize("device", DEVICES)
 def test_cascade_without_retracing_equals_retracing(method, mode, layers, device):
-    from test_identities import randomize_bn
+    from nets import randomize_bn
     torch.manual_seed(0)
     model = randomize_bn(_BNNet(), 1).double().eval().to(device)
     x = _x(4, n=3, size=8)
