@@ -5,9 +5,13 @@ Registered on import."""
 from __future__ import annotations
 
 from ..engine import ops
+from ..engine.attention import MHA_PROJECTION
+from ..rules import attention as ra
 from ..rules import gradient as rg
 from ..rules import lrp as rl
 from .composites import (
+    ATTNLRP_WINDOW,
+    CP_LRP,
     DEFAULTS,
     GRADIENT_COMPOSITE,
     RELU_ONLY,
@@ -37,6 +41,18 @@ def _dtd(node, graph, p):
     return rl.ZPlus()
 
 
+def _gamma(node, graph, p):
+    """Gamma on conv and dense layers (``gamma_conv``, ``gamma_linear``); the z-rule on
+    the other linear nodes, and on the projections of ``nn.MultiheadAttention`` where
+    ``gamma_attention=False``."""
+    mha = node.fx_node is not None and MHA_PROJECTION in node.fx_node.meta
+    if node.layer == "conv":
+        return ra.Gamma(p["gamma_conv"], p["gamma_eps"])
+    if node.layer == "dense" and (p["gamma_attention"] or not mha):
+        return ra.Gamma(p["gamma_linear"], p["gamma_eps"])
+    return rl.Epsilon(0.0)
+
+
 def _rectgrad(node, graph, p):
     return rg.RectGradReLU(p["rectgrad_q"])
 
@@ -51,9 +67,10 @@ def _builtin() -> list[Method]:
         Method("gradient_x_input", "Gradient x Input", "gradient times the input",
                GRADIENT_COMPOSITE, start="onehot", post="x_input", family="gradient",
                citation="Shrikumar et al. 2016"),
-        Method("lrp_z", "LRP-z", "z-rule with bias everywhere (= gradient x input on ReLU nets)",
-               lrp_composite(every_linear(lambda p: rl.Epsilon(0.0))), params=dict(add),
-               citation="Bach et al. 2015"),
+        Method("lrp_z", "LRP-z", "z-rule with bias everywhere (= gradient x input on ReLU "
+               "nets; AttnLRP on transformers)",
+               lrp_composite(every_linear(lambda p: rl.Epsilon(0.0)), ATTNLRP_WINDOW),
+               params=dict(add), citation="Bach et al. 2015; Achtibat et al. 2024"),
         Method("lrp_epsilon", "LRP-epsilon", "epsilon rule with bias everywhere",
                lrp_composite(every_linear(lambda p: rl.Epsilon(p["epsilon"]))),
                params={"epsilon": d["epsilon"], **add}, citation="Bach et al. 2015"),
@@ -83,6 +100,16 @@ def _builtin() -> list[Method]:
                lrp_composite(lambda node, graph, p: rl.excitation_rule(node)), start="onehot",
                params=dict(add),
                citation="Zhang et al. 2018"),
+        Method("cp_lrp", "CP-LRP", "z-rule with bias, attention weights held constant "
+               "(conservative propagation)",
+               lrp_composite(every_linear(lambda p: rl.Epsilon(0.0)), CP_LRP),
+               params=dict(add), citation="Ali et al. 2022"),
+        Method("cp_lrp_gamma", "CP-LRP gamma", "CP-LRP with Zennit's gamma rule on conv and "
+               "dense layers (LXT's default map for torchvision ViT)",
+               lrp_composite(_gamma, CP_LRP),
+               params={"gamma_conv": 0.25, "gamma_linear": 0.25, "gamma_eps": 1e-6,
+                       "gamma_attention": True, **add},
+               citation="Achtibat et al. 2024"),
         Method("deconv", "Deconv", "ReLU on the backward signal, forward mask dropped",
                gradient_composite({ops.ReLU: fixed(rg.DeconvReLU), ops.Pointwise: RELU_ONLY}),
                linear_in_relevance=False,
