@@ -163,7 +163,7 @@ def csc_values(model: nn.Module | Explainer, inputs, method: str | Method,
         # one forward pass of the batch for every start and vector
         outs = explainer.iter_walks(xb, m, injects, recs, fan=n_vectors, post=True)
         for s_name, rec, out in zip(starts, recs, outs):  # one walk's relevance at a time
-            pool_values(pooled, s_name, rec, out, n_vectors)
+            pool_values(pooled, s_name, rec, out, n_vectors, setup.channels)
             del out  # before the next walk runs
     return setup.value_frame(m.name, pooled)
 
