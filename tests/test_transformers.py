@@ -276,6 +276,13 @@ def test_window_attention_refused_under_other_linear_rules():
     x = torch.randn(1, 8, 4, 4, dtype=torch.float64)
     with pytest.raises(liecheck.UnsupportedOperation, match="'lrp_epsilon'.*z-rule"):
         liecheck.attribute(m, x, "lrp_epsilon", target=0)
+    with pytest.raises(liecheck.UnsupportedOperation, match="gamma_attention=False"):
+        liecheck.attribute(m, x, "cp_lrp_gamma", target=0)
+    # the projections inside get the z-rule, as asked: cp_lrp_gamma = cp_lrp there when the
+    # only other dense layer (the head) gets gamma 0, i.e. the z-rule with zennit's eps
+    a = liecheck.attribute(m, x, "cp_lrp_gamma", target=0, gamma_attention=False,
+                           gamma_linear=0.0, gamma_eps=0.0)
+    _close(a, liecheck.attribute(m, x, "cp_lrp", target=0), 1e-10)
 
 
 # ------------------------------------------------------------------ conservation
@@ -357,3 +364,30 @@ def test_csc_per_token_on_vit():
     got = values[("output", "add_2")]
     np.testing.assert_allclose(np.sort(got), np.sort(want), atol=1e-6)  # stored as float32
     assert math.isclose(row["baseline"], baseline(16))
+
+
+# ------------------------------------------------- random logit and the cascade
+def test_random_logit_and_cascade_on_vit():
+    """The random-logit test runs on ViT; each cascade step's map equals the method on a
+    copy of the model with the same modules re-initialised (traced afresh), so the
+    cascade's reuse of the trace is exact on attention too."""
+    import copy
+
+    from liecheck.metrics.sanity import cascade_maps, randomize
+
+    m, x = _model("vit")
+    rl = liecheck.random_logit(m, x, "cp_lrp", target=2)
+    assert len(rl) == 2 and rl["score"].notna().all()
+    steps = list(cascade_maps(m, x, "cp_lrp", target=2, layers=3))
+    assert [s for s, _, _ in steps] == [0, 1, 2, 3]
+    done: list[str] = []
+    for _step, names, maps in steps[1:]:
+        done += names
+        fresh = randomize(copy.deepcopy(m), done, seed=0)
+        _close(maps, liecheck.attribute(fresh, x, "cp_lrp", target=2), 1e-10)
+
+
+def test_cascade_refuses_swin_window_attention():
+    m, x = _model("swin")
+    with pytest.raises(liecheck.UnsupportedOperation, match="shifted_window_attention"):
+        liecheck.sanity(m, x, "cp_lrp", layers=2)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ..engine import ops
 from ..engine.attention import MHA_PROJECTION
+from ..engine.fxutil import UnsupportedOperation
 from ..rules import attention as ra
 from ..rules import gradient as rg
 from ..rules import lrp as rl
@@ -51,6 +52,17 @@ def _gamma(node, graph, p):
     if node.layer == "dense" and (p["gamma_attention"] or not mha):
         return ra.Gamma(p["gamma_linear"], p["gamma_eps"])
     return rl.Epsilon(0.0)
+
+
+def _window_gamma(node, graph, p):
+    """Swin's window attention under cp_lrp_gamma: its projections get the z-rule inside
+    the function, which is what ``gamma_attention=False`` asks for; else refused."""
+    if p["gamma_attention"]:
+        raise UnsupportedOperation(
+            f"node '{node.name}' ({node.op.describe()}): its qkv and output projections get "
+            "the z-rule inside the function, not gamma; pass gamma_attention=False (the "
+            "z-rule on attention projections, as LXT) or use cp_lrp")
+    return ra.AttentionGradientForm("cp")
 
 
 def _rectgrad(node, graph, p):
@@ -106,7 +118,7 @@ def _builtin() -> list[Method]:
                params=dict(add), citation="Ali et al. 2022"),
         Method("cp_lrp_gamma", "CP-LRP gamma", "CP-LRP with Zennit's gamma rule on conv and "
                "dense layers (LXT's default map for torchvision ViT)",
-               lrp_composite(_gamma, CP_LRP),
+               lrp_composite(_gamma, {**CP_LRP, ops.attention.Composite: _window_gamma}),
                params={"gamma_conv": 0.25, "gamma_linear": 0.25, "gamma_eps": 1e-6,
                        "gamma_attention": True, **add},
                citation="Achtibat et al. 2024"),
