@@ -391,3 +391,16 @@ def test_cascade_refuses_swin_window_attention():
     m, x = _model("swin")
     with pytest.raises(liecheck.UnsupportedOperation, match="shifted_window_attention"):
         liecheck.sanity(m, x, "cp_lrp", layers=2)
+
+
+class _SDPAMasked(SDPANet):
+    def forward(self, x):
+        t = self.embed(x).flatten(2).transpose(1, 2)
+        q = t.unflatten(-1, (2, 4)).transpose(1, 2)
+        return self.head(F.scaled_dot_product_attention(q, q, q, is_causal=True)
+                         .transpose(1, 2).flatten(2).mean(1))
+
+
+def test_sdpa_with_is_causal_refused():
+    with pytest.raises(liecheck.UnsupportedOperation, match="is_causal"):
+        liecheck.trace(_SDPAMasked(False).double().eval())

@@ -112,16 +112,6 @@ def _builtin() -> list[Method]:
                lrp_composite(lambda node, graph, p: rl.excitation_rule(node)), start="onehot",
                params=dict(add),
                citation="Zhang et al. 2018"),
-        Method("cp_lrp", "CP-LRP", "z-rule with bias, attention weights held constant "
-               "(conservative propagation)",
-               lrp_composite(every_linear(lambda p: rl.Epsilon(0.0)), CP_LRP),
-               params=dict(add), citation="Ali et al. 2022"),
-        Method("cp_lrp_gamma", "CP-LRP gamma", "CP-LRP with Zennit's gamma rule on conv and "
-               "dense layers (LXT's default map for torchvision ViT)",
-               lrp_composite(_gamma, {**CP_LRP, ops.attention.Composite: _window_gamma}),
-               params={"gamma_conv": 0.25, "gamma_linear": 0.25, "gamma_eps": 1e-6,
-                       "gamma_attention": True, **add},
-               citation="Achtibat et al. 2024"),
         Method("deconv", "Deconv", "ReLU on the backward signal, forward mask dropped",
                gradient_composite({ops.ReLU: fixed(rg.DeconvReLU), ops.Pointwise: RELU_ONLY}),
                linear_in_relevance=False,
@@ -138,5 +128,22 @@ def _builtin() -> list[Method]:
     ]
 
 
-for _m in _builtin():
+def _attention() -> list[Method]:
+    """CP-LRP (the z-rule, and LXT's gamma map for torchvision ViT); AttnLRP is lrp_z."""
+    add = {"add_eps": DEFAULTS["add_eps"]}
+    return [
+        Method("cp_lrp", "CP-LRP", "z-rule with bias, attention weights held constant "
+               "(conservative propagation)",
+               lrp_composite(every_linear(lambda p: rl.Epsilon(0.0)), CP_LRP),
+               params=dict(add), citation="Ali et al. 2022"),
+        Method("cp_lrp_gamma", "CP-LRP gamma", "CP-LRP with Zennit's gamma rule on conv and "
+               "dense layers (LXT's default map for torchvision ViT)",
+               lrp_composite(_gamma, {**CP_LRP, ops.attention.LibraryFunction: _window_gamma}),
+               params={"gamma_conv": 0.25, "gamma_linear": 0.25, "gamma_eps": 1e-6,
+                       "gamma_attention": True, **add},
+               citation="Achtibat et al. 2024"),
+    ]
+
+
+for _m in _builtin() + _attention():
     register_method(_m)

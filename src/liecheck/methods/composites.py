@@ -133,11 +133,11 @@ LRP_RULES: dict[type, RuleFactory] = {
     oa.Softmax: fixed(ra.SoftmaxTaylor),      # AttnLRP: Taylor at the input
     oa.Matmul: fixed(ra.MatmulUniform),       # AttnLRP: z-rule, uniform split
     oa.SDPA: fixed(lambda: ra.SDPAGradientForm("attnlrp")),
-    oa.Composite: refuse(_WINDOW_Z_ONLY),
+    oa.LibraryFunction: refuse(_WINDOW_Z_ONLY),
 }
 
 ATTNLRP_WINDOW: dict[type, RuleFactory] = {
-    oa.Composite: fixed(lambda: ra.AttentionGradientForm("attnlrp"))}
+    oa.LibraryFunction: fixed(lambda: ra.AttentionGradientForm("attnlrp"))}
 
 
 def attention_weight_operand(node: Node, graph: Graph) -> int | None:
@@ -161,7 +161,7 @@ CP_LRP: dict[type, RuleFactory] = {
     oa.Softmax: fixed(rb.Absorb),             # attention weights held constant
     oa.Matmul: _matmul_cp,
     oa.SDPA: fixed(lambda: ra.SDPAGradientForm("cp")),
-    oa.Composite: fixed(lambda: ra.AttentionGradientForm("cp")),
+    oa.LibraryFunction: fixed(lambda: ra.AttentionGradientForm("cp")),
 }
 """CP-LRP (Ali et al. 2022): the entries that hold the attention weights constant."""
 
@@ -180,7 +180,7 @@ DEEPLIFT_RULES: dict[type, RuleFactory] = {
                        "softmax couples its inputs and has no Rescale rule"),
     oa.Matmul: refuse("DeepLIFT has no rule implemented for the product of two "
                       "activations as a matrix product"),
-    oa.Composite: refuse("DeepLIFT has no rule for an attention function"),
+    oa.LibraryFunction: refuse("DeepLIFT has no rule for an attention function"),
 }
 
 FAMILIES = {"gradient": GRADIENT_RULES, "lrp": LRP_RULES, "deeplift": DEEPLIFT_RULES}

@@ -138,7 +138,7 @@ def default_record(graph: Graph, points: str = "post_relu") -> list[str]:
     return [graph.input] + names
 
 
-_ATTENTION = (ops.Softmax, ops.Matmul, ops.SDPA, ops.attention.Composite)
+_ATTENTION = (ops.Softmax, ops.Matmul, ops.SDPA, ops.attention.LibraryFunction)
 
 
 def is_transformer(graph: Graph) -> bool:
@@ -158,7 +158,7 @@ def residual_stream(graph: Graph) -> list[str]:
     return out
 
 
-_CHANNEL_LAST = (ops.DenseOp, ops.LayerNorm, ops.SDPA, ops.attention.Composite)
+_CHANNEL_LAST = (ops.DenseOp, ops.LayerNorm, ops.SDPA, ops.attention.LibraryFunction)
 _CHANNEL_FIRST = (ops.ConvOp, ops.AffineOp, ops.PoolingOp, ops.GroupNorm, ops.Input)
 _SAME_LAYOUT = (ops.Identity, ops.Pointwise, ops.ReLU, ops.Add, ops.Product)
 

@@ -48,7 +48,7 @@ def parametrised_layers(model: nn.Module) -> list[list[str]]:
     twice is placed at its last use.
     """
     graph = trace(model)
-    inner = [n.name for n in graph.nodes if isinstance(n.op, ops.attention.Composite)
+    inner = [n.name for n in graph.nodes if isinstance(n.op, ops.attention.LibraryFunction)
              and any(n.constant_inputs)]
     if inner:
         raise UnsupportedOperation(

@@ -123,7 +123,7 @@ class Matmul(Op):
         return torch.matmul(a, b)
 
 
-class Composite(Op):
+class LibraryFunction(Op):
     """A library function that is one node (a torch.fx leaf): it computes by calling
     the function with the node's tensors (``routes = None``: its constants too, read on
     every forward pass) and its other arguments as traced; only ``activation`` (the
@@ -172,7 +172,7 @@ class Composite(Op):
 
 
 @register
-class SDPA(Composite):
+class SDPA(LibraryFunction):
     """``F.scaled_dot_product_attention(q, k, v)`` without a mask, dropout or
     ``is_causal`` (``scale`` allowed)."""
 
@@ -211,7 +211,7 @@ class SDPA(Composite):
 
 if _swin is not None:
     @register
-    class WindowAttention(Composite):
+    class WindowAttention(LibraryFunction):
         """Swin's ``shifted_window_attention`` (torchvision; a torch.fx leaf): window
         partition, cyclic shift with its attention mask, relative position bias, the
         qkv and output projections. Swin V2's cosine attention (``logit_scale``) and
