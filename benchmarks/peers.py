@@ -59,9 +59,13 @@ CLOCK = time.perf_counter  # --clock cpu: time.process_time
 
 # families compared (liecheck registry names); the gradient is the baseline
 FAMILIES = ["gradient", "lrp_a1b0", "lrp_a2b1", "lrp_epsilon", "excitation_bp", "guided_bp",
-            "deeplift_rescale", "integrated_gradients"]
-PEERS = ["autograd", "liecheck", "functional", "zennit", "captum"]
+            "deeplift_rescale", "integrated_gradients", "cp_lrp_gamma"]
+PEERS = ["autograd", "liecheck", "functional", "zennit", "captum", "lxt"]
 EPSILON = liecheck.DEFAULTS["epsilon"]
+# liecheck's settings per method where a peer's configuration needs them: cp_lrp_gamma
+# as LXT's default torchvision-ViT map (Zennit's Gamma 0.25 on Conv2d and Linear modules,
+# which never see nn.MultiheadAttention's projections: the z-rule there)
+PARAMS = {"cp_lrp_gamma": {"gamma_conv": 0.25, "gamma_linear": 0.25, "gamma_attention": False}}
 
 
 # ---------------------------------------------------------------------- set-up
@@ -86,6 +90,8 @@ def make_setup(name: str, batch: int, device: torch.device, seed: int) -> Setup:
     """Random-init torchvision model (no download), seeded input, arg-max targets."""
     torch.manual_seed(seed)
     model = getattr(torchvision.models, name)(weights=None).eval().to(device)
+    if name.startswith("vit_"):  # torchvision zero-initialises ViT's head: all maps 0
+        torch.nn.init.normal_(model.heads.head.weight, std=0.02)
     for p in model.parameters():
         p.requires_grad_(False)
     gen = torch.Generator().manual_seed(seed + 1)
@@ -129,7 +135,8 @@ def liecheck_runner(s: Setup, family: str) -> Runner:
     if family not in liecheck.method_names():
         raise NotAvailable(f"'{family}' is not registered in liecheck (yet)")
     ex = s.liecheck()
-    return Runner(lambda: ex.attribute(s.x, family, target=s.target))
+    p = PARAMS.get(family, {})
+    return Runner(lambda: ex.attribute(s.x, family, target=s.target, **p))
 
 
 def functional_runner(s: Setup, family: str) -> Runner:
@@ -138,7 +145,8 @@ def functional_runner(s: Setup, family: str) -> Runner:
     keeps per model object, so it should run at the reused explainer's speed."""
     if family not in liecheck.method_names():
         raise NotAvailable(f"'{family}' is not registered in liecheck (yet)")
-    return Runner(lambda: liecheck.attribute(s.model, s.x, family, target=s.target))
+    p = PARAMS.get(family, {})
+    return Runner(lambda: liecheck.attribute(s.model, s.x, family, target=s.target, **p))
 
 
 def _zennit_composite(s: Setup, family: str):
@@ -217,6 +225,64 @@ def captum_runner(s: Setup, family: str) -> Runner:
                        f"Excitation BP rule)")
 
 
+def _lxt_patch() -> list:
+    """LXT's default map for torchvision ViT (it patches torch.nn classes and Zennit's
+    hooks globally); returns what :func:`_lxt_restore` puts back."""
+    from lxt.efficient import monkey_patch, monkey_patch_zennit
+    from torchvision.models import vision_transformer
+    from zennit.core import BasicHook
+
+    nn = torch.nn
+    saved = [(cls, name, cls.__dict__.get(name)) for cls, name in (
+        (nn.GELU, "forward"), (nn.GELU, "original_forward"), (nn.LayerNorm, "forward"),
+        (nn.MultiheadAttention, "forward"), (nn.MultiheadAttention, "original_forward"),
+        (BasicHook, "forward"), (BasicHook, "backward"))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        monkey_patch(vision_transformer)
+        monkey_patch_zennit()
+    return saved
+
+
+def _lxt_restore(saved: list) -> None:
+    for cls, name, value in saved:
+        if value is None:
+            if name in cls.__dict__:
+                delattr(cls, name)
+        else:
+            setattr(cls, name, value)
+
+
+def lxt_runner(s: Setup, family: str) -> Runner:
+    """LXT 2.1 (``lxt.efficient``): gradient x input with its patches and Zennit's Gamma
+    on Conv2d and Linear (LXT's ViT example); patched only while its case runs."""
+    if family != "cp_lrp_gamma" or not s.name.startswith("vit_"):
+        raise NotAvailable("LXT's default map covers torchvision ViT (cp_lrp_gamma) only")
+    from zennit.composites import LayerMapComposite
+    from zennit.rules import Gamma
+
+    p = PARAMS[family]
+    comp = LayerMapComposite([(torch.nn.Conv2d, Gamma(p["gamma_conv"])),
+                              (torch.nn.Linear, Gamma(p["gamma_linear"]))])
+    state: dict = {}
+
+    def enter():
+        state["saved"] = _lxt_patch()
+        comp.register(s.model)
+
+    def exit():
+        comp.remove()
+        _lxt_restore(state.pop("saved"))
+
+    def call():
+        x = s.x.detach().requires_grad_(True)
+        y = s.model(x)
+        (g,) = torch.autograd.grad(y.gather(1, s.target[:, None]).sum(), x)
+        return x.detach() * g
+
+    return Runner(call, enter, exit)
+
+
 def _liecheck_steps(default: int = 50) -> int:
     """Match Captum's IG steps to liecheck's default (if it is registered)."""
     if "integrated_gradients" not in liecheck.method_names():
@@ -233,7 +299,8 @@ class NotAvailable(Exception):
 
 
 BUILDERS = {"autograd": autograd_gradient, "liecheck": liecheck_runner,
-            "functional": functional_runner, "zennit": zennit_runner, "captum": captum_runner}
+            "functional": functional_runner, "zennit": zennit_runner, "captum": captum_runner,
+            "lxt": lxt_runner}
 
 
 def cases(families: list[str], peers: list[str]) -> list[tuple[str, str]]:
@@ -432,7 +499,7 @@ def table(rows: list[Row], batch: int) -> list[dict]:
              "x_grad_speed": "", "peak_mib": _fmt(r.peak_mib, 0), "x_grad_mem": "",
              "first_mib": _fmt(r.first_mib, 0), "held_mib": _fmt(r.held_mib, 0),
              "setup_mib": _fmt(r.setup_mib, 0),
-             "lc_vs_zennit": "", "lc_vs_captum": "", "fn_vs_reused": "",
+             "lc_vs_zennit": "", "lc_vs_captum": "", "lc_vs_lxt": "", "fn_vs_reused": "",
              "corr_vs_lc": _fmt(r.corr, 3), "error": r.error}
         if grad is not None and grad.median and t:
             d["x_grad_speed"] = _fmt(grad.median / t, 2)
@@ -442,7 +509,7 @@ def table(rows: list[Row], batch: int) -> list[dict]:
         if r.peer == "functional" and t and reused is not None and reused.median:
             d["fn_vs_reused"] = _fmt(reused.median / t, 2)  # throughput ratio
         if r.peer == "liecheck" and t:
-            for peer in ("zennit", "captum"):
+            for peer in ("zennit", "captum", "lxt"):
                 p = by.get((r.model, r.family, peer))
                 if p is not None and p.median:
                     d[f"lc_vs_{peer}"] = _fmt(p.median / t, 2)
@@ -461,7 +528,7 @@ COLUMNS = [("model", "model"), ("method", "method"), ("peer", "peer"),
            ("x_grad_speed", "speed/grad"), ("peak_mib", "peak MiB"), ("x_grad_mem", "mem/grad"),
            ("first_mib", "1st-call MiB"), ("held_mib", "held MiB"), ("setup_mib", "setup MiB"),
            ("lc_vs_zennit", "lc/zennit"),
-           ("lc_vs_captum", "lc/captum"), ("fn_vs_reused", "fn/reused"),
+           ("lc_vs_captum", "lc/captum"), ("lc_vs_lxt", "lc/lxt"), ("fn_vs_reused", "fn/reused"),
            ("corr_vs_lc", "corr(lc)"), ("error", "note")]
 
 

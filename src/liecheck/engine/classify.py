@@ -36,7 +36,7 @@ SHORT_HOW_TO = ("(To explain it anyway, write an op class with its rules and reg
 CLAIMS: dict[Any, type[ops.Op]] = {}
 
 _META_FUNCS = (getattr, len, operator.getitem, operator.floordiv, operator.mul, operator.add,
-               operator.sub, operator.truediv)
+               operator.sub, operator.truediv, operator.mod, operator.eq, operator.ne)
 
 
 def classify(fxn: fx.Node, info: ops.TraceInfo, first: bool) -> ops.Op | None:
@@ -49,6 +49,8 @@ def classify(fxn: fx.Node, info: ops.TraceInfo, first: bool) -> ops.Op | None:
         return ops.Input()
     if fxn.op == "get_attr":
         return None  # a constant: the graph builds it (see Graph._build)
+    if fxn.op == "call_function" and fxn.target is torch._assert:
+        return None  # a shape check (ViT's image size): evaluated, computes no tensor
     splits = fxn.target is operator.getitem and ins and ins[0].target in ops.SPLITTERS
     if (fxn.op in ("call_function", "call_method") and not splits
             and not any(info.is_tensor(a) for a in ins)):

@@ -37,7 +37,7 @@ from collections.abc import Callable
 import torch
 from torch import fx, nn
 
-from . import canonical, equivalence, execute, ops, rewrite
+from . import attention, canonical, equivalence, execute, ops, rewrite
 from .classify import CLAIMS, HOW_TO, classify, register_op, view_claims  # noqa: F401  (register_op: public name of this module)
 from .fxutil import UnsupportedOperation, flat_nodes
 from .node import Node
@@ -81,6 +81,7 @@ class Graph:
                 f"torch.fx could not trace {type(model).__name__}: {exc}. liecheck needs a "
                 "model without data-dependent Python control flow.") from exc
         self.gm = fx.GraphModule(self.module, graph)
+        attention.decompose(self.gm)  # nn.MultiheadAttention into its parts
         # module names whose `inplace` flag was cleared: the forward check restores them
         fxg = self.gm.graph
         self.inplace_modules = rewrite.remove_inplace(fxg, self.module, view_claims())
@@ -105,6 +106,11 @@ class Graph:
                 continue
             if fxn.op == "get_attr":
                 nodes.append(self._constant(fxn, info, len(nodes)))
+                continue
+            derived = self._derived(fxn, info)
+            if derived is not None:
+                nodes.append(Node(name=fxn.name, op=derived, inputs=[], index=len(nodes),
+                                  fx_node=fxn))
                 continue
             op = classify(fxn, info, not nodes)
             if op is None:  # a shape computation, or chunk / split's tuple
@@ -138,6 +144,32 @@ class Graph:
         if len(outs) != 1 or outs[0].name not in info.tensors:
             raise UnsupportedOperation("the model must return a single tensor (the logits)")
         return nodes, outs[0].name
+
+    @staticmethod
+    def _derived(fxn: fx.Node, info: ops.TraceInfo) -> ops.DerivedConstant | None:
+        """A :class:`~liecheck.engine.ops.DerivedConstant` for a call whose tensor
+        arguments are all constants (its value at trace time where every argument is
+        known then), else None."""
+        if fxn.op not in ("call_function", "call_method") or rewrite.is_shape_query(fxn):
+            return None
+        ins = [a for a in fxn.all_input_nodes if a.name in info.tensors]
+        if not ins or any(a.name not in info.constants for a in ins):
+            return None
+        if fxn.target in ops.SPLITTERS:
+            raise UnsupportedOperation(f"node '{fxn.name}' splits a constant; index the "
+                                       "parameter instead (p[:k]). " + HOW_TO)
+        value = None
+        if all(a.name in info.constants for a in fxn.all_input_nodes):
+            args, kwargs = fx.node.map_arg((fxn.args, fxn.kwargs),
+                                           lambda a: info.constants[a.name])
+            with torch.no_grad():
+                value = (fxn.target(*args, **kwargs) if fxn.op == "call_function"
+                         else getattr(args[0], fxn.target)(*args[1:], **kwargs))
+        if value is not None and not isinstance(value, torch.Tensor):
+            return None
+        info.tensors.add(fxn.name)
+        info.constants[fxn.name] = value
+        return ops.DerivedConstant(value)
 
     def _constant(self, fxn: fx.Node, info: ops.TraceInfo, index: int) -> Node:
         """A ``get_attr`` node: a parameter or buffer read directly, a constant."""

@@ -5,9 +5,14 @@ Registered on import."""
 from __future__ import annotations
 
 from ..engine import ops
+from ..engine.attention import MHA_PROJECTION
+from ..engine.fxutil import UnsupportedOperation
+from ..rules import attention as ra
 from ..rules import gradient as rg
 from ..rules import lrp as rl
 from .composites import (
+    ATTNLRP_WINDOW,
+    CP_LRP,
     DEFAULTS,
     GRADIENT_COMPOSITE,
     RELU_ONLY,
@@ -37,6 +42,29 @@ def _dtd(node, graph, p):
     return rl.ZPlus()
 
 
+def _gamma(node, graph, p):
+    """Gamma on conv and dense layers (``gamma_conv``, ``gamma_linear``); the z-rule on
+    the other linear nodes, and on the projections of ``nn.MultiheadAttention`` where
+    ``gamma_attention=False``."""
+    mha = node.fx_node is not None and MHA_PROJECTION in node.fx_node.meta
+    if node.layer == "conv":
+        return ra.Gamma(p["gamma_conv"], p["gamma_eps"])
+    if node.layer == "dense" and (p["gamma_attention"] or not mha):
+        return ra.Gamma(p["gamma_linear"], p["gamma_eps"])
+    return rl.Epsilon(0.0)
+
+
+def _window_gamma(node, graph, p):
+    """Swin's window attention under cp_lrp_gamma: its projections get the z-rule inside
+    the function, which is what ``gamma_attention=False`` asks for; else refused."""
+    if p["gamma_attention"]:
+        raise UnsupportedOperation(
+            f"node '{node.name}' ({node.op.describe()}): its qkv and output projections get "
+            "the z-rule inside the function, not gamma; pass gamma_attention=False (the "
+            "z-rule on attention projections, as LXT) or use cp_lrp")
+    return ra.AttentionGradientForm("cp")
+
+
 def _rectgrad(node, graph, p):
     return rg.RectGradReLU(p["rectgrad_q"])
 
@@ -51,9 +79,10 @@ def _builtin() -> list[Method]:
         Method("gradient_x_input", "Gradient x Input", "gradient times the input",
                GRADIENT_COMPOSITE, start="onehot", post="x_input", family="gradient",
                citation="Shrikumar et al. 2016"),
-        Method("lrp_z", "LRP-z", "z-rule with bias everywhere (= gradient x input on ReLU nets)",
-               lrp_composite(every_linear(lambda p: rl.Epsilon(0.0))), params=dict(add),
-               citation="Bach et al. 2015"),
+        Method("lrp_z", "LRP-z", "z-rule with bias everywhere (= gradient x input on ReLU "
+               "nets; AttnLRP on transformers)",
+               lrp_composite(every_linear(lambda p: rl.Epsilon(0.0)), ATTNLRP_WINDOW),
+               params=dict(add), citation="Bach et al. 2015; Achtibat et al. 2024"),
         Method("lrp_epsilon", "LRP-epsilon", "epsilon rule with bias everywhere",
                lrp_composite(every_linear(lambda p: rl.Epsilon(p["epsilon"]))),
                params={"epsilon": d["epsilon"], **add}, citation="Bach et al. 2015"),
@@ -99,5 +128,22 @@ def _builtin() -> list[Method]:
     ]
 
 
-for _m in _builtin():
+def _attention() -> list[Method]:
+    """CP-LRP (the z-rule, and LXT's gamma map for torchvision ViT); AttnLRP is lrp_z."""
+    add = {"add_eps": DEFAULTS["add_eps"]}
+    return [
+        Method("cp_lrp", "CP-LRP", "z-rule with bias, attention weights held constant "
+               "(conservative propagation)",
+               lrp_composite(every_linear(lambda p: rl.Epsilon(0.0)), CP_LRP),
+               params=dict(add), citation="Ali et al. 2022"),
+        Method("cp_lrp_gamma", "CP-LRP gamma", "CP-LRP with Zennit's gamma rule on conv and "
+               "dense layers (LXT's default map for torchvision ViT)",
+               lrp_composite(_gamma, {**CP_LRP, ops.attention.LibraryFunction: _window_gamma}),
+               params={"gamma_conv": 0.25, "gamma_linear": 0.25, "gamma_eps": 1e-6,
+                       "gamma_attention": True, **add},
+               citation="Achtibat et al. 2024"),
+    ]
+
+
+for _m in _builtin() + _attention():
     register_method(_m)

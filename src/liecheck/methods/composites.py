@@ -24,6 +24,8 @@ from ..engine import ops
 from ..engine.fxutil import UnsupportedOperation
 from ..engine.graph import Graph
 from ..engine.node import Node
+from ..engine.ops import attention as oa
+from ..rules import attention as ra
 from ..rules import base as rb
 from ..rules import deeplift as rd
 from ..rules import gradient as rg
@@ -117,6 +119,10 @@ GRADIENT_RULES: dict[type, RuleFactory] = {
     ops.Op: _vjp,                             # any other op that computes: its exact VJP
 }
 
+_WINDOW_Z_ONLY = ("Swin's window attention is one node whose qkv and output projections "
+                  "get the z-rule; only the methods with the z-rule on linear layers "
+                  "(lrp_z = AttnLRP, cp_lrp) explain it")
+
 LRP_RULES: dict[type, RuleFactory] = {
     **_STRUCTURE,
     ops.PoolingOp: fixed(lambda: rl.Epsilon(0.0)),
@@ -124,7 +130,40 @@ LRP_RULES: dict[type, RuleFactory] = {
     ops.Add: lambda node, graph, p: rb.AddSplit(p.get("add_eps", 0.0)),
     ops.Product: fixed(rl.ProductUniform),    # AttnLRP's uniform rule
     ops.Norm: fixed(rl.NormIdentity),         # identity rule on the division
+    oa.Softmax: fixed(ra.SoftmaxTaylor),      # AttnLRP: Taylor at the input
+    oa.Matmul: fixed(ra.MatmulUniform),       # AttnLRP: z-rule, uniform split
+    oa.SDPA: fixed(lambda: ra.SDPAGradientForm("attnlrp")),
+    oa.LibraryFunction: refuse(_WINDOW_Z_ONLY),
 }
+
+ATTNLRP_WINDOW: dict[type, RuleFactory] = {
+    oa.LibraryFunction: fixed(lambda: ra.AttentionGradientForm("attnlrp"))}
+
+
+def attention_weight_operand(node: Node, graph: Graph) -> int | None:
+    """Which operand (0 or 1) of a product is an attention weight: a softmax output,
+    through identities (dropout) only; None if neither."""
+    for k, name in enumerate(node.inputs):
+        src = graph.by_name[name]
+        while isinstance(src.op, ops.Identity) and src.inputs:
+            src = graph.by_name[src.inputs[0]]
+        if isinstance(src.op, oa.Softmax):
+            return k
+    return None
+
+
+def _matmul_cp(node: Node, graph: Graph, p: dict) -> rb.Rule:
+    k = attention_weight_operand(node, graph)
+    return ra.MatmulUniform() if k is None else ra.MatmulConstant(k)
+
+
+CP_LRP: dict[type, RuleFactory] = {
+    oa.Softmax: fixed(rb.Absorb),             # attention weights held constant
+    oa.Matmul: _matmul_cp,
+    oa.SDPA: fixed(lambda: ra.SDPAGradientForm("cp")),
+    oa.LibraryFunction: fixed(lambda: ra.AttentionGradientForm("cp")),
+}
+"""CP-LRP (Ali et al. 2022): the entries that hold the attention weights constant."""
 
 DEEPLIFT_RULES: dict[type, RuleFactory] = {
     **_STRUCTURE,
@@ -137,6 +176,11 @@ DEEPLIFT_RULES: dict[type, RuleFactory] = {
                      "standard deviation (no rule keeps summation-to-delta)"),
     ops.Where: refuse("DeepLIFT has no rule for torch.where: its mask differs between the "
                       "input and the reference, so a selection breaks summation-to-delta"),
+    oa.Softmax: refuse("DeepLIFT Rescale is defined for pointwise nonlinearities; a "
+                       "softmax couples its inputs and has no Rescale rule"),
+    oa.Matmul: refuse("DeepLIFT has no rule implemented for the product of two "
+                      "activations as a matrix product"),
+    oa.LibraryFunction: refuse("DeepLIFT has no rule for an attention function"),
 }
 
 FAMILIES = {"gradient": GRADIENT_RULES, "lrp": LRP_RULES, "deeplift": DEEPLIFT_RULES}

@@ -65,8 +65,10 @@ def csc(model: nn.Module | Explainer, inputs, method: str | Method,
     start : node or module name (``"output"`` / ``"logits"`` = the logits), or a list
         of them; all starts share one traced model.
     layers : node or module names to record (default: the input and every conv and
-        dense layer's output, after its ReLU; see ``record_points``); only those below
-        each start are measured.
+        dense layer's output, after its ReLU; see ``record_points``; on a model with
+        attention the input and the residual stream after every attention and MLP
+        sub-block, one |cos| per token: :func:`~liecheck.metrics.csc_setup.channel_dim`);
+        only those below each start are measured.
     n_vectors : random vectors per image (5 in the paper, giving 10 pairs).
     seed : seed of the random vectors (independent of the method).
     raw : also return the pooled |cos| values.
@@ -163,7 +165,7 @@ def csc_values(model: nn.Module | Explainer, inputs, method: str | Method,
         # one forward pass of the batch for every start and vector
         outs = explainer.walks(xb, m, injects, recs, fan=n_vectors, post=True)
         for s_name, rec, out in zip(starts, recs, outs):  # one walk's relevance at a time
-            pool_values(pooled, s_name, rec, out, n_vectors)
+            pool_values(pooled, s_name, rec, out, n_vectors, setup.channels)
             del out  # before the next walk runs
     return setup.value_frame(m.name, pooled)
 

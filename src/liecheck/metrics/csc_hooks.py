@@ -147,5 +147,5 @@ def csc_hook_values(model, inputs, method, start="output", layers=None, n_vector
                                           shapes[s_node][1:])
                            for i in range(xb.shape[0])]).to(setup.explainer.device, x_rep.dtype)
             out = hooked_relevance(graph.module, method, x_rep, graph, s_node, v, rec)
-            pool_values(pooled, s_name, rec, out, n_vectors)
+            pool_values(pooled, s_name, rec, out, n_vectors, setup.channels)
     return setup.value_frame(method.name, pooled)

@@ -78,8 +78,12 @@ def abs_cos(r: torch.Tensor, chunk: int = 2**18) -> torch.Tensor:
     return out.abs_().clamp_(max=1.0)
 
 
-def _as_channels(r: torch.Tensor, n_vectors: int) -> torch.Tensor:
-    """``(N * V, C, ...)`` -> ``(N, V, C, P)`` with channels on dim 2."""
+def _as_channels(r: torch.Tensor, n_vectors: int, channel_dim: int = 1) -> torch.Tensor:
+    """``(N * V, C, ...)`` -> ``(N, V, C, P)`` with channels on dim 2; ``channel_dim=-1``:
+    the channels are the last dimension (tokens ``(N * V, L, C)``, Swin's ``(N * V, H, W,
+    C)``), each position (token) one vector."""
+    if channel_dim == -1 and r.dim() >= 3:
+        r = r.movedim(-1, 1)
     nv = r.shape[0]
     r = r.reshape(nv // n_vectors, n_vectors, r.shape[1] if r.dim() > 1 else 1, -1)
     return r
@@ -126,10 +130,59 @@ def default_record(graph: Graph, points: str = "post_relu") -> list[str]:
     """
     if points not in RECORD_POINTS:
         raise ValueError(f"points must be one of {RECORD_POINTS}, not '{points}'")
+    if is_transformer(graph):
+        return [graph.input] + residual_stream(graph)
     names = [n.name for n in graph.linear_nodes(("conv", "dense"))]
     if points == "post_relu":
         names = [_relu_after(graph, n) for n in names]
     return [graph.input] + names
+
+
+_ATTENTION = (ops.Softmax, ops.Matmul, ops.SDPA, ops.attention.LibraryFunction)
+
+
+def is_transformer(graph: Graph) -> bool:
+    """Whether the graph computes attention (a softmax, a product of two activations, an
+    attention function)."""
+    return any(isinstance(n.op, _ATTENTION) for n in graph.nodes)
+
+
+def residual_stream(graph: Graph) -> list[str]:
+    """The residual additions of two activations of one shape: on a transformer, the
+    residual stream after every attention and MLP sub-block (the blocks' outputs)."""
+    out = []
+    for n in graph.nodes:
+        if (isinstance(n.op, ops.Add) and len(n.inputs) == 2 and not any(n.constant_inputs)
+                and not n.op.numbers):
+            out.append(n.name)
+    return out
+
+
+_CHANNEL_LAST = (ops.DenseOp, ops.LayerNorm, ops.SDPA, ops.attention.LibraryFunction)
+_CHANNEL_FIRST = (ops.ConvOp, ops.AffineOp, ops.PoolingOp, ops.GroupNorm, ops.Input)
+_SAME_LAYOUT = (ops.Identity, ops.Pointwise, ops.ReLU, ops.Add, ops.Product)
+
+
+def channel_dim(graph: Graph, name: str) -> int:
+    """The dimension of ``name``'s output that holds the channels: 1 (``(N, C, H, W)``,
+    the input, conv layers) or -1 (tokens ``(N, L, C)`` and Swin's ``(N, H, W, C)``: the
+    output of a dense layer, a LayerNorm or attention, through residual additions,
+    identities and pointwise ops). CSC compares the channel vectors at each position, so
+    on a transformer one |cos| per token."""
+    todo, seen = [name], set()
+    while todo:
+        node = graph.by_name[todo.pop(0)]
+        if node.name in seen:
+            continue
+        seen.add(node.name)
+        if isinstance(node.op, _CHANNEL_LAST):
+            return -1
+        if isinstance(node.op, _CHANNEL_FIRST):
+            return 1
+        if isinstance(node.op, _SAME_LAYOUT):
+            todo.extend(i for i, c in zip(node.inputs, node.constant_inputs or
+                                          (False,) * len(node.inputs)) if not c)
+    return 1
 
 
 def _relu_after(graph: Graph, name: str) -> str:
@@ -174,6 +227,7 @@ class CSCSetup:
     start_nodes: list[str]
     record: list[str]
     shapes: dict[str, tuple]
+    channels: dict[str, int] | None = None  # record node -> its channel dim (1 or -1)
 
     @property
     def graph(self) -> Graph:
@@ -198,7 +252,7 @@ class CSCSetup:
                   else [graph.resolve(r) for r in layers])
         record = sorted(dict.fromkeys(record), key=lambda n: graph.by_name[n].index)
         return cls(explainer, x_all, ids, starts, [graph.resolve(s) for s in starts], record,
-                   {})
+                   {}, {r: channel_dim(graph, r) for r in record})
 
     def measure_shapes(self) -> None:
         """Every node's output shape, from one forward pass of the first image."""
@@ -210,6 +264,9 @@ class CSCSetup:
         """The recorded nodes below ``start_node``."""
         index = self.graph.by_name
         return [r for r in self.record if index[r].index < index[start_node].index]
+
+    def channel_of(self, name: str) -> int:
+        return (self.channels or {}).get(name, 1)
 
     def value_frame(self, method: str, pooled: dict[tuple[str, str], list[np.ndarray]]
                     ) -> pd.DataFrame:
@@ -226,20 +283,22 @@ class CSCSetup:
                 rows.append({"method": method, "start": s_name, "start_node": s_node,
                              "layer": node.name, "module": node.module,
                              "kind": _kind(node, self.graph), "depth": depth[r],
-                             "channels": shape[1] if len(shape) > 1 else 1,
+                             "channels": shape[self.channel_of(r)] if len(shape) > 1 else 1,
                              "values": np.concatenate(d) if d else np.zeros(0, np.float32)})
         return pd.DataFrame(rows, columns=VALUE_COLUMNS)
 
 
 def pool_values(pooled: dict[tuple[str, str], list[np.ndarray]], start: str,
-                record: list[str], out: dict[str, torch.Tensor], n_vectors: int) -> None:
+                record: list[str], out: dict[str, torch.Tensor], n_vectors: int,
+                channels: dict[str, int] | None = None) -> None:
     """Append each recorded node's ``1 - |cos|`` values (float32, NaNs of zero vectors
-    dropped, image by image) of one walk's relevance ``out`` to ``pooled``."""
+    dropped, image by image) of one walk's relevance ``out`` to ``pooled``;
+    ``channels``: record node -> its channel dim (:func:`channel_dim`; default 1)."""
     for r in record:
         vals = pooled.setdefault((start, r), [])
         if r not in out:
             continue
-        rr = _as_channels(out[r], n_vectors)
+        rr = _as_channels(out[r], n_vectors, (channels or {}).get(r, 1))
         d = torch.cat([(1.0 - abs_cos(rr[i])).flatten().float()
                        for i in range(rr.shape[0])]).cpu().numpy()
         vals.append(d[~np.isnan(d)])

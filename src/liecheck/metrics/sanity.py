@@ -29,6 +29,8 @@ import torch
 from torch import nn
 
 from ..attribution import Explainer, explainer_for, to_device
+from ..engine import ops
+from ..engine.fxutil import UnsupportedOperation
 from ..engine.graph import trace
 from ..inputs import resolve_targets
 from ..methods import Method, get_method
@@ -46,6 +48,13 @@ def parametrised_layers(model: nn.Module) -> list[list[str]]:
     twice is placed at its last use.
     """
     graph = trace(model)
+    inner = [n.name for n in graph.nodes if isinstance(n.op, ops.attention.LibraryFunction)
+             and any(n.constant_inputs)]
+    if inner:
+        raise UnsupportedOperation(
+            f"node '{inner[0]}' ({graph.by_name[inner[0]].op.describe()}) reads its "
+            "projections' weights inside one node, where the randomisation of their modules "
+            "does not reach; the cascade would leave them trained. Not supported (Swin).")
     targets = {n.name: n.target for n in graph.gm.graph.nodes if n.op == "call_module"}
     folded: dict[str, list[str]] = {}
     for bn_fx, layer_node in graph.aliases.items():

@@ -19,14 +19,14 @@ import numpy as np
 
 MIN_FONT = 9
 LEGEND_IN = 2.2          # inches added to a figure's width for the legend on its right
-# 25 colours: matplotlib's ten, then 15 darker or more saturated ones that are told apart
-# from them (every registered method has its own colour; 25 and the 6 markers are coprime
-# up to 150 curves, so colour + marker + line style repeat only after 120 curves)
+# 29 colours: matplotlib's ten, then 19 darker or more saturated ones that are told apart
+# from them (every registered method has its own colour; 29 and the 6 markers are coprime,
+# so colour + marker repeat only after 174 curves, and the line style changes every 30)
 COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
           "tab:pink", "tab:gray", "tab:olive", "tab:cyan",
           "#000075", "#800000", "#469990", "#808000", "#f032e6", "#e6194b", "#4363d8",
           "#3cb44b", "#f58231", "#911eb4", "#42d4f4", "#9a6324", "#b8860b", "#2f4f4f",
-          "#6a5acd")
+          "#6a5acd", "#dc143c", "#008b8b", "#556b2f", "#ff8c00")
 MARKERS = ("o", "s", "^", "D", "v", "P")
 LINESTYLES = ("-", "--", ":", "-.")
 

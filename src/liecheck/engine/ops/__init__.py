@@ -8,7 +8,9 @@
 * :mod:`.structure`: the input, constants, additions, concatenation, max pooling, max
   reductions, products of two activations and the rearrangements (reshape, permute,
   transpose, indexing, chunk / split, roll, pad);
-* :mod:`.norm`: LayerNorm and GroupNorm.
+* :mod:`.norm`: LayerNorm and GroupNorm;
+* :mod:`.attention`: softmax, matrix products of two activations (matmul, bmm, einsum),
+  ``F.scaled_dot_product_attention`` and Swin's window attention.
 
 The classes are registered (matched against fx nodes) in the order of these modules;
 :func:`liecheck.register_op` adds a user's class, matched first.
@@ -53,6 +55,7 @@ from .structure import (
     AMax,
     Cat,
     Constant,
+    DerivedConstant,
     Identity,
     Input,
     Mask,
@@ -70,13 +73,18 @@ from .structure import (
     Where,
 )
 
+# isort: split
+from .attention import SDPA, Matmul, Softmax  # registered after the others
+
 __all__ = [
     "ELU", "GELU", "OPS", "SPLITTERS", "USER_OPS", "AMax", "Abs", "AdaptiveAvgPoolOp", "Add",
-    "AffineOp", "AvgPoolOp", "Cat", "ConstScale", "Constant", "ConvOp", "DenseOp",
+    "AffineOp", "AvgPoolOp", "Cat", "ConstScale", "Constant", "ConvOp", "DerivedConstant",
+    "DenseOp",
     "GroupNorm", "Hardsigmoid", "Hardswish", "Hardtanh", "Identity", "Input",
     "InterpolateOp", "LayerNorm", "LeakyReLU", "LinearOp", "Mask", "MaxPool", "MeanOp", "Mish",
     "Norm", "Op", "Pad", "PaddedConvOp", "Permute", "Pointwise", "PoolingOp", "Product",
-    "ReLU", "Rearrange", "Reshape", "Roll", "Scale", "Select", "Sigmoid", "SiLU", "Softplus",
+    "ReLU", "Rearrange", "Reshape", "Roll", "SDPA", "Matmul", "Softmax", "Scale", "Select",
+    "Sigmoid", "SiLU", "Softplus",
     "Stack", "Tanh", "TraceInfo", "Transpose", "UnsupportedOperation", "View", "Where",
     "matching", "register", "unbroadcast",
 ]

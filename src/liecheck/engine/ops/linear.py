@@ -240,16 +240,30 @@ class PaddedConvOp(ConvOp):
 @register
 @dataclass(eq=False)
 class DenseOp(LinearOp):
-    """``nn.Linear`` (on the last dimension of any input)."""
+    """``nn.Linear`` and ``F.linear`` with a constant weight and bias (on the last
+    dimension of any input)."""
 
     name, layer, modules = "dense", "dense", (nn.Linear,)
+    functions = (F.linear,)
     out_dim = -1
     weight: torch.Tensor
     bias: torch.Tensor | None
 
     @classmethod
     def from_fx(cls, fxn, module, info):
-        return cls(module.weight, module.bias)
+        if module is not None:
+            return cls(module.weight, module.bias)
+        a = _bound(fxn, F.linear)
+        w, b = a.get("weight"), a.get("bias")
+        if not info.is_activation(a.get("input")) or not info.is_constant(w) or (
+                b is not None and not info.is_constant(b)):
+            raise UnsupportedOperation(f"node '{fxn.name}': F.linear needs an activation "
+                                       "as input and a constant weight and bias")
+        wv, bv = info.constants[w.name], None if b is None else info.constants[b.name]
+        if wv is None or (b is not None and bv is None):
+            raise UnsupportedOperation(f"node '{fxn.name}': F.linear's weight is known only "
+                                       "at run time")
+        return cls(wv, bv)
 
     def __post_init__(self):
         self.weight = self.weight.detach()
@@ -410,6 +424,7 @@ _SIGNATURES = {
                    "count_include_pad", "divisor_override"),
     F.max_pool2d: ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode",
                    "return_indices"),
+    F.linear: ("input", "weight", "bias"),
 }
 
 
@@ -569,6 +584,8 @@ class ConstScale(LinearOp):
         elif info.is_constant(a) and info.is_activation(b) and not div:
             w = info.constants[a.name]
         else:
+            return None
+        if w is None:  # a constant known only at run time: not a fixed weight
             return None
         w = w.detach()
         if div:

@@ -43,6 +43,23 @@ class Constant(Op):
         return bool((self.value >= 0).all())
 
 
+class DerivedConstant(Constant):
+    """A tensor computed from constants only (``class_token.expand(n, -1, -1)``, a
+    relative position bias gathered from its table): evaluated by its fx call on every
+    forward pass, so it follows the parameters it reads; it receives no relevance."""
+
+    name, computes = "constant", False
+
+    def __init__(self, value: torch.Tensor | None = None):
+        self.value = value
+
+    def to(self, device):
+        return self
+
+    def nonneg(self, inputs):
+        return self.value is not None and bool((self.value >= 0).all())
+
+
 @register
 class Add(Op):
     """``a + b`` (``+``, ``+=``, ``torch.add``; subtraction is rewritten as ``a + (-1) * b``)
@@ -535,6 +552,7 @@ class Pad(Rearrange):
         return g
 
 
-__all__ = ["Add", "AMax", "Cat", "Constant", "Identity", "Input", "MaxPool", "Pad", "Permute",
+__all__ = ["Add", "AMax", "Cat", "Constant", "DerivedConstant", "Identity", "Input", "MaxPool",
+           "Pad", "Permute",
            "Product", "Rearrange", "Reshape", "Roll", "Select", "Transpose", "View",
            "unbroadcast"]
