@@ -12,10 +12,15 @@ repeated if ``--n`` exceeds them). ``grad`` is one plain autograd gradient pass 
 the same images (forward + input gradient of the predicted logit, batch ``--n``,
 median of ``--repeats``); each test is also printed as a multiple of it (``x grad``,
 against the mean of one gradient pass just before and one just after the test),
-the number to compare across machines. ``--clock cpu`` measures this process's CPU
-time instead of wall time, with one torch thread: on a machine shared with other
-jobs the ratios then barely move with the load (wall-time ratios do), at the price of
-timing single-threaded work. The last lines extrapolate linearly to the
+the number to compare across machines. Each test also reports the CPU time it used,
+the cores it kept busy (CPU time / wall time) and the kernel's share of its CPU time
+(page faults show up there). ``--allocator keep`` (the default, as the command line
+does) calls ``liecheck.keep_freed_memory()`` first; ``--allocator system`` leaves glibc's
+malloc as it is. ``--cold`` also times CSC on a fresh ``Explainer`` of the model (trace,
+forward check and first-time kernels included) before the warm runs. ``--clock cpu``
+measures this process's CPU time instead of wall time, with one torch thread: on a
+machine shared with other jobs the ratios then barely move with the load (wall-time
+ratios do), at the price of timing single-threaded work. The last lines extrapolate linearly to the
 paper's full setting: ``--extrapolate`` images (200) for every method of every model
 run here (the paper adds the CIFAR net; pass ``--models vgg16,resnet50,cifar_net``).
 """
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 
@@ -79,9 +85,18 @@ def run_model(name: str, args, names_arg: str) -> dict:
     x = photos.repeat(reps, 1, 1, 1)[: args.n]
     names = liecheck.method_names() if names_arg == "all" else names_arg.split(",")
     tests = args.tests.split(",")
+    grad = gradient_pass(model, x, args.device, args.repeats)
+    if args.cold:
+        m = liecheck.get_method(names[0])
+        t0, c0 = time.perf_counter(), os.times()
+        ex = liecheck.Explainer(model, device=args.device)
+        csc(ex, x, m, start=paper_starts(ex.graph, name), n_vectors=args.n_vectors,
+            batch_size=args.batch_size)
+        dt, c1 = time.perf_counter() - t0, os.times()
+        print(f"cold CSC of {names[0]} (trace, forward check, first kernels): {dt:.2f} s = "
+              f"{dt / grad:.1f} x grad; CPU {c1.user - c0.user + c1.system - c0.system:.1f} s")
     ex = liecheck.Explainer(model, device=args.device)
     starts = paper_starts(ex.graph, name)
-    grad = gradient_pass(model, x, args.device, args.repeats)
     print(f"\n{src}; {args.n} images at {size}px; device {args.device}; torch threads "
           f"{torch.get_num_threads()}; CSC starts {starts}; one gradient pass of the "
           f"{args.n} images: {grad:.3f} s")
@@ -99,7 +114,7 @@ def run_model(name: str, args, names_arg: str) -> dict:
                 continue
             g0 = gradient_pass(model, x, args.device, 1, warmup=0)
             _sync(args.device)
-            t0 = CLOCK()
+            t0, c0, w0 = CLOCK(), os.times(), time.perf_counter()
             try:
                 if t == "csc":
                     csc(ex, x, m, start=starts, n_vectors=args.n_vectors,
@@ -113,7 +128,11 @@ def run_model(name: str, args, names_arg: str) -> dict:
                 print(f"  {mname} {t}: {str(exc).splitlines()[0][:120]}")
                 continue
             _sync(args.device)
-            dt = CLOCK() - t0
+            dt, c1, wall = CLOCK() - t0, os.times(), time.perf_counter() - w0
+            user, system = c1.user - c0.user, c1.system - c0.system
+            rec[t + "_cpu_s"], rec[t + "_kernel_share"] = user + system, system / max(
+                user + system, 1e-9)
+            rec[t + "_cores"] = (user + system) / max(wall, 1e-9)
             # the gradient pass right before and after: on a shared machine the load
             # changes during a run, and the ratio should see the load the test saw
             g = (g0 + gradient_pass(model, x, args.device, 1, warmup=0)) / 2
@@ -122,6 +141,10 @@ def run_model(name: str, args, names_arg: str) -> dict:
             row += f"{dt / args.n:20.3f}{dt / g:8.1f}"
         rows.append(rec)
         print(row, flush=True)
+        for t in tests:
+            if t + "_cpu_s" in rec:
+                print(f"  {t}: CPU {rec[t + '_cpu_s']:.1f} s, {rec[t + '_cores']:.2f} cores, "
+                      f"kernel {100 * rec[t + '_kernel_share']:.0f} % of the CPU time")
     total = sum(per_image.values())
     print(f"{'all methods':24s}" + "".join(f"{per_image[t]:20.3f}{'':>8s}" for t in tests))
     print(f"{name}: {len(names)} methods x {args.extrapolate} images x ({', '.join(tests)}): "
@@ -145,10 +168,19 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--extrapolate", type=int, default=200)
     p.add_argument("--out", default=None, help="write the numbers as JSON")
+    p.add_argument("--allocator", choices=("keep", "system"), default="keep",
+                   help="keep: liecheck.keep_freed_memory() first (as the CLI); system: "
+                        "glibc's malloc as it is")
+    p.add_argument("--cold", action="store_true",
+                   help="also time CSC of the first method on a fresh Explainer")
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                    help="wall: wall-clock time; cpu: this process's CPU time with one torch "
                         "thread (ratios robust to other jobs on a shared machine)")
     args = p.parse_args(argv)
+    if args.allocator == "keep":
+        import liecheck
+
+        print(f"keep_freed_memory: {liecheck.keep_freed_memory()}")
     if args.clock == "cpu":
         global CLOCK
         CLOCK = time.process_time

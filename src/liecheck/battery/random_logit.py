@@ -54,6 +54,12 @@ class RandomLogit(FaithfulnessTest):
     def walks(self, n, n_layers, n_starts, n_vectors):
         return 2 * n
 
+    def probe(self, ex, model, x, m, plan, cfg, n_layers):
+        from .estimate import timed
+
+        return timed(lambda: random_logit(ex, x, m, seed=cfg.seed,
+                                          similarity=plan.similarity)) / len(x)
+
     def add_arguments(self, p):
         similarity_option(p)
 

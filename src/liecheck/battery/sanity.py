@@ -50,6 +50,15 @@ class Sanity(FaithfulnessTest):
     def walks(self, n, n_layers, n_starts, n_vectors):
         return (n_layers + 1) * n + n_layers + 1     # each step, plus the grid image
 
+    def probe(self, ex, model, x, m, plan, cfg, n_layers):
+        """The first step (trained map and last layer re-initialised: two maps) timed,
+        then one map per step of the cascade, and the grid image's maps."""
+        from .estimate import timed
+
+        two = timed(lambda: sanity(ex, x, m, layers=1, seed=cfg.seed, mode=plan.mode,
+                                   similarity=plan.similarity)) / len(x)
+        return two / 2 * (n_layers + 1) * (1 + 1 / max(plan.n, 1))
+
     def plan_words(self, plan, cfg, n_layers):
         return f" x {n_layers + 1} steps"
 

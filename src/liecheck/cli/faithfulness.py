@@ -137,54 +137,28 @@ def _config(args, test):
                      n_vectors=n_vectors, theory=False, profile=f"liecheck {args.command}")
 
 
-def seconds_per_walk(plan, seed: int, device: str, batch: int = 1,
-                     repeats: int = 3) -> tuple[float, int]:
-    """``(seconds of one LRP walk per image, number of conv/dense layers)``: the median
-    of ``repeats`` walks on ``batch`` images at once (after one untimed walk), divided
-    by ``batch``, timed on this machine now (a busy machine gives a longer estimate).
-    The runner walks a chunk of images at once, so ``batch`` should be its chunk: one
-    image at a time costs several times more per image."""
-    import torch
-
+def plan_line(cfg, command: str) -> str:
+    """One line: the planned work and its estimated time on this machine, from every
+    (test, method) of the run timed now on a few images (:mod:`liecheck.battery.estimate`;
+    the setup, the theory part and the figures are not included)."""
     from ..attribution import Explainer
+    from ..battery.estimate import estimate_plan
+    from ..numbers import fmt
     from ..reproduce.setup import load_model
 
-    model, _ = load_model(plan, seed)
-    n_layers = sum(isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) for m in model.modules())
-    ex = Explainer(model, device=device)
-    x = torch.randn(batch, 3, plan.size, plan.size,
-                    generator=torch.Generator().manual_seed(seed)).to(device)
-    ex.attribute(x, "lrp_a1b0")                 # warm-up: first-call setup is not per walk
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        ex.attribute(x, "lrp_a1b0")
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2] / batch, n_layers
-
-
-def plan_line(cfg, command: str) -> str:
-    """One line: the planned work and its estimated time on this machine (one timed
-    walk per model; the theory part and the setup are not included)."""
-    from ..battery import TESTS
-    from ..numbers import fmt
-
     parts, secs, total = [], 0.0, 0
+    t0 = time.perf_counter()
     for plan in cfg.models:
-        t_walk, n_layers = seconds_per_walk(plan, cfg.seed, cfg.device,
-                                            batch=max(1, min(cfg.chunk_size, plan.n)))
-        for exp in plan.experiments:
-            test = TESTS[exp]
-            w = len(plan.methods) * test.walks(plan.n, n_layers, plan.n_starts, cfg.n_vectors)
-            what = (f"{exp} {len(plan.methods)} methods x {plan.n} images"
-                    + test.plan_words(plan, cfg, n_layers))
-            parts.append(f"{what} on {plan.name}")
-            secs += w * t_walk
-            total += w
+        model, _ = load_model(plan, cfg.seed)
+        est = estimate_plan(plan, cfg, model, Explainer(model, device=cfg.device))
+        parts += est.parts
+        secs += est.seconds
+        total += est.walks
+    probe = time.perf_counter() - t0
     est = f"{fmt(round(secs / 60, 1))} min" if secs >= 90 else f"{fmt(round(secs))} s"
     return (f"liecheck {command}: {'; '.join(parts)} = {total} walks; estimated {est} from "
-            "a walk timed now (setup, theory and figures extra; resumable, Ctrl-C keeps "
-            "finished units)")
+            f"each test and method timed now ({fmt(round(probe, 1))} s; setup, theory and "
+            "figures extra; resumable, Ctrl-C keeps finished units)")
 
 
 def stored_methods(cfg, out: str | Path) -> list[str] | None:
