@@ -56,13 +56,15 @@ class FaithfulnessTest:
         """Backward walks one method costs on ``n`` images (the plan line's estimate)."""
         return n
 
-    def probe(self, ex, model, x, m, plan, cfg, n_layers: int) -> float:
+    def probe(self, ex, model, x, m, plan, cfg, n_layers: int, factor: float = 1.0) -> float:
         """Seconds per image of this test for method ``m``, timed now on the images
-        ``x`` (the run's estimate; :mod:`liecheck.battery.estimate`). Default: the
-        seconds of ``m``'s maps of ``x`` per image times :meth:`walks` of one image."""
+        ``x`` (the run's estimate; :mod:`liecheck.battery.estimate`). ``m`` may be a
+        cheaper form of the run's method whose maps cost ``factor`` times less
+        (:func:`~liecheck.battery.estimate.probe_method`). Default: the seconds of the
+        maps of ``x`` per image times :meth:`walks` of one image."""
         from .estimate import timed
 
-        per_map = timed(lambda: ex.attribute(x, m)) / len(x)
+        per_map = factor * timed(lambda: ex.attribute(x, m)) / len(x)
         return per_map * self.walks(1, n_layers, plan.n_starts, cfg.n_vectors)
 
     def plan_words(self, plan, cfg, n_layers: int) -> str:

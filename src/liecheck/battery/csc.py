@@ -85,12 +85,12 @@ class CSC(FaithfulnessTest):
     def walks(self, n, n_layers, n_starts, n_vectors):
         return n * n_starts * n_vectors
 
-    def probe(self, ex, model, x, m, plan, cfg, n_layers):
+    def probe(self, ex, model, x, m, plan, cfg, n_layers, factor=1.0):
         from .estimate import timed
 
         starts = plan.start_nodes(ex.graph)
         return timed(lambda: csc_values(ex, x, m, start=starts, n_vectors=cfg.n_vectors,
-                                        seed=cfg.seed)) / len(x)
+                                        seed=cfg.seed)) * factor / len(x)
 
     def plan_words(self, plan, cfg, n_layers):
         return f" x {plan.n_starts} starts x {cfg.n_vectors} vectors"

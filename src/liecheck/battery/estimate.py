@@ -28,15 +28,19 @@ class Estimate:
     parts: list[str]
 
 
-def probe_method(m: Method) -> tuple[Method, float]:
-    """``(cheaper method, factor)``: a method whose map is many walks of one kind, with
-    one (or two) of them, and how many times that its map costs."""
+def probe_method(m: Method, n_images: int = 1) -> tuple[Method, float]:
+    """``(cheaper method, factor)``: a method whose map is many walks of one kind
+    (SmoothGrad's noisy copies, Integrated Gradients' steps), with as many of them as
+    it batches into one call for ``n_images`` images, and how many times that its map
+    costs."""
     p = m.params
+    k = max(1, int(p.get("batch_size", 1)) // max(n_images, 1))   # copies per call
     if "n_samples" in p:                                  # SmoothGrad
-        return m.with_params(n_samples=1), float(p["n_samples"])
+        n = min(k, int(p["n_samples"]))
+        return m.with_params(n_samples=n), p["n_samples"] / n
     if "steps" in p and "integration" in p:               # Integrated Gradients
-        k = 2 if p["integration"] == "riemann_trapezoid" else 1
-        return m.with_params(steps=k), float(p["steps"]) / k
+        n = min(max(k, 2 if p["integration"] == "riemann_trapezoid" else 1), int(p["steps"]))
+        return m.with_params(steps=n), p["steps"] / n
     return m, 1.0
 
 
@@ -60,24 +64,32 @@ def probe_images(plan, cfg) -> torch.Tensor:
                        generator=torch.Generator().manual_seed(cfg.seed))
 
 
-def estimate_plan(plan, cfg, model, ex) -> Estimate:
-    """Seconds, walks and words of ``plan``'s tests over all its methods."""
+def estimate_plan(plan, cfg, model) -> Estimate:
+    """Seconds, walks and words of ``plan``'s tests over all its methods. Each unit of
+    the run (a chunk of images of one test and method) traces the model once: that
+    time comes on top of the tests' probes, which share one trace."""
+    from ..attribution import Explainer
+
     n_layers = sum(isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) for m in model.modules())
-    x = probe_images(plan, cfg).to(ex.device)
-    ex.attribute(x[:1], "gradient")               # the trace's first call is not per map
+    x = probe_images(plan, cfg).to(cfg.device)
+    t0 = time.perf_counter()
+    ex = Explainer(model, device=cfg.device)
+    ex.attribute(x[:1], "gradient")               # trace, forward check, first kernels
+    per_unit = time.perf_counter() - t0
+    units = -(-plan.n // max(1, cfg.chunk_size))
     seconds, walks, parts, fallback = 0.0, 0, [], {}
     for exp in plan.experiments:
         test = TESTS[exp]
         methods = [get_method(n) for n in plan.methods]
         methods = [m for m in methods if m.walkable or not test.walk_only]
         for m in methods:
-            cheap, factor = probe_method(m)
+            cheap, factor = probe_method(m, len(x))
             try:
-                per_image = factor * test.probe(ex, model, x, cheap, plan, cfg, n_layers)
+                per_image = test.probe(ex, model, x, cheap, plan, cfg, n_layers, factor)
             except (ValueError, TypeError, RuntimeError):   # e.g. patterns fitted later
                 per_image = fallback.get(exp, 0.0)
             fallback.setdefault(exp, per_image)
-            seconds += per_image * plan.n
+            seconds += per_image * plan.n + per_unit * units
             walks += test.walks(plan.n, n_layers, plan.n_starts, cfg.n_vectors)
         parts.append(f"{exp} {len(methods)} methods x {plan.n} images"
                      + test.plan_words(plan, cfg, n_layers) + f" on {plan.name}")

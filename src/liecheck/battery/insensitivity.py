@@ -61,10 +61,11 @@ class Insensitivity(FaithfulnessTest):
     def walks(self, n, n_layers, n_starts, n_vectors):
         return 2
 
-    def probe(self, ex, model, x, m, plan, cfg, n_layers):
+    def probe(self, ex, model, x, m, plan, cfg, n_layers, factor=1.0):
         from .estimate import timed
 
-        return 2 * timed(lambda: ex.attribute(x[:1], m)) / max(plan.n, 1)   # 2 maps per run
+        # two maps per run, not per image
+        return 2 * factor * timed(lambda: ex.attribute(x[:1], m)) / max(plan.n, 1)
 
     def figures(self, store):
         return _figures(store)

@@ -54,11 +54,13 @@ class RandomLogit(FaithfulnessTest):
     def walks(self, n, n_layers, n_starts, n_vectors):
         return 2 * n
 
-    def probe(self, ex, model, x, m, plan, cfg, n_layers):
+    def probe(self, ex, model, x, m, plan, cfg, n_layers, factor=1.0):
         from .estimate import timed
 
-        return timed(lambda: random_logit(ex, x, m, seed=cfg.seed,
-                                          similarity=plan.similarity)) / len(x)
+        t = timed(lambda: random_logit(ex, x, m, seed=cfg.seed,
+                                       similarity=plan.similarity))
+        extra = 2 * (factor - 1) * timed(lambda: ex.attribute(x, m)) if factor > 1 else 0.0
+        return (t + extra) / len(x)
 
     def add_arguments(self, p):
         similarity_option(p)

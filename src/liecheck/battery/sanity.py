@@ -50,14 +50,20 @@ class Sanity(FaithfulnessTest):
     def walks(self, n, n_layers, n_starts, n_vectors):
         return (n_layers + 1) * n + n_layers + 1     # each step, plus the grid image
 
-    def probe(self, ex, model, x, m, plan, cfg, n_layers):
-        """The first step (trained map and last layer re-initialised: two maps) timed,
-        then one map per step of the cascade, and the grid image's maps."""
+    def probe(self, ex, model, x, m, plan, cfg, n_layers, factor=1.0):
+        """One and two steps of the cascade timed: their difference is a step, the rest
+        the setup; the maps of a method of many walks are timed once more and scaled;
+        the grid image's maps come on top."""
         from .estimate import timed
 
-        two = timed(lambda: sanity(ex, x, m, layers=1, seed=cfg.seed, mode=plan.mode,
-                                   similarity=plan.similarity)) / len(x)
-        return two / 2 * (n_layers + 1) * (1 + 1 / max(plan.n, 1))
+        def steps(k):
+            return timed(lambda: sanity(ex, x, m, layers=k, seed=cfg.seed,
+                                        mode=plan.mode, similarity=plan.similarity))
+        t1 = steps(1)
+        d = max(steps(2) - t1, 0.0)
+        extra = (timed(lambda: ex.attribute(x, m)) * (factor - 1) if factor > 1 else 0.0)
+        total = t1 + (n_layers - 1) * d + (n_layers + 1) * extra
+        return total / len(x) * (1 + 1 / max(plan.n, 1))
 
     def plan_words(self, plan, cfg, n_layers):
         return f" x {n_layers + 1} steps"

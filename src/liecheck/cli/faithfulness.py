@@ -141,7 +141,6 @@ def plan_line(cfg, command: str) -> str:
     """One line: the planned work and its estimated time on this machine, from every
     (test, method) of the run timed now on a few images (:mod:`liecheck.battery.estimate`;
     the setup, the theory part and the figures are not included)."""
-    from ..attribution import Explainer
     from ..battery.estimate import estimate_plan
     from ..numbers import fmt
     from ..reproduce.setup import load_model
@@ -150,7 +149,7 @@ def plan_line(cfg, command: str) -> str:
     t0 = time.perf_counter()
     for plan in cfg.models:
         model, _ = load_model(plan, cfg.seed)
-        est = estimate_plan(plan, cfg, model, Explainer(model, device=cfg.device))
+        est = estimate_plan(plan, cfg, model)
         parts += est.parts
         secs += est.seconds
         total += est.walks
