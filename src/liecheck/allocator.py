@@ -17,7 +17,6 @@ preloaded) it does nothing and says so by returning ``False``.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import platform
 
@@ -48,7 +47,7 @@ def keep_freed_memory() -> bool:
     if platform.libc_ver()[0] != "glibc":
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL("libc.so.6")         # glibc's soname (checked above)
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return False

@@ -6,8 +6,8 @@ Each runs through ``liecheck reproduce``'s runner with one experiment on one mod
 so the results go into a resumable run store in ``--out`` (the same command again
 resumes; ``--fresh`` starts over; Ctrl-C keeps every finished method), with a
 progress bar and ETA. Before starting it prints the planned work and an estimate
-from a timed walk on this machine; at the end a summary table, the table as CSV
-and the figures (PNG + SVG).
+from each method timed on this machine (:mod:`liecheck.battery.estimate`); at the end
+a summary table, the table as CSV and the figures (PNG + SVG).
 """
 
 from __future__ import annotations

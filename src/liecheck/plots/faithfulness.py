@@ -39,7 +39,8 @@ def _plt():
     return plt
 
 
-def _label(method: str) -> str:
+def paper_label(method: str) -> str:
+    """The method's paper name (the name itself when it is not registered)."""
 
     try:
         return get_method(method).paper_name
@@ -74,7 +75,7 @@ def random_logit_boxplot(df: pd.DataFrame, title: str = "random logit"):
     ax.boxplot([df.loc[df.method == m, "score"].dropna() for m in methods],
                orientation="vertical",
                showfliers=True, flierprops={"markersize": 2})
-    ax.set_xticks(range(1, len(methods) + 1), [_label(m) for m in methods], rotation=60,
+    ax.set_xticks(range(1, len(methods) + 1), [paper_label(m) for m in methods], rotation=60,
                   ha="right", fontsize=MIN_FONT)
     measure = df["measure"].iloc[0] if "measure" in df and len(df) else "score"
     ax.set_ylabel(measure.upper() if measure == "ssim" else measure)
@@ -102,9 +103,9 @@ def sanity_curve(df: pd.DataFrame, confidence: float = 0.99, n_resamples: int = 
     for m, g in s.groupby("method", sort=False):
         g = g.sort_values("step")
         st = styles[m]
-        ax.plot(g["step"], g["median"], ms=4, label=_label(m), **st)
+        ax.plot(g["step"], g["median"], ms=4, label=paper_label(m), **st)
         ax.fill_between(g["step"], g["ci_low"], g["ci_high"], alpha=0.15, color=st["color"])
-        curves[_label(m)] = g["median"].to_numpy()
+        curves[paper_label(m)] = g["median"].to_numpy()
     ax.set_xticks(steps["step"], [layer_label(model, str(v)) for v in steps["layer"]],
                   rotation=60, ha="right", fontsize=MIN_FONT)
     ax.set_xlabel("randomised down to (from the top)")
@@ -144,7 +145,7 @@ def csc_curve(df: pd.DataFrame, start: str | None = None, log: bool = False,
     for i, (key, g) in enumerate(d.groupby(hue, sort=False)):
         g = g.sort_values("depth")
         y = (1 - g["median"]).clip(lower=tiny) if log else g["median"]
-        label = (_label(key) if hue == "method" else
+        label = (paper_label(key) if hue == "method" else
                  f"start {layer_label(model, str(key), logits)}")
         ax.plot(g["depth"], y, ms=4, **(styles.get(key) or line_style(i)), label=label)
         curves[label] = np.log10(y.to_numpy()) if log else y.to_numpy()
@@ -205,7 +206,7 @@ def csc_histogram(df: pd.DataFrame, layer: str | None = None, start: str | None 
         counts = np.array([row[c] for c in HIST_COLUMNS], dtype=float)
         frac = counts / max(counts.sum(), 1)
         ax.bar(np.arange(len(names)) + (i - (k - 1) / 2) * width, frac, width,
-               label=_label(row["method"]), color=styles[row["method"]]["color"])
+               label=paper_label(row["method"]), color=styles[row["method"]]["color"])
     ax.set_xticks(range(len(names)), names, fontsize=MIN_FONT, rotation=20)
     ax.set_xlabel("|cos| bin")
     ax.set_ylabel("share of positions x pairs")

@@ -13,6 +13,7 @@ import pandas as pd
 from ..layer_names import layer_label
 from ..methods import get_method
 from ..store import RunStore, unit_id
+from .faithfulness import paper_label
 from .figure import Figure, _plt, png
 
 LABEL_PT = 9              # every label of a report figure is at least this size
@@ -20,13 +21,6 @@ ROBUST_PERCENTILE = 99.0  # Figure 1a's colour scale (per map)
 DIGITS_RANK1 = ("The built-in model's inputs are scikit-learn digits copied into all three "
                 "RGB channels, so the first layer's pattern A (fitted on those inputs) has "
                 "three identical input channels and is rank 1 at the centre tap.")
-
-
-def paper_label(method: str) -> str:
-    try:
-        return get_method(method).paper_name
-    except ValueError:
-        return method
 
 
 def models_of(df: pd.DataFrame) -> list[str]:

@@ -16,7 +16,7 @@ from string import Template
 
 import pandas as pd
 
-from ..battery import tests
+from ..battery import TESTS, tests
 from ..battery.csc import CONVERGED
 from ..groundtruth import plot_two_digits
 from ..layer_names import label_layers
@@ -42,7 +42,7 @@ THEORY_HEADINGS = {
 
 
 def _shown(table: str):
-    test = next((t for t in tests() if t.name == table), None)
+    test = TESTS.get(table)
     if test is not None:
         return test.shown, test.heading or table
     return THEORY_SHOWN.get(table), THEORY_HEADINGS.get(table, table)

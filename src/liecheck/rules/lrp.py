@@ -126,10 +126,10 @@ class ZBox(ModifiedLinear):
         self.low, self.high = low, high
 
     def groups(self, node):
-        low = _Bound(self.low, torch.min, -1)
         if node.op.weight is None:  # pooling: implicit non-negative weights, x - l
             return [Group(1.0, ((_Bound(self.low, torch.min, -1, shift=True), "w"),))]
-        return [Group(1.0, (("x", "w"), (low, "w+"), (_Bound(self.high, torch.max, -1), "w-")))]
+        return [Group(1.0, (("x", "w"), (_Bound(self.low, torch.min, -1), "w+"),
+                            (_Bound(self.high, torch.max, -1), "w-")))]
 
 
 class _Bound:
