@@ -1,7 +1,9 @@
 """The faithfulness battery: every test that ``liecheck reproduce``, the report, the CLI
 and ``liecheck audit`` run, one file each, registered on import in this order:
 :mod:`.csc` (cosine similarity convergence), :mod:`.random_logit`, :mod:`.sanity`
-(cascading randomisation) and :mod:`.insensitivity` (Figure 1b-e).
+(cascading randomisation), :mod:`.insensitivity` (Figure 1b-e) and :mod:`.two_digits`
+(the ground truth, on images of two digits). :mod:`.mechanism` turns their numbers into
+verdicts that name the failure each method shows.
 
 A new test is one file: a :class:`FaithfulnessTest` subclass registered with
 :func:`register_test` (see the base class for its hooks and docs/custom_tests.md); the
@@ -20,6 +22,7 @@ from . import csc  # noqa: F401  # isort: skip  (registers the test)
 from . import random_logit  # noqa: F401  # isort: skip  (registers the test)
 from . import sanity  # noqa: F401  # isort: skip  (registers the test)
 from . import insensitivity  # noqa: F401  # isort: skip  (registers the test)
+from . import two_digits  # noqa: F401  # isort: skip  (registers the test)
 
 
 

@@ -99,6 +99,20 @@ class FaithfulnessTest:
         """``{model: words}`` naming the layers behind its summary columns."""
         return {}
 
+    # ------------------------------------------------------- the mechanism it can show
+    mechanism: str = ""     # the failure this test shows ("rank-1 convergence", ...)
+    measure: str = ""       # the number it rests on, in words ("CSC at the first conv")
+    factor: float = 2.0     # how many times nearer to "no change" than the reference a
+    #                         method must be (:mod:`liecheck.battery.mechanism`)
+
+    def evidence(self, df: pd.DataFrame) -> pd.DataFrame | None:
+        """The number behind :attr:`mechanism` per ``(model, method)`` (the index):
+        ``value, low, high`` (with its 99 % bootstrap interval over images) and
+        ``distance, distance_low, distance_high``, the same on a scale where 0 means
+        "the map did not change" (``1 - similarity``; an L1 distance as it is).
+        ``None``: the test shows no mechanism."""
+        return None
+
     # ---------------------------------------------------------------------- the audit
     audit_columns: dict[str, str] = {}   # column -> markdown heading (verdict included)
     hidden_audit_columns: tuple[str, ...] = ()   # in the table, not in the markdown

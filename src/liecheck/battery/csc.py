@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..attribution import Explainer
@@ -51,6 +52,27 @@ def first_conv_csc(csc: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def first_conv_evidence(csc: pd.DataFrame, start: str | None = None) -> pd.DataFrame:
+    """Per (model, method): CSC at the first conv from ``start`` (default the logits)
+    over images (``median_images`` and its interval, :func:`liecheck.metrics.csc.csc_rows`)
+    in :meth:`~liecheck.battery.FaithfulnessTest.evidence`'s columns. A table of an
+    older run, without those columns, gives NaN (no verdict)."""
+    rows = []
+    for (model, method), g in csc.groupby(["model", "method"], sort=False):
+        g = g[g["start"] == (start if start is not None else logits_start(g))]
+        conv = g[g["kind"] == "conv"].sort_values("depth")
+        if conv.empty:
+            continue
+        r = conv.iloc[0]
+        v, lo, hi = (float(r.get(c, np.nan)) for c in ("median_images", "median_low",
+                                                       "median_high"))
+        rows.append({"model": model, "method": method, "value": v, "low": lo, "high": hi,
+                     "distance": 1 - v, "distance_low": 1 - hi, "distance_high": 1 - lo})
+    cols = ["model", "method", "value", "low", "high", "distance", "distance_low",
+            "distance_high"]
+    return pd.DataFrame(rows, columns=cols).set_index(["model", "method"])
+
+
 def first_conv_record(graph) -> str:
     """The first conv layer's output node, or its ReLU's if one follows it."""
     conv = graph.first("conv")
@@ -74,10 +96,11 @@ class CSC(FaithfulnessTest):
     shown = ("model", "method", "start", "layer", "kind", "channels", "n_values", "median",
              "p5", "p95", "baseline")
     walk_only = True
-    summary_names = {"csc_first_conv": "CSC at first conv", "verdict": "verdict"}
+    summary_names = {"csc_first_conv": "CSC at first conv"}
     audit_columns = {"csc_first_conv": "CSC@conv1", "csc_verdict": "CSC verdict"}
     hidden_audit_columns = ("csc_baseline",)
     verdict_column, failing = "csc_verdict", "converges"
+    mechanism, measure, factor = "rank-1 convergence", "CSC at the first conv", 10.0
 
     def units(self, s, m, cfg, order):
         return _units(s, m, cfg, order)
@@ -126,8 +149,10 @@ class CSC(FaithfulnessTest):
         first = first_conv_csc(df)
         if first.empty:
             return None
-        out = first.set_index(["model", "method"])[["csc_first_conv"]]
-        return out.assign(verdict=[verdict(v) if v == v else "-" for v in out["csc_first_conv"]])
+        return first.set_index(["model", "method"])[["csc_first_conv"]]
+
+    def evidence(self, df):
+        return first_conv_evidence(df)
 
     def layers(self, df):
         first = first_conv_csc(df)

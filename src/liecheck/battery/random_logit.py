@@ -18,6 +18,7 @@ from ..plots.run_figures import models_of
 from ..store import unit_id
 from ..units import Unit, chunks
 from .base import FaithfulnessTest, register_test
+from .mechanism import similarity_evidence
 
 INSENSITIVE = 0.9   # a median SSIM at or above this: the map ignores the class
 
@@ -37,6 +38,7 @@ class RandomLogit(FaithfulnessTest):
     audit_columns = {"ssim_random_logit": "SSIM random logit",
                      "verdict_random_logit": "verdict"}
     verdict_column, failing = "verdict_random_logit", "insensitive"
+    mechanism, measure = "class-insensitive", "random-logit SSIM"
 
     def units(self, s, m, cfg, order):
         def chunk_compute(a, b):
@@ -77,6 +79,9 @@ class RandomLogit(FaithfulnessTest):
     def summary(self, df):
         return (df.groupby(["model", "method"], sort=False)["score"].median()
                 .rename("ssim_random_logit").to_frame())
+
+    def evidence(self, df):
+        return similarity_evidence(df)
 
     def aggregates(self, df):
         return [("Random logit: median SSIM (99% bootstrap interval)",

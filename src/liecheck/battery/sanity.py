@@ -29,6 +29,7 @@ from ..plots.run_figures import (
 from ..store import unit_id
 from ..units import Unit, chunks
 from .base import FaithfulnessTest, register_test
+from .mechanism import similarity_evidence
 from .random_logit import INSENSITIVE, similarity_option
 
 
@@ -43,6 +44,7 @@ class Sanity(FaithfulnessTest):
     audit_columns = {"ssim_cascade_last": "SSIM cascade (last layer)",
                      "verdict_cascade_last": "verdict"}
     verdict_column, failing = "verdict_cascade_last", "insensitive"
+    mechanism, measure = "ignores later layers", "cascade SSIM, last layer random"
 
     def units(self, s, m, cfg, order):
         return _units(s, m, cfg, order)
@@ -102,6 +104,9 @@ class Sanity(FaithfulnessTest):
         last = g.apply(lambda d: d[d["step"] == d["step"].max()]["score"].median())
         return first.rename("ssim_sanity_last_layer").to_frame().join(
             last.rename("ssim_sanity_all_layers"))
+
+    def evidence(self, df):
+        return similarity_evidence(df[df["step"] == 1])
 
     def aggregates(self, df):
         s = summarize(df, ["model", "method", "step", "layer"], n_resamples=2000)

@@ -14,7 +14,7 @@ import os
 import sys
 
 COMMAND_MODULES = ["explain", "faithfulness", "theory", "reproduce", "audit",
-                   "groundtruth", "check"]
+                   "groundtruth", "zoo", "check"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -210,7 +210,7 @@ def random_vectors(seed: int, start: str, image: int, n_vectors: int,
 
 
 VALUE_COLUMNS = ["method", "start", "start_node", "layer", "module", "kind", "depth",
-                 "channels", "values"]
+                 "channels", "values", "image_medians"]
 
 
 @dataclass
@@ -279,12 +279,15 @@ class CSCSetup:
                     continue
                 node = self.graph.by_name[r]
                 d = pooled.pop((s_name, r))
+                med = pooled.pop((s_name, r, "median"), [])
                 shape = self.shapes[r]
                 rows.append({"method": method, "start": s_name, "start_node": s_node,
                              "layer": node.name, "module": node.module,
                              "kind": _kind(node, self.graph), "depth": depth[r],
                              "channels": shape[self.channel_of(r)] if len(shape) > 1 else 1,
-                             "values": np.concatenate(d) if d else np.zeros(0, np.float32)})
+                             "values": np.concatenate(d) if d else np.zeros(0, np.float32),
+                             "image_medians": (np.concatenate(med) if med
+                                               else np.zeros(0, np.float64))})
         return pd.DataFrame(rows, columns=VALUE_COLUMNS)
 
 
@@ -292,13 +295,19 @@ def pool_values(pooled: dict[tuple[str, str], list[np.ndarray]], start: str,
                 record: list[str], out: dict[str, torch.Tensor], n_vectors: int,
                 channels: dict[str, int] | None = None) -> None:
     """Append each recorded node's ``1 - |cos|`` values (float32, NaNs of zero vectors
-    dropped, image by image) of one walk's relevance ``out`` to ``pooled``;
+    dropped, image by image) of one walk's relevance ``out`` to ``pooled``, and each
+    image's median of them to ``pooled[(start, node, "median")]`` (NaN for an image
+    without a finite value; the bootstrap interval over images rests on these);
     ``channels``: record node -> its channel dim (:func:`channel_dim`; default 1)."""
     for r in record:
         vals = pooled.setdefault((start, r), [])
         if r not in out:
             continue
         rr = _as_channels(out[r], n_vectors, (channels or {}).get(r, 1))
-        d = torch.cat([(1.0 - abs_cos(rr[i])).flatten().float()
-                       for i in range(rr.shape[0])]).cpu().numpy()
+        per = [(1.0 - abs_cos(rr[i])).flatten().float().cpu().numpy()
+               for i in range(rr.shape[0])]
+        d = np.concatenate(per)
         vals.append(d[~np.isnan(d)])
+        meds = pooled.setdefault((start, r, "median"), [])
+        meds.append(np.array([np.median(v[~np.isnan(v)]) if (~np.isnan(v)).any() else np.nan
+                              for v in per], dtype=np.float64))

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..battery import TESTS, tests
 from ..battery.csc import CONVERGED
+from ..battery.mechanism import fails
 from ..groundtruth import plot_two_digits
 from ..layer_names import label_layers
 from ..numbers import fmt
@@ -59,6 +60,8 @@ def _figure_order(f: Figure) -> int:
     """The paper's figure number (the report shows figures in the paper's order)."""
     digits = "".join(c for c in f.number.split(",")[0] if c.isdigit())
     return int(digits) if digits else 1000
+# columns coloured as verdicts: red where a test flags the method, green only where none does
+VERDICT_COLUMNS = ("verdict", "verdict (mechanism shown)", "mechanism")
 SCROLL_ROWS = 15          # a table longer than this scrolls inside its box
 FIGURE_PAD = 12           # px, the figure box's padding (style.css)
 
@@ -80,8 +83,8 @@ def _table(df: pd.DataFrame, max_rows: int = 400) -> str:
         return html.escape(fmt(v) if isinstance(v, float) else str(v))
 
     def cls(c, v=None):
-        if c == "verdict" and v is not None:
-            return ' class="converges"' if v == "converges" else ' class="doesnot"'
+        if c in VERDICT_COLUMNS and isinstance(v, str) and v not in ("-", ""):
+            return ' class="converges"' if fails(v) else ' class="doesnot"'
         return "" if numeric[c] else ' class="text"'
     head = "".join(f"<th{cls(c)}>{html.escape(str(c))}</th>" for c in df.columns)
     body = []

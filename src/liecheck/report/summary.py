@@ -1,7 +1,8 @@
 """The per-method verdict table shared by the terminal summary and the HTML report: one
 row per (model, method), one or more columns per test of the battery (each test's
-:meth:`~liecheck.battery.FaithfulnessTest.summary`). The verdict column is CSC's (the
-paper's section 5; :data:`liecheck.battery.csc.CONVERGED`).
+:meth:`~liecheck.battery.FaithfulnessTest.summary`), and the ``mechanism`` column: the
+failures every test together shows, each named with its test, judged against the
+gradient measured on the same images (:mod:`liecheck.battery.mechanism`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..battery import tests
+from ..battery.mechanism import mechanisms
 from ..numbers import fmt
 
 
@@ -39,17 +41,22 @@ def summary_table(tables: dict[str, pd.DataFrame], images: dict[str, str] | None
             parts.append(part)
     if not parts:
         return pd.DataFrame()
-    df = pd.concat(parts, axis=1).reset_index()
+    df = pd.concat(parts, axis=1)
+    mech = mechanisms(tables)
+    if not mech.empty:
+        df = df.join(mech[["mechanism"]], how="left")
+    df = df.reset_index()
     if images:
         df.insert(1, "images", [images.get(m, "-") for m in df["model"]])
-    if "verdict" in df:
-        df["verdict"] = df["verdict"].fillna("-")
+    if "mechanism" in df:
+        df["mechanism"] = df["mechanism"].fillna("-")
     return df
 
 
 def column_names() -> dict[str, str]:
     """Prose headings of :func:`summary_table`'s columns (terminal and report)."""
-    out = {"model": "model", "images": "images", "method": "method"}
+    out = {"model": "model", "images": "images", "method": "method",
+           "mechanism": "verdict (mechanism shown)"}
     for test in tests():
         out.update(test.summary_names)
     return out

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from ..battery import tests
-from .paper import paper_starts
+from .paper import mid_start, paper_starts
 
 # the paper's methods in the order of its figures (those registered are used)
 PAPER_METHODS = (
@@ -51,7 +51,8 @@ class ModelPlan:
     n: int = 200
     size: int = 224                 # input side for ImageNet models
     methods: tuple[str, ...] = PAPER_METHODS
-    starts: str = "paper"           # "paper" (reproduce.paper), "logits", or "node,node,..."
+    starts: str = "paper"           # "paper" (reproduce.paper), "logits", "logits+mid"
+    #                                 (the logits and reproduce.paper.mid_start), "node,..."
     experiments: tuple[str, ...] = field(default_factory=all_experiments)
     note: str = ""
     similarity: str = "ssim"        # random logit and sanity: ssim | spearman | l1
@@ -62,6 +63,8 @@ class ModelPlan:
         or modules (either spelling, ``features_0`` or ``features.0``)."""
         if self.starts == "paper":
             return paper_starts(graph, self.name)
+        if self.starts == "logits+mid":
+            return [graph.output, mid_start(graph)]
         if self.starts in ("logits", "output"):
             return [graph.output]
         return [s.strip() for s in self.starts.split(",") if s.strip()]
@@ -71,6 +74,8 @@ class ModelPlan:
         """How many start layers :meth:`start_nodes` gives (for the cost estimate)."""
         if self.starts == "paper":
             return 5
+        if self.starts == "logits+mid":
+            return 2
         return 1 if self.starts in ("logits", "output") else len(self.starts.split(","))
 
 

@@ -35,3 +35,14 @@ def paper_starts(graph: Graph, model_name: str) -> list[str]:
                 out.append(names[-1])
         return out
     raise ValueError(f"no paper start layers for '{model_name}'; pass start=[...] yourself")
+
+
+def mid_start(graph: Graph) -> str:
+    """A mid-level start for CSC on any network: the middle one of the record points
+    (the input and every conv and dense layer's output, or a transformer's residual
+    stream; :func:`liecheck.metrics.csc_setup.default_record`), so that half the
+    recorded layers lie below it."""
+    from ..metrics.csc_setup import default_record
+
+    record = default_record(graph)
+    return record[len(record) // 2]

@@ -20,6 +20,10 @@ from ..train import default_model
 from .config import ModelPlan
 
 
+# a plan's weights that name the zoo's trained networks or their random initialisation
+ZOO_WEIGHTS = ("zoo", "zoo:random")
+
+
 @dataclass
 class Subject:
     """A loaded model with its images, ground-truth targets and methods."""
@@ -32,6 +36,7 @@ class Subject:
     target_kind: str              # "ground truth" | "predicted"
     methods: list[Method]
     skipped: list[str] = field(default_factory=list)
+    two_digits: object = None     # TwoDigits of the images (the zoo's), else None
 
     def part(self, a: int, b: int):
         """Images, targets and image numbers of the chunk ``[a, b)``."""
@@ -137,6 +142,10 @@ def targets(model: nn.Module, images: ImageSet) -> tuple[torch.Tensor, str]:
 
 
 def load_subject(plan: ModelPlan, folder: str | None, seed: int, device: str) -> Subject:
+    if plan.weights in ZOO_WEIGHTS:
+        from ..zoo.run import zoo_subject
+
+        return zoo_subject(plan, seed, device)
     model, source = load_model(plan, seed)
     images, notes = load_images(plan, folder, seed)
     model = model.to(device).eval()

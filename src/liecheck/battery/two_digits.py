@@ -1,0 +1,85 @@
+"""The ground truth in the battery: on images of two digits side by side (the zoo's,
+:mod:`liecheck.zoo`), each image explained for each of its two classes.
+
+Per (image, side): the relevance mass accuracy (the share of the map's positive
+relevance on the explained digit), the pointing game and the L1 distance between the
+two classes' maps (:func:`liecheck.groundtruth.measure_maps`). It applies only to a run
+whose images carry both digits' classes (``Subject.two_digits``); on other models it has
+no units. The first method of each model also gets the benchmark's references:
+``occlusion`` (faithful by construction) and ``random`` maps.
+
+Its mechanism is "class-insensitive": the two classes' maps differ less than the
+gradient's do (:mod:`liecheck.battery.mechanism`).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..groundtruth.benchmark import MEASURES, _maps, measure_maps
+from ..groundtruth.data import TwoDigits
+from ..store import unit_id
+from ..units import Unit, chunks
+from .base import FaithfulnessTest, register_test
+from .mechanism import interval
+
+REFERENCE_MAPS = ("occlusion", "random")
+
+
+class TwoDigitsTest(FaithfulnessTest):
+    name = "two_digits"
+    keys = ("model", "method", "image", "side")
+    heading = "Ground truth: two digits side by side, each explained"
+    shown = ("model", "method", "image", "side", "mass_accuracy", "pointing",
+             "l1_class_diff")
+    summary_names = {"mass_accuracy": "mass accuracy (ground truth)",
+                     "l1_class_diff": "L1 between the classes' maps"}
+    mechanism, measure = "class-insensitive", "L1 between the two digits' maps"
+
+    def units(self, s, m, cfg, order):
+        data: TwoDigits | None = getattr(s, "two_digits", None)
+        if data is None:
+            return []
+        names = [m.name] + (list(REFERENCE_MAPS) if m is s.methods[0] else [])
+        out = []
+        for name in names:
+            for c, (a, b) in enumerate(chunks(len(data), cfg.chunk_size)):
+                out.append(Unit("two_digits", unit_id(order, "gt", s.plan.name, name,
+                                                      f"c{c:05d}"),
+                                f"ground truth {s.plan.name} {name} [{a}:{b}]",
+                                _compute(s, data, m if name == m.name else name, a, b, cfg),
+                                cost=(2 if name == m.name else 8) * (b - a) * s.scale))
+        return out
+
+    def walks(self, n, n_layers, n_starts, n_vectors):
+        return 2 * n
+
+    def summary(self, df):
+        return df.groupby(["model", "method"], sort=False)[["mass_accuracy",
+                                                           "l1_class_diff"]].mean()
+
+    def evidence(self, df):
+        rows = []
+        for (model, method), g in df.groupby(["model", "method"], sort=False):
+            v, lo, hi = interval(g.loc[g["side"] == 0, "l1_class_diff"], "mean")
+            rows.append({"model": model, "method": method, "value": v, "low": lo, "high": hi,
+                         "distance": v, "distance_low": lo, "distance_high": hi})
+        return pd.DataFrame(rows).set_index(["model", "method"])
+
+
+def _compute(s, data: TwoDigits, method, a: int, b: int, cfg):
+    def compute():
+        part = TwoDigits(data.x[a:b], data.labels[a:b], data.source[a:b], data.mean, data.std)
+        fill = -data.mean / data.std if data.std else 0.0
+        name = method if isinstance(method, str) else method.name
+        patterns = None if isinstance(method, str) else method.params.get("patterns")
+        # the random maps are seeded by the chunk's first image (a reference, not a result)
+        maps, mname = _maps(s.model, part, name, cfg.seed + a, fill, patterns)
+        per = measure_maps(maps, b - a, mname)
+        per["image"] = per["image"] + a
+        per.insert(0, "method", name)
+        return s.tag(per[["method", "image", "side", *MEASURES]]), {}
+    return compute
+
+
+register_test(TwoDigitsTest())
