@@ -44,6 +44,8 @@ def _tiny_store(root: Path) -> RunStore:
                 rows.append(dict(method=m, start=start, start_node=start, layer=layer,
                                  module=module, kind=kind, depth=depth, channels=c,
                                  n_values=100, median=med, p5=med - 0.01, p95=min(med + .01, 1),
+                                 median_images=med, median_low=med - 10.0 ** -(depth + 4),
+                                 median_high=min(med + 10.0 ** -(depth + 4), 1),
                                  baseline=0.5 / np.sqrt(c),
                                  **{h: int(v) for h, v in zip(HIST_COLUMNS,
                                                               rng.integers(0, 50, 5))}))
@@ -150,3 +152,19 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     assert res["images"] >= len(EXPECTED_FIGURES)
     assert res["failed"] == [] and res["loaded"] == res["images"]
     assert res["screenshot"] and Path(res["screenshot"]).stat().st_size > 10_000
+
+
+def test_no_verdict_that_names_a_failure_is_coloured_as_a_pass(report):
+    """Issue 24: the verdict names the mechanism, red wherever any test flags the method;
+    green only for a method that shows none (or the gradient, the reference)."""
+    page = report.read_text()
+    verdict = page.split('id="verdict"')[1].split('id="figures"')[0]
+    cells = re.findall(r'<td class="(converges|doesnot)">([^<]*)</td>', verdict)
+    assert len(cells) == len(METHODS)
+    for cls, text in cells:
+        named = any(w in text for w in ("rank-1 convergence", "ignores later layers",
+                                        "class-insensitive"))
+        assert (cls == "converges") == named, (cls, text)
+    texts = dict((t.split(" (")[0], c) for c, t in cells)
+    assert any("rank-1 convergence" in t for _, t in cells)     # lrp_a1b0 on any weights
+    assert texts.get("reference") == "doesnot"

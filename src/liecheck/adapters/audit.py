@@ -27,6 +27,8 @@ import pandas as pd
 
 from ..attribution import Explainer
 from ..battery import NOT_APPLICABLE, tests
+from ..battery.base import TABLE
+from ..battery.mechanism import NO_REFERENCE, REFERENCE, mechanisms
 from ..heatmap import heatmap, to_rgb
 from ..methods import get_method
 from ..methods.peers.base import require
@@ -91,7 +93,7 @@ def audit_method(model, images, m: Method, target=None, seed: int = 0, n_vectors
     ex = explainer or Explainer(model)
     x = getattr(images, "images", images)
     row = {"method": m.name, "family": m.family}
-    notes, fails, ran = [], [], []
+    notes, fails, ran, frames = [], [], [], {}
     for test in tests():
         if not test.audited:
             continue
@@ -100,6 +102,9 @@ def audit_method(model, images, m: Method, target=None, seed: int = 0, n_vectors
         if cols is None:
             cols = test.audit_empty()
             notes.append(f"{test.command or test.name}: {why}")
+        frame = cols.pop(TABLE, None)
+        if frame is not None:
+            frames[test.name] = frame.assign(model="model", method=m.name)
         row.update(cols)
         v = row[test.verdict_column]
         ran.append(v != NOT_APPLICABLE)
@@ -107,6 +112,7 @@ def audit_method(model, images, m: Method, target=None, seed: int = 0, n_vectors
     row["paper_verdict"] = ("fails" if any(fails) else
                             "passes" if all(ran) else "passes (partly run)")
     row["note"] = "; ".join(notes)
+    row[TABLE] = frames
     return row
 
 
@@ -127,19 +133,37 @@ def audit(model, images, methods: list[Method], target=None, seed: int = 0,
     -------
     ``DataFrame``: ``method, family, csc_first_conv, csc_baseline, csc_verdict,
     ssim_random_logit, verdict_random_logit, ssim_cascade_last, verdict_cascade_last,
-    paper_verdict, note``.
+    paper_verdict, note, mechanism``. ``paper_verdict`` applies the paper's fixed
+    cut-offs (CSC 0.99, SSIM 0.9); ``mechanism`` names the failures every test shows
+    against the model's gradient on the same images, with 99 % bootstrap intervals
+    (:mod:`liecheck.battery.mechanism`; the gradient is audited too when it is not among
+    ``methods``).
     """
 
     ex = Explainer(model)
-    rows = []
+    rows, frames = [], {}
     for m in methods:
         m = get_method(m)
         if progress:
             print(f"auditing {m.name}", flush=True)
-        rows.append(audit_method(model, images, m, target, seed, n_vectors, explainer=ex))
+        row = audit_method(model, images, m, target, seed, n_vectors, explainer=ex)
+        for name, f in row.pop(TABLE).items():
+            frames.setdefault(name, []).append(f)
+        rows.append(row)
         if on_row is not None:
             on_row(pd.DataFrame(rows))
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    if REFERENCE not in df["method"].values and any(t.mechanism for t in tests()):
+        if progress:
+            print(f"auditing {REFERENCE} (the reference of the mechanism verdicts)", flush=True)
+        ref = audit_method(model, images, get_method(REFERENCE), target, seed, n_vectors,
+                           explainer=ex)
+        for name, f in ref.pop(TABLE).items():
+            frames.setdefault(name, []).append(f)
+    mech = mechanisms({k: pd.concat(v, ignore_index=True) for k, v in frames.items()})
+    df["mechanism"] = [mech["mechanism"].get(("model", n), NO_REFERENCE) if not mech.empty
+                       else NO_REFERENCE for n in df["method"]]
+    return df
 
 
 def markdown(df: pd.DataFrame) -> str:
@@ -148,6 +172,7 @@ def markdown(df: pd.DataFrame) -> str:
     for test in tests():
         named.update(test.audit_columns)
     named["paper_verdict"] = "paper's verdict"
+    named["mechanism"] = "verdict (mechanism shown, against the gradient)"
     cols = [c for c in named if c in df.columns]
     head = [named[c] for c in cols]
 

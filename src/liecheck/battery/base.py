@@ -19,6 +19,7 @@ import pandas as pd
 from ..units import TABLE_KEYS, Unit
 
 NOT_APPLICABLE = "not applicable"   # an audit verdict: the test does not apply
+TABLE = "_table"   # an audit row's key for the test's own rows (its evidence's input)
 
 
 class FaithfulnessTest:
@@ -33,6 +34,7 @@ class FaithfulnessTest:
     help : the subcommand's one-line help.
     shown : the table's columns shown in the report (``None``: all).
     walk_only : only for methods whose map is one walk (CSC reads inside the walk).
+    everywhere : run by every plan by default (``False``: only by plans that name it).
     summary_names : prose headings of the columns :meth:`summary` adds.
     extra_tables : ``{table: keys}`` of further tables its units write.
     """
@@ -44,6 +46,8 @@ class FaithfulnessTest:
     help: str = ""
     shown: tuple[str, ...] | None = None
     walk_only: bool = False
+    everywhere: bool = True     # in every plan by default (False: only where named, e.g. a
+    #                             test that needs images of two digits)
     summary_names: dict[str, str] = {}
     extra_tables: dict[str, tuple[str, ...]] = {}
 
@@ -102,6 +106,7 @@ class FaithfulnessTest:
     # ------------------------------------------------------- the mechanism it can show
     mechanism: str = ""     # the failure this test shows ("rank-1 convergence", ...)
     measure: str = ""       # the number it rests on, in words ("CSC at the first conv")
+    short: str = ""         # the test in a word or two ("CSC", "the cascade")
     factor: float = 2.0     # how many times nearer to "no change" than the reference a
     #                         method must be (:mod:`liecheck.battery.mechanism`)
 
@@ -121,8 +126,10 @@ class FaithfulnessTest:
     #                                      the test informs, it never fails a method)
 
     def audit(self, ex, model, x, m, target, seed: int, n_vectors: int) -> dict:
-        """The audit row's columns for method ``m``, :attr:`verdict_column` among them.
-        Raise ``ValueError`` / ``TypeError`` / ``RuntimeError`` when it does not apply."""
+        """The audit row's columns for method ``m``, :attr:`verdict_column` among them,
+        and under :data:`TABLE` the rows of the test's own table they come from (what
+        :meth:`evidence` reads, for the mechanism verdict; optional). Raise
+        ``ValueError`` / ``TypeError`` / ``RuntimeError`` when it does not apply."""
         raise NotImplementedError
 
     @property

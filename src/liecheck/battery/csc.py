@@ -26,7 +26,7 @@ from ..plots.figure import Figure, png
 from ..plots.run_figures import models_of, paper_label
 from ..store import RunStore, unit_id
 from ..units import Unit, chunks
-from .base import FaithfulnessTest, register_test
+from .base import TABLE, FaithfulnessTest, register_test
 
 CONVERGED = 0.99
 
@@ -100,6 +100,7 @@ class CSC(FaithfulnessTest):
     audit_columns = {"csc_first_conv": "CSC@conv1", "csc_verdict": "CSC verdict"}
     hidden_audit_columns = ("csc_baseline",)
     verdict_column, failing = "csc_verdict", "converges"
+    short = "CSC"
     mechanism, measure, factor = "rank-1 convergence", "CSC at the first conv", 10.0
 
     def units(self, s, m, cfg, order):
@@ -165,7 +166,7 @@ class CSC(FaithfulnessTest):
         df = csc(ex, x, m, start="output", layers=[rec], n_vectors=n_vectors, seed=seed)
         v = float(df["median"].iloc[0])
         return {"csc_first_conv": v, "csc_baseline": float(df["baseline"].iloc[0]),
-                "csc_verdict": verdict(v)}
+                "csc_verdict": verdict(v), TABLE: df}
 
 
 def _units(s, m, cfg, order: str) -> list[Unit]:

@@ -21,8 +21,9 @@ decade on the paper's log axis of Figure 5; 2 for the similarity and L1 tests, h
 change). So a verdict depends on no fixed cut-off of the score itself: a network whose
 own Jacobian chain converges (a deep trained net) raises the bar with it.
 
-A method can show several mechanisms; each is named with its test and numbers. One that
-shows none, where a reference was measured, ``passes``; without the gradient in the run
+A method can show several mechanisms; each is named with its test and numbers, followed by
+the tests it passes (LRP-CMP: rank-1 convergence by CSC, but it passes the random logit,
+since its dense layers keep the class). One that shows none, where a reference was measured, ``passes``; without the gradient in the run
 there is no verdict (``no reference: add the gradient to the methods``).
 """
 
@@ -80,6 +81,7 @@ def mechanisms(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     each with its test and numbers, or ``passes``) and one boolean column per
     mechanism's test (``flag_<test>``). ``tables``: the run's tables by test name."""
     words: dict[tuple, list[str]] = {}
+    passed: dict[tuple, list[str]] = {}
     judged: dict[tuple, bool] = {}
     flags: dict[str, dict[tuple, bool]] = {}
     for test in tests():
@@ -105,6 +107,8 @@ def mechanisms(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
             if hit:
                 words[key].append(f"{test.mechanism} ({test.measure} {fmt(row['value'])} "
                                   f"vs gradient {fmt(ref['value'])})")
+            else:
+                passed.setdefault(key, []).append(test.short)
     out = []
     for key, w in words.items():
         if key[1] == REFERENCE and judged.get(key):
@@ -112,7 +116,8 @@ def mechanisms(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         elif key[1] in REFERENCE_MAPS:
             text = f"reference ({REFERENCE_MAPS[key[1]]})"
         elif w:
-            text = "; ".join(w)
+            text = "; ".join(w) + (f"; passes {', '.join(passed[key])}" if passed.get(key)
+                                   else "")
         else:
             text = PASSES if judged.get(key) else NO_REFERENCE
         row = {"model": key[0], "method": key[1], "mechanism": text}

@@ -17,7 +17,7 @@ from ..plots.figure import Figure, png
 from ..plots.run_figures import models_of
 from ..store import unit_id
 from ..units import Unit, chunks
-from .base import FaithfulnessTest, register_test
+from .base import TABLE, FaithfulnessTest, register_test
 from .mechanism import similarity_evidence
 
 INSENSITIVE = 0.9   # a median SSIM at or above this: the map ignores the class
@@ -38,6 +38,7 @@ class RandomLogit(FaithfulnessTest):
     audit_columns = {"ssim_random_logit": "SSIM random logit",
                      "verdict_random_logit": "verdict"}
     verdict_column, failing = "verdict_random_logit", "insensitive"
+    short = "random logit"
     mechanism, measure = "class-insensitive", "random-logit SSIM"
 
     def units(self, s, m, cfg, order):
@@ -88,9 +89,11 @@ class RandomLogit(FaithfulnessTest):
                  summarize(df, ["model", "method"], n_resamples=2000))]
 
     def audit(self, ex, model, x, m, target, seed, n_vectors):
-        v = float(random_logit(ex, x, m, target=target, seed=seed)["score"].median())
+        df = random_logit(ex, x, m, target=target, seed=seed)
+        v = float(df["score"].median())
         return {"ssim_random_logit": v,
-                "verdict_random_logit": "insensitive" if v >= INSENSITIVE else "passes"}
+                "verdict_random_logit": "insensitive" if v >= INSENSITIVE else "passes",
+                TABLE: df}
 
 
 def _figures(store) -> list[Figure]:

@@ -28,7 +28,7 @@ from ..plots.run_figures import (
 )
 from ..store import unit_id
 from ..units import Unit, chunks
-from .base import FaithfulnessTest, register_test
+from .base import TABLE, FaithfulnessTest, register_test
 from .mechanism import similarity_evidence
 from .random_logit import INSENSITIVE, similarity_option
 
@@ -44,6 +44,7 @@ class Sanity(FaithfulnessTest):
     audit_columns = {"ssim_cascade_last": "SSIM cascade (last layer)",
                      "verdict_cascade_last": "verdict"}
     verdict_column, failing = "verdict_cascade_last", "insensitive"
+    short = "cascade"
     mechanism, measure = "ignores later layers", "cascade SSIM, last layer random"
 
     def units(self, s, m, cfg, order):
@@ -123,9 +124,11 @@ class Sanity(FaithfulnessTest):
         return out
 
     def audit(self, ex, model, x, m, target, seed, n_vectors):
-        v = float(sanity(model, x, m, target=target, layers=1, seed=seed)["score"].median())
+        df = sanity(model, x, m, target=target, layers=1, seed=seed)
+        v = float(df["score"].median())
         return {"ssim_cascade_last": v,
-                "verdict_cascade_last": "insensitive" if v >= INSENSITIVE else "passes"}
+                "verdict_cascade_last": "insensitive" if v >= INSENSITIVE else "passes",
+                TABLE: df}
 
 
 def _units(s, m, cfg, order: str) -> list[Unit]:

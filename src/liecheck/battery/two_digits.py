@@ -34,7 +34,9 @@ class TwoDigitsTest(FaithfulnessTest):
              "l1_class_diff")
     summary_names = {"mass_accuracy": "mass accuracy (ground truth)",
                      "l1_class_diff": "L1 between the classes' maps"}
+    short = "ground truth"
     mechanism, measure = "class-insensitive", "L1 between the two digits' maps"
+    everywhere = False      # only the zoo's images have two digits
 
     def units(self, s, m, cfg, order):
         data: TwoDigits | None = getattr(s, "two_digits", None)

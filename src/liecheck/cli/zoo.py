@@ -13,8 +13,8 @@ def register(sub) -> None:
     p = sub.add_parser("zoo", help="the battery over every torchvision family (trained on two "
                                    "digits): CSC, random logit, cascade, ground truth, verdicts")
     p.add_argument("--models", default="all",
-                   help="comma-separated families or 'all' (the 18 CNN families and vit, swin, "
-                        "maxvit; `python -c \"import liecheck.zoo as z; print(list(z.FAMILIES))\"`)")
+                   help="comma-separated families or 'all' (the 18 CNN families and vit, "
+                        "swin, maxvit: see docs/zoo.md)")
     p.add_argument("--methods", default=",".join(ZOO_METHODS),
                    help="comma-separated methods (default: the zoo's ten; the gradient is "
                         "always added, as the verdicts' reference)")
@@ -43,10 +43,10 @@ def _zoo(args) -> int:
     methods = method_list(args.methods)      # a typo fails here, with the nearest name
     cfg = zoo_config(args.models, methods, args.n, not args.random, args.seed, args.device)
     names = [p.name for p in cfg.models]
+    kind = ("random initialisation" if args.random else
+             "trained (cached; trained first where missing)")
     print(f"zoo: {len(names)} families x {len(cfg.models[0].methods)} methods x {args.n} "
-          f"images; tests {', '.join(cfg.models[0].experiments)}; "
-          f"{'random initialisation' if args.random else 'trained (cached; trained first where missing)'}",
-          flush=True)
+          f"images; tests {', '.join(cfg.models[0].experiments)}; {kind}", flush=True)
     store = run(cfg, args.out, fresh=args.fresh, report=not args.no_report, started=t0)
     df = table({t: store.read(t) for t in store.tables()}, accuracies(store))
     out = Path(args.out)

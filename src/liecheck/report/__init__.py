@@ -160,7 +160,8 @@ def _provenance(m: dict) -> str:
         src = info.get("source", {})
         rows = {"weights": f"{src.get('kind')}: {src.get('weights')}",
                 "sha256": src.get("sha256") or "-",
-                "test accuracy": (f"{src['test_accuracy']:.4f}" if "test_accuracy" in src
+                "test accuracy": (f"{src['test_accuracy']:.4f}"
+                                  if src.get("test_accuracy") is not None
                                   else "-"),
                 "images": f"{info.get('n_images')} at {info.get('input_size')} px, "
                           f"explained class: {info.get('target')}",

@@ -33,8 +33,8 @@ DEFAULT_VGG_METHODS = ("gradient", "lrp_z", "lrp_a1b0", "guided_bp")
 # a plan's experiments: by default every registered test of the battery (the paper's
 # csc, random_logit, sanity and insensitivity, and any test of yours: liecheck.battery)
 def all_experiments() -> tuple[str, ...]:
-    """Every test of the battery, in registration order."""
-    return tuple(t.name for t in tests())
+    """Every test of the battery that runs everywhere, in registration order."""
+    return tuple(t.name for t in tests() if t.everywhere)
 # the ground-truth benchmark in the default run (liecheck.groundtruth): a few seconds
 # once its model is cached; the references are model-agnostic, occlusion is the faithful one
 DEFAULT_GROUNDTRUTH = {"n": 20, "methods": ["gradient", "lrp_z", "lrp_a1b0", "excitation_bp",

@@ -19,7 +19,6 @@ from ..models import load
 from ..train import default_model
 from .config import ModelPlan
 
-
 # a plan's weights that name the zoo's trained networks or their random initialisation
 ZOO_WEIGHTS = ("zoo", "zoo:random")
 

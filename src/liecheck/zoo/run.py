@@ -22,7 +22,6 @@ from ..battery.csc import first_conv_evidence, logits_start
 from ..battery.mechanism import interval, mechanisms
 from ..data.images import ImageSet
 from ..groundtruth.data import TwoDigits
-from ..groundtruth.model import pair_accuracy
 from ..reproduce.config import ModelPlan, RunConfig
 from ..reproduce.setup import Subject, applicable_methods
 from .data import zoo_images

@@ -29,11 +29,16 @@ EPOCHS = {"cnn": 4, "transformer": 12}
 LR = {"cnn": 2e-3, "transformer": 1e-3}
 
 
+def settings(family: str) -> tuple[int, float]:
+    """``(epochs, learning rate)`` of ``family``: its own, else its kind's."""
+    fam = check_family(family)
+    return fam.epochs or EPOCHS[fam.kind], fam.lr or LR[fam.kind]
+
+
 def checkpoint(family: str, seed: int = 0) -> Path:
     """Cache path of a trained family (its settings are in the name)."""
-    kind = check_family(family).kind
-    return (cache_dir() / "zoo" /
-            f"{family}-e{EPOCHS[kind]}-n{N_TRAIN}-lr{LR[kind]:g}-seed{seed}.pt")
+    epochs, lr = settings(family)
+    return cache_dir() / "zoo" / f"{family}-e{epochs}-n{N_TRAIN}-lr{lr:g}-seed{seed}.pt"
 
 
 def train_family(family: str, seed: int = 0, progress: bool = True,
@@ -45,7 +50,7 @@ def train_family(family: str, seed: int = 0, progress: bool = True,
     train = zoo_images(N_TRAIN, fam.size, "train", seed)
     test = zoo_images(N_TEST, fam.size, "test", seed)
     model = build(family, seed)
-    epochs, lr = EPOCHS[fam.kind], LR[fam.kind]
+    epochs, lr = settings(family)
     fit(model, (train.x, train.targets()), epochs, seed, lr=lr, progress=progress,
         desc=f"train {family}", loss_fn=nn.BCEWithLogitsLoss())
     info = {"model": family, "test_accuracy": pair_accuracy(model, test.x, test.labels),
