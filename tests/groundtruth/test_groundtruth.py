@@ -164,7 +164,7 @@ def test_cli_writes_table_items_and_figure(tmp_path, capsys, fake_model):
 
 
 def test_reproduce_unit_and_report_section(tmp_path, fake_model):
-    from liecheck.report import _groundtruth
+    from liecheck.report import _groundtruth, _groundtruth_figures
     from liecheck.reproduce.config import default_config
     from liecheck.reproduce.experiments import groundtruth_unit
     from liecheck.store import RunStore
@@ -178,9 +178,12 @@ def test_reproduce_unit_and_report_section(tmp_path, fake_model):
     for name, arrs in arrays.items():
         store.save_arrays(name, **arrs)
     store.write(unit.table, unit.name, df, unit.keys)
-    section = _groundtruth(store)
-    assert "benchmark model test accuracy 0.250" in section
-    assert "data:image/png;base64," in section and "gradient_x_input" in section
+    section = _groundtruth(store)             # the table, in the report's tables
+    assert "benchmark model test accuracy 0.250" in section and "gradient_x_input" in section
+    assert "n_negative_logit" in section
+    (fig,) = _groundtruth_figures(store)       # the figure, among the report's figures
+    assert fig.number == "GT" and "test accuracy 0.250" in fig.caption
+    assert fig.png[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_l1_between_a_map_and_its_negative_is_zero_and_no_positive_map_is_left_out(gen):
