@@ -104,9 +104,13 @@ def _figures(store) -> list[Figure]:
                                   ha="right", va="center")
             axes[i, 1].imshow(ma, cmap="viridis", vmin=0, vmax=1)
             axes[i, 2].imshow(mb, cmap="viridis", vmin=0, vmax=1)
-            mb_aligned = align_sign(torch.as_tensor(ma)[None], torch.as_tensor(mb)[None])[0]
-            inverted = not torch.equal(mb_aligned, torch.as_tensor(mb).double())
-            axes[i, 3].imshow(ma - mb_aligned.numpy(), cmap="bwr", vmin=-1, vmax=1)
+            if "flipped" in r and pd.notna(r["flipped"]):   # as the stored L1 was taken
+                inverted = bool(r["flipped"])
+            else:                                            # a store from before the flag
+                inverted = not torch.equal(
+                    align_sign(torch.as_tensor(ma)[None], torch.as_tensor(mb)[None])[0],
+                    torch.as_tensor(mb).double())
+            axes[i, 3].imshow(ma - (1 - mb if inverted else mb), cmap="bwr", vmin=-1, vmax=1)
             label = f"L1 = {fmt(r['l1'])}" + ("\n(d) inverted" if inverted else "")
             axes[i, 3].text(0.5, 0.04, label, transform=axes[i, 3].transAxes,
                             ha="center", va="bottom", fontsize=LABEL_PT, gid="l1-label",

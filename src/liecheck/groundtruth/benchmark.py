@@ -23,9 +23,9 @@ value and converge to one map (LRP a1b0, DTD: LRP's conservation makes the map's
 total the logit) turn their whole map over when the explained logit is negative: the
 map has no positive relevance at all and says nothing about where the class's
 evidence is. Such a map gets NaN for *both* ``mass_accuracy`` and ``pointing`` (left
-out of the means and counted in ``n_no_positive``; the maximum of a map without
-positive values is an arbitrary background pixel, and taking it would score the
-explanation by where the flattened image starts); its L1 to the other class's map
+out of the means and counted in ``n_no_positive``; the maximum of a map negative
+everywhere is its pixel of least relevance, and taking it would score the explanation
+by where the map is faintest); its L1 to the other class's map
 is taken up to the sign, so a flip is not counted as class sensitivity. The
 per-explanation table holds the explained ``logit``.
 
