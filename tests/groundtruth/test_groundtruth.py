@@ -193,7 +193,7 @@ def test_l1_between_a_map_and_its_negative_is_zero_and_no_positive_map_is_left_o
     of a map and its inverse), so such a pair is identical: 0 (``normalize(-m)`` is
     exactly ``1 - normalize(m)``). A map without positive relevance (a turned-over
     non-negative map) claims no evidence for its class: mass accuracy *and* pointing
-    are NaN (its maximum would be an arbitrary background pixel)."""
+    are NaN (its maximum would be its pixel of least relevance)."""
     m0 = torch.randn(16, 32, generator=gen(11), dtype=torch.float64)
     m1 = torch.randn(16, 32, generator=gen(12), dtype=torch.float64).abs()
     m1[:, :8] = 0                                  # background, as in a digit image
