@@ -154,7 +154,11 @@ def l1_distance(a: torch.Tensor, b: torch.Tensor, flip: bool = False) -> torch.T
     are rank 1, and a rule that starts from the explained logit's value (LRP) turns
     the whole map over when that logit is negative, so two maps of one shape differ
     only by their sign; without the flip their L1 would count the logit's sign as a
-    change of the explanation. :func:`align_sign` gives the orientation used.
+    change of the explanation. :func:`align_sign` gives the orientation used. The
+    price: two maps that are genuinely anti-correlated (the evidence for one class is
+    evidence against the other) also come out closer than without the flip; measures
+    that read the sign (relevance mass, pointing) tell the two cases apart
+    (docs/groundtruth.md, "The sign of the explained logit").
     """
     _check(a, b)
     if flip:
