@@ -164,7 +164,7 @@ def test_cli_writes_table_items_and_figure(tmp_path, capsys, fake_model):
 
 
 def test_reproduce_unit_and_report_section(tmp_path, fake_model):
-    from liecheck.report import _groundtruth
+    from liecheck.report import _groundtruth, _groundtruth_figures
     from liecheck.reproduce.config import default_config
     from liecheck.reproduce.experiments import groundtruth_unit
     from liecheck.store import RunStore
@@ -178,6 +178,72 @@ def test_reproduce_unit_and_report_section(tmp_path, fake_model):
     for name, arrs in arrays.items():
         store.save_arrays(name, **arrs)
     store.write(unit.table, unit.name, df, unit.keys)
-    section = _groundtruth(store)
-    assert "benchmark model test accuracy 0.250" in section
-    assert "data:image/png;base64," in section and "gradient_x_input" in section
+    section = _groundtruth(store)             # the table, in the report's tables
+    assert "benchmark model test accuracy 0.250" in section and "gradient_x_input" in section
+    assert "n_negative_logit" in section
+    (fig,) = _groundtruth_figures(store)       # the figure, among the report's figures
+    assert fig.number == "GT" and "test accuracy 0.250" in fig.caption
+    assert fig.png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_l1_between_a_map_and_its_negative_is_zero_and_no_positive_map_is_left_out(gen):
+    """A rule that starts from the explained logit's value turns its map over for a
+    negative logit: the right-digit explanation is then the left one's negative. The
+    L1 between the classes' maps is taken up to sign (the paper's SSIM takes the better
+    of a map and its inverse), so such a pair is identical: 0 (``normalize(-m)`` is
+    exactly ``1 - normalize(m)``). A map without positive relevance (a turned-over
+    non-negative map) claims no evidence for its class: mass accuracy *and* pointing
+    are NaN (its maximum would be its pixel of least relevance)."""
+    m0 = torch.randn(16, 32, generator=gen(11), dtype=torch.float64)
+    m1 = torch.randn(16, 32, generator=gen(12), dtype=torch.float64).abs()
+    m1[:, :8] = 0                                  # background, as in a digit image
+    maps = torch.stack([m0, m1, -m0, -m1])         # n = 2: rows 0, 1 left; 2, 3 right
+    logits = torch.tensor([2.0, 1.5, -2.0, -1.5])
+    per = measure_maps(maps, 2, logits=logits)
+    np.testing.assert_allclose(per["l1_class_diff"].to_numpy(), 0.0, atol=1e-12)
+    np.testing.assert_array_equal(per["logit"].to_numpy(), logits.numpy())
+    assert np.isnan(per["mass_accuracy"].iloc[3]) and np.isnan(per["pointing"].iloc[3])
+    assert per[["mass_accuracy", "pointing"]].iloc[:3].notna().all().all()
+
+
+def test_benchmark_l1_ignores_a_sign_flip_from_a_negative_logit():
+    """Class 1's logit is class 0's negated (weight rows w and -w): gradient x input of
+    class 1 is exactly the negative of class 0's map, so the two classes' maps are
+    identical up to sign (L1 0), although one logit of every image is negative."""
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 64, 2, bias=False)).double().eval()
+    with torch.no_grad():
+        model[1].weight[1] = -model[1].weight[0]
+    data = _data(6)
+    df, per = two_digits(["gradient_x_input"], model=model, data=data, correct_only=False,
+                         raw=True, n_resamples=200)
+    assert df.attrs["n_negative_logit"] == 6          # one of the two logits per image
+    np.testing.assert_allclose(per["l1_class_diff"].to_numpy(), 0.0, atol=1e-12)
+    assert df["l1_class_diff"].iloc[0] == pytest.approx(0.0, abs=1e-12)
+    assert (np.sign(per["logit"].to_numpy()[:6]) == -np.sign(per["logit"].to_numpy()[6:])).all()
+
+
+@pytest.mark.slow
+def test_benchmark_model_lrp_a1b0_l1_has_no_sign_flip_outliers():
+    """On the benchmark model (trained on first use, cached) some recognised images have
+    one of the two explained logits negative; LRP a1b0 starts from the logit's value and
+    its maps converge to one shape, so on those images the map is turned over (no
+    positive relevance at all). Without the flip those images' L1 were the outliers
+    (all above every other image's); now they lie in the range of the rest, and
+    LRP a1b0, whose maps do not depend on the class (the paper's claim), ranks below
+    occlusion (faithful by construction) on L1."""
+    df, per = two_digits(["lrp_a1b0", "occlusion"], n=60, seed=0, raw=True,
+                         n_resamples=2000)
+    a1b0 = per[per.method == "lrp_a1b0"]
+    left = a1b0[a1b0.side == 0].set_index("image")
+    right = a1b0[a1b0.side == 1].set_index("image")
+    opposite = np.sign(left["logit"]) != np.sign(right["logit"])
+    assert opposite.any() and (~opposite).any()   # the case this test is about exists
+    l1 = left["l1_class_diff"]
+    assert l1[opposite].median() <= l1[~opposite].max()
+    negative = a1b0["logit"] < 0
+    # the turned-over maps have no positive relevance: left out, not scored by chance
+    assert a1b0.loc[negative, "pointing"].isna().all()
+    s = df.set_index("method")
+    assert s.loc["lrp_a1b0", "n_no_positive"] == int(negative.sum())
+    assert s.loc["lrp_a1b0", "l1_class_diff_high"] < s.loc["occlusion", "l1_class_diff_low"]

@@ -7,6 +7,7 @@ from scipy.stats import spearmanr
 from skimage.metrics import structural_similarity
 
 from liecheck.metrics.similarity import (
+    align_sign,
     l1_distance,
     normalize,
     percentiles_for,
@@ -87,3 +88,27 @@ def test_l1_and_dispatch(gen):
     assert torch.allclose(similarity(a, b, "ssim", flip=False), ssim(a, b))
     with pytest.raises(ValueError, match="unknown similarity"):
         similarity(a, b, "psnr")
+
+
+def test_l1_up_to_sign_is_zero_for_a_map_and_its_negative(gen):
+    """A map explaining a negative logit with a rule that starts from the logit's value
+    can be the other class's map turned over: raw ``-m``. Normalised to [0, 1] between
+    percentiles, ``-m`` becomes exactly ``1 - normalize(m)`` (the percentiles of ``-m``
+    are those of ``m`` negated and swapped), so the maps are identical up to sign:
+    L1 with ``flip`` is 0 (float rounding), without it the mean of |2 h - 1|."""
+    m = torch.randn(3, 16, 16, generator=gen(8), dtype=torch.float64)
+    ha, hb = normalize(m), normalize(-m)
+    assert torch.allclose(hb, 1 - ha, atol=1e-12)
+    plain = l1_distance(ha, hb)
+    torch.testing.assert_close(plain, (2 * ha - 1).abs().mean((1, 2)))
+    # clearly "different" without the flip: E|2 h - 1| = E|m| / z(0.995) = 0.798 / 2.576
+    # = 0.31 for N(0, 1) maps (the tail beyond the percentiles clipped)
+    assert (plain > 0.2).all()
+    torch.testing.assert_close(l1_distance(ha, hb, flip=True), torch.zeros(3, dtype=torch.float64),
+                               atol=1e-12, rtol=0)
+    torch.testing.assert_close(align_sign(ha, hb), 1 - hb)
+    other = torch.rand(3, 16, 16, generator=gen(9), dtype=torch.float64)
+    torch.testing.assert_close(align_sign(ha, ha), ha)        # nearer unturned: kept
+    torch.testing.assert_close(l1_distance(ha, other, flip=True),
+                               torch.minimum(l1_distance(ha, other), l1_distance(ha, 1 - other)))
+    torch.testing.assert_close(similarity(ha, hb, "l1"), l1_distance(ha, hb, flip=True))

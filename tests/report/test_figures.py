@@ -93,7 +93,7 @@ def _points_in_legends(fig) -> list[str]:
 
 def test_every_report_figure_is_drawn(drawn):
     assert {"1b-e", "1a, 10", "3", "4a", "4b", "5a-d", "5e-g", "6a-b", "6c", "7",
-            "9"} <= set(drawn)
+            "9", "GT"} <= set(drawn)
 
 
 def test_no_legend_covers_a_plotted_point(drawn):

@@ -19,7 +19,8 @@ METHODS = ("gradient", "lrp_a1b0", "lrp_cmp_a1b0")
 LAYERS = [("input", "input", "input", 3), ("conv1", "conv1", "conv", 32),
           ("conv2", "conv2", "conv", 64), ("fc5", "fc5", "dense", 1024)]
 # every figure the report draws from a store that has every table
-EXPECTED_FIGURES = ("1b-e", "1a, 10", "3", "4a", "4b", "5a-d", "5e-g", "6a-b", "6c", "7", "9")
+EXPECTED_FIGURES = ("1b-e", "1a, 10", "3", "4a", "4b", "5a-d", "5e-g", "6a-b", "6c", "7", "9",
+                    "GT")
 
 
 def _tiny_store(root: Path) -> RunStore:
@@ -75,6 +76,13 @@ def _tiny_store(root: Path) -> RunStore:
                             "part": p, "shape": "(4, 4)", "sigma1": 2.0, "sigma2": 1.0, "ratio": 2.0}
                        for i in range(3) for p in ("layer", "inter")])
     s.write("singular", unit_id("sv"), sv, KEYS["singular"])
+    gt = pd.DataFrame([{"method": m, "model_accuracy": 0.75, "n_drawn": 6, "n_negative_logit": 1,
+                        "n_images": 4, "n_no_positive": 0,
+                        **{f"{c}{k}": v + d for c, v in (("mass_accuracy", 0.6), ("pointing", 0.7),
+                                                          ("l1_class_diff", 0.1))
+                           for k, d in (("", 0.0), ("_low", -0.05), ("_high", 0.05))}}
+                       for m in ("gradient", "lrp_a1b0", "occlusion", "random")])
+    s.write("groundtruth", unit_id("gt"), gt, KEYS["groundtruth"])
     return s
 
 
@@ -121,6 +129,19 @@ def test_report_has_every_figure_table_verdict_and_provenance(report):
     assert 'class="converges"' in page and 'class="doesnot"' in page
     assert "ab" * 32 in page and "a skipped part" in page
     assert "<link" not in page and "http://" not in page          # self-contained
+
+
+def test_groundtruth_figure_among_the_figures_its_table_among_the_tables(report):
+    """The ground-truth benchmark's figure is in the figures section (Figure GT, with
+    the model's accuracy in its caption); its numbers stay available as a table."""
+    page = report.read_text()
+    figures = page.split('id="figures"')[1].split('id="tables"')[0]
+    tables = page.split('id="tables"')[1]
+    assert "<b>Figure GT &middot; Ground-truth class sensitivity" in figures
+    assert "test accuracy 0.750" in figures
+    assert "Figure GT" not in page.split('id="figures"')[0]
+    assert "Ground-truth class sensitivity (Figure GT" in tables
+    assert "l1_class_diff" in tables and "<figure" not in tables
 
 
 def test_verdict_states_its_images_and_the_wall_time_its_scope(report):

@@ -1,7 +1,7 @@
 """Ground-truth class-sensitivity benchmark: two digits side by side, explain each.
 
 * :func:`two_digits`: the benchmark (relevance mass accuracy, pointing, L1 between the
-  two classes' maps, with bootstrap intervals), one row per method;
+  two classes' maps up to their sign, with bootstrap intervals), one row per method;
 * :mod:`.data`: the two-digit images; :mod:`.model`: the multi-label network
   (trained on first use, cached); :mod:`.references`: ``occlusion`` and ``random``;
 * :func:`plot_two_digits`: the figure.

@@ -7,11 +7,27 @@ class (the paper's claim for converging modified BP methods) gives nearly the sa
 map for both classes. For every image and each of its two classes:
 
 * ``mass_accuracy``: the share of the map's positive relevance inside the explained
-  digit's half (relevance mass accuracy, Arras et al. 2022, CLEVR-XAI); NaN (left
-  out) for a map without positive relevance;
+  digit's half (relevance mass accuracy, Arras et al. 2022, CLEVR-XAI);
 * ``pointing``: 1 if the map's maximum lies in the explained digit's half, else 0;
 * ``l1_class_diff`` (per image): mean absolute difference of the two classes' maps,
-  each normalised to [0, 1] as for the paper's Figure 1 (0 = identical maps).
+  each normalised to [0, 1] as for the paper's Figure 1, up to the maps' sign
+  (:func:`liecheck.metrics.similarity.l1_distance` with ``flip=True``, the same
+  measure as the battery's class-insensitivity test; 0 = identical maps or one the
+  other's negative).
+
+Sign of the explained logit. Positive relevance is read as evidence *for* the explained
+class whatever the sign of its logit: where that class's evidence lies (on its digit)
+does not depend on the model's net verdict, and occlusion, which only reads the
+model, still finds it there for a negative logit. Rules that start from the logit's
+value and converge to one map (LRP a1b0, DTD: LRP's conservation makes the map's
+total the logit) turn their whole map over when the explained logit is negative: the
+map has no positive relevance at all and says nothing about where the class's
+evidence is. Such a map gets NaN for *both* ``mass_accuracy`` and ``pointing`` (left
+out of the means and counted in ``n_no_positive``; the maximum of a map negative
+everywhere is its pixel of least relevance, and taking it would score the explanation
+by where the map is faintest); its L1 to the other class's map
+is taken up to the sign, so a flip is not counted as class sensitivity. The
+per-explanation table holds the explained ``logit``.
 
 The maps are the package's 2-D heatmaps (:func:`liecheck.heatmap.heatmap`: signed
 channel sum for LRP-type methods, max |.| over channels for gradient-type ones).
@@ -84,11 +100,14 @@ def _maps(model: nn.Module, data: TwoDigits, method: str, seed: int, fill: float
     return heatmap(r.detach().cpu(), m), m.name
 
 
-def measure_maps(maps: torch.Tensor, n: int, method: str | None = None) -> pd.DataFrame:
+def measure_maps(maps: torch.Tensor, n: int, method: str | None = None,
+                 logits: torch.Tensor | None = None) -> pd.DataFrame:
     """Per-image measures of ``(2N, H, W)`` maps (left-digit explanations first).
 
     Returns one row per (image, side): ``image, side`` (0 left, 1 right),
-    ``mass_accuracy, pointing`` and the image's ``l1_class_diff`` (on both rows).
+    ``mass_accuracy, pointing`` (both NaN for a map without positive relevance), the
+    image's ``l1_class_diff`` (on both rows; up to the maps' sign) and, if ``logits``
+    (``(2N,)``, the explained logit of each map) is given, ``logit``.
     """
     masks = half_masks(*maps.shape[-2:])
     maps = maps.double()
@@ -96,15 +115,19 @@ def measure_maps(maps: torch.Tensor, n: int, method: str | None = None) -> pd.Da
     side = torch.cat([torch.zeros(n, dtype=torch.long), torch.ones(n, dtype=torch.long)])
     own = masks[side].flatten(1)
     total = pos.sum(1)
-    mass = torch.where(total > 0, (pos * own).sum(1) / total.clamp(min=1e-300),
-                       torch.full_like(total, float("nan")))
+    nan = torch.full_like(total, float("nan"))
+    mass = torch.where(total > 0, (pos * own).sum(1) / total.clamp(min=1e-300), nan)
     pointing = own.gather(1, maps.flatten(1).argmax(1, keepdim=True))[:, 0].double()
+    pointing = torch.where(total > 0, pointing, nan)
     lo, hi = percentiles_for(method) if method else (0.5, 99.5)
     norm = normalize(maps, lo, hi)
-    l1 = l1_distance(norm[:n], norm[n:])
-    return pd.DataFrame({"image": np.tile(np.arange(n), 2), "side": side.numpy(),
-                         "mass_accuracy": mass.numpy(), "pointing": pointing.numpy(),
-                         "l1_class_diff": torch.cat([l1, l1]).numpy()})
+    l1 = l1_distance(norm[:n], norm[n:], flip=True)
+    cols = {"image": np.tile(np.arange(n), 2), "side": side.numpy(),
+            "mass_accuracy": mass.numpy(), "pointing": pointing.numpy(),
+            "l1_class_diff": torch.cat([l1, l1]).numpy()}
+    if logits is not None:
+        cols["logit"] = logits.detach().double().cpu().numpy()
+    return pd.DataFrame(cols)
 
 
 def two_digits(methods: str | Sequence[str] = "all", n: int = 100, seed: int = 0,
@@ -128,10 +151,13 @@ def two_digits(methods: str | Sequence[str] = "all", n: int = 100, seed: int = 0
 
     Returns
     -------
-    DataFrame, one row per method: ``method, n_images`` and for each of
-    ``mass_accuracy, pointing, l1_class_diff`` the mean and ``<measure>_low``,
-    ``<measure>_high`` (bootstrap interval). ``df.attrs`` holds ``model_accuracy``
-    (the model's test accuracy when the cached model is used) and ``n_drawn``.
+    DataFrame, one row per method: ``method, n_images``, ``n_no_positive`` (its
+    explanations without positive relevance, left out of mass accuracy and pointing)
+    and for each of ``mass_accuracy, pointing, l1_class_diff`` the mean and
+    ``<measure>_low``, ``<measure>_high`` (bootstrap interval). ``df.attrs`` holds
+    ``model_accuracy`` (the model's test accuracy when the cached model is used),
+    ``n_drawn`` and ``n_negative_logit`` (explanations whose explained logit is
+    negative; the per-item table has each ``logit``).
     With ``raw=True`` a tuple ``(summary, per_item)``.
     """
     names = resolve_methods(methods)
@@ -151,6 +177,10 @@ def two_digits(methods: str | Sequence[str] = "all", n: int = 100, seed: int = 0
     if len(data) == 0:
         raise ValueError("no image left to measure (the model recognises none of the drawn "
                          "pairs; pass correct_only=False)")
+    with torch.no_grad():
+        out = model(data.x)
+    logits = torch.cat([out.gather(1, data.labels[:, :1])[:, 0],
+                        out.gather(1, data.labels[:, 1:])[:, 0]])
     fill = -data.mean / data.std if data.std else 0.0   # a blank (0) pixel, normalised
     patterns = None
     if any("patterns" in get_method(m).params for m in names if m not in REFERENCES):
@@ -158,10 +188,11 @@ def two_digits(methods: str | Sequence[str] = "all", n: int = 100, seed: int = 0
     items, rows = [], []
     for name in names:
         maps, mname = _maps(model, data, name, seed, fill, patterns)
-        per = measure_maps(maps, len(data), mname)
+        per = measure_maps(maps, len(data), mname, logits)
         per.insert(0, "method", name)
         items.append(per)
-        row = {"method": name, "n_images": len(data)}
+        row = {"method": name, "n_images": len(data),
+               "n_no_positive": int(per["mass_accuracy"].isna().sum())}
         for col in MEASURES:
             v = per[col] if col != "l1_class_diff" else per.loc[per.side == 0, col]
             mean, low, high = bootstrap_mean(v.to_numpy(), confidence, n_resamples, seed)
@@ -169,5 +200,5 @@ def two_digits(methods: str | Sequence[str] = "all", n: int = 100, seed: int = 0
         rows.append(row)
     summary = pd.DataFrame(rows)
     summary.attrs.update(model_accuracy=info.get("test_accuracy"), n_drawn=n_drawn,
-                         model_info=info)
+                         n_negative_logit=int((logits < 0).sum()), model_info=info)
     return (summary, pd.concat(items, ignore_index=True)) if raw else summary

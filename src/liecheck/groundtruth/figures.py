@@ -20,7 +20,7 @@ def _label(method: str) -> str:
 
 def plot_two_digits(summary: pd.DataFrame, path: str | Path | None = None):
     """Three horizontal bar panels (mass accuracy, pointing, L1 between the two classes'
-    maps), methods sorted by mass accuracy, 99 % bootstrap intervals as error bars;
+    maps up to their sign), methods sorted by mass accuracy, 99 % bootstrap intervals as error bars;
     the chance levels (0.5) dashed. Saved as ``path.png`` and ``path.svg`` if given.
 
     Returns the matplotlib figure.
@@ -33,7 +33,7 @@ def plot_two_digits(summary: pd.DataFrame, path: str | Path | None = None):
     df = summary.sort_values("mass_accuracy")
     fig, axes = plt.subplots(1, 3, figsize=(11, 0.3 * len(df) + 1.6), sharey=True)
     titles = {"mass_accuracy": "relevance mass accuracy", "pointing": "pointing game",
-              "l1_class_diff": "L1 between the two classes' maps"}
+              "l1_class_diff": "L1 between the two classes'\nmaps, up to sign"}
     for ax, col in zip(axes, titles):
         err = [df[col] - df[f"{col}_low"], df[f"{col}_high"] - df[col]]
         colors = ["0.5" if m in ("occlusion", "random") else "C0" for m in df["method"]]

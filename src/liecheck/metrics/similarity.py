@@ -141,11 +141,39 @@ def spearman(a: torch.Tensor, b: torch.Tensor, flip: bool = False) -> torch.Tens
     return rho.abs() if flip else rho
 
 
-def l1_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Mean absolute difference of two maps normalised to [0, 1] (Figure 1e's
-    class-insensitivity measure: 0 means the two explanations are identical)."""
+def l1_distance(a: torch.Tensor, b: torch.Tensor, flip: bool = False) -> torch.Tensor:
+    """Mean absolute difference of two maps normalised to [0, 1] (``(N,)``; 0 means
+    the two maps are identical).
+
+    ``flip=True`` takes the smaller of ``L1(a, b)`` and ``L1(a, 1 - b)``: the distance
+    between the maps up to their sign, as the paper's SSIM takes the larger of
+    ``SSIM(a, b)`` and ``SSIM(a, 1 - b)``. On [0, 1]-normalised maps ``1 - b`` is the
+    normalised ``-b`` (the percentiles of ``-b`` are those of ``b``, negated and
+    swapped). This is the class-insensitivity measure (Figure 1e, the ground-truth
+    benchmark's L1 between the two classes' maps): the maps of a converged z+ chain
+    are rank 1, and a rule that starts from the explained logit's value (LRP) turns
+    the whole map over when that logit is negative, so two maps of one shape differ
+    only by their sign; without the flip their L1 would count the logit's sign as a
+    change of the explanation. :func:`align_sign` gives the orientation used. The
+    price: two maps that are genuinely anti-correlated (the evidence for one class is
+    evidence against the other) also come out closer than without the flip; measures
+    that read the sign (relevance mass, pointing) tell the two cases apart
+    (docs/groundtruth.md, "The sign of the explained logit").
+    """
     _check(a, b)
+    if flip:
+        b = align_sign(a, b)
     return (a.double() - b.double()).abs().flatten(1).mean(1)
+
+
+def align_sign(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``b`` or ``1 - b`` per pair, whichever is nearer to ``a`` in L1 (``b`` on a tie):
+    the [0, 1]-normalised map ``b`` turned to ``a``'s sign (see :func:`l1_distance`)."""
+    _check(a, b)
+    a, b = a.double(), b.double()
+    inv = 1 - b
+    nearer = (a - inv).abs().flatten(1).mean(1) < (a - b).abs().flatten(1).mean(1)
+    return torch.where(nearer.view(-1, *[1] * (b.dim() - 1)), inv, b)
 
 
 def similarity(a: torch.Tensor, b: torch.Tensor, measure: str = "ssim", flip: bool = True,
@@ -156,8 +184,7 @@ def similarity(a: torch.Tensor, b: torch.Tensor, measure: str = "ssim", flip: bo
     fns: dict[str, Callable] = {
         "ssim": lambda: ssim_score(a, b, flip=flip, **kw),
         "spearman": lambda: spearman(a, b, flip=flip),
-        "l1": lambda: (torch.minimum(l1_distance(a, b), l1_distance(a, 1 - b)) if flip
-                       else l1_distance(a, b)),
+        "l1": lambda: l1_distance(a, b, flip=flip),
     }
     if measure not in fns:
         raise ValueError(f"unknown similarity '{measure}'; choose one of {', '.join(MEASURES)}")

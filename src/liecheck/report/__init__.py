@@ -22,7 +22,7 @@ from ..battery.mechanism import fails
 from ..groundtruth import plot_two_digits
 from ..layer_names import label_layers
 from ..numbers import fmt
-from ..plots.figure import Figure
+from ..plots.figure import Figure, png
 from ..plots.run_figures import ALL
 from ..runlock import describe, holder, holder_alive
 from ..store import CorruptStoreError, RunStore, atomic_write, missing_units
@@ -51,9 +51,11 @@ def _shown(table: str):
 
 def figure_drawers() -> list:
     """``[(name, draw)]``: every function that draws report figures from a run store
-    (each test's :meth:`~liecheck.battery.FaithfulnessTest.figures`, then the theory's)."""
+    (each test's :meth:`~liecheck.battery.FaithfulnessTest.figures`, the theory's, then
+    the ground-truth benchmark's)."""
     return ([(f"{t.name} figures", t.figures) for t in tests()]
-            + [(fn.__name__, fn) for fn in ALL])
+            + [(fn.__name__, fn) for fn in ALL]
+            + [("groundtruth figure", _groundtruth_figures)])
 
 
 def _figure_order(f: Figure) -> int:
@@ -124,34 +126,46 @@ def _aggregates(tables: dict[str, pd.DataFrame]) -> str:
     return "\n".join(out)
 
 
-def _groundtruth(store: RunStore) -> str:
-    """The ground-truth class-sensitivity section: the figure, the table and the
-    benchmark model's accuracy next to the numbers."""
+def _groundtruth_table(store: RunStore) -> tuple[pd.DataFrame, float | None]:
+    """The stored ground-truth table (empty if the run has none) and the benchmark
+    model's test accuracy."""
     df = store.read("groundtruth") if "groundtruth" in store.tables() else pd.DataFrame()
     if df.empty:
-        return ""
-    import io
-
-    import matplotlib.pyplot as plt
-
-
+        return df, None
     acc = float(df["model_accuracy"].iloc[0]) if df["model_accuracy"].notna().any() else None
+    return df, acc
+
+
+def _groundtruth_figures(store: RunStore) -> list[Figure]:
+    """The ground-truth class-sensitivity figure (:func:`liecheck.groundtruth.plot_two_digits`)
+    among the report's figures; its table is in the tables section (:func:`_groundtruth`)."""
+    df, acc = _groundtruth_table(store)
+    if df.empty:
+        return []
     df.attrs["model_accuracy"] = acc
-    fig = plot_two_digits(df)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    figure = _figure_html(Figure(
-        "GT", "ground-truth class sensitivity (two digits side by side)",
-        "for each image both digits' classes are explained; mass accuracy = share of the "
-        "positive relevance on the explained digit, pointing = the maximum lies on it, L1 = "
-        "difference of the two classes' normalised maps; 99% bootstrap intervals. occlusion "
-        "(faithful by construction) and random (chance) are references.", buf.getvalue()))
     acc_txt = f"{acc:.3f}" if acc is not None else "-"
-    return (f"<h3>Ground-truth class sensitivity (two digits; benchmark model test accuracy "
-            f"{acc_txt}, both digits in the top 2; {int(df['n_images'].iloc[0])} of "
-            f"{int(df['n_drawn'].iloc[0])} images recognised and measured)</h3>"
-            + figure + _table(df))
+    return [Figure(
+        "GT", "Ground-truth class sensitivity (two digits side by side)",
+        "for each image both digits' classes are explained; mass accuracy = share of the "
+        "positive relevance on the explained digit, pointing = the maximum lies on it (a map "
+        "without positive relevance, as LRP a1b0 gives for a negative logit, is left out of "
+        "both), L1 = difference of the two classes' normalised maps up to their sign; 99% "
+        "bootstrap intervals. occlusion (faithful by construction) and random (chance) are "
+        f"references. Benchmark model test accuracy {acc_txt} (both digits in the top 2); "
+        f"{int(df['n_images'].iloc[0])} of {int(df['n_drawn'].iloc[0])} images recognised "
+        "and measured; the numbers are in the tables below.", png(plot_two_digits(df)))]
+
+
+def _groundtruth(store: RunStore) -> str:
+    """The ground-truth class-sensitivity table, with the benchmark model's accuracy
+    next to the numbers (its figure is among the figures: :func:`_groundtruth_figures`)."""
+    df, acc = _groundtruth_table(store)
+    if df.empty:
+        return ""
+    acc_txt = f"{acc:.3f}" if acc is not None else "-"
+    return (f"<h3>Ground-truth class sensitivity (Figure GT; two digits; benchmark model test "
+            f"accuracy {acc_txt}, both digits in the top 2; {int(df['n_images'].iloc[0])} of "
+            f"{int(df['n_drawn'].iloc[0])} images recognised and measured)</h3>" + _table(df))
 
 
 def _provenance(m: dict) -> str:
@@ -251,7 +265,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     verdict = summary_table(tables, images_by_model(m)).rename(columns=column_names())
     tab_html = [_groundtruth(store), _aggregates(tables)]
     for t, df in tables.items():
-        if t == "groundtruth":          # shown with its figure by _groundtruth
+        if t == "groundtruth":          # shown first, by _groundtruth
             continue
         cols, heading = _shown(t)
         if cols:

@@ -74,9 +74,10 @@ def groundtruth_unit(n: int, methods: list[str], seed: int) -> Unit:
         df, per = two_digits(methods, n=n, seed=seed, raw=True, n_resamples=2000)
         df.insert(1, "model_accuracy", df.attrs.get("model_accuracy"))
         df.insert(2, "n_drawn", df.attrs.get("n_drawn"))
+        df.insert(3, "n_negative_logit", df.attrs.get("n_negative_logit"))
         arrays = {unit_id("groundtruth_items", n, seed): {
-            c: per[c].to_numpy() for c in ("method", "image", "side", "mass_accuracy",
-                                           "pointing", "l1_class_diff")}}
+            c: per[c].to_numpy() for c in ("method", "image", "side", "logit",
+                                           "mass_accuracy", "pointing", "l1_class_diff")}}
         return df, arrays
     return Unit("groundtruth", unit_id("groundtruth", n, seed),
                 "ground-truth class sensitivity (two digits)", compute,
