@@ -96,3 +96,51 @@ def test_zplus_stays_similar_and_independent_mode(cifar):
         liecheck.sanity(model, x, "gradient", layers=["relu1"])
     with pytest.raises(ValueError, match="mode"):
         liecheck.sanity(model, x, "gradient", mode="random")
+
+
+class _Attention(nn.Module):
+    """Tokens through nn.MultiheadAttention (its input projection is a bare parameter)."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(4, 8)
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        t = self.embed(x.flatten(2).transpose(1, 2))           # (N, 16 tokens, 8)
+        return self.head(self.attn(t, t, t, need_weights=False)[0].mean(1))
+
+
+def test_the_cascade_reinitialises_attentions_input_projection():
+    """Issue 24: the fully randomised step's gradient equals autograd's on a copy whose
+    every layer, the attention's in_proj_weight included, is re-initialised with the
+    cascade's seeds. Before, in_proj stayed trained (silently)."""
+    torch.manual_seed(0)
+    model = _Attention().double().eval()
+    groups = parametrised_layers(model)
+    assert ["attn"] in groups and ["attn.out_proj"] in groups
+    x = torch.randn(2, 4, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    steps = list(liecheck.metrics.sanity.cascade_maps(model, x, "gradient", target=[0, 1],
+                                                      layers="ends", seed=3))
+    last_step, _, r = steps[-1]
+    assert last_step == len(groups)
+    rand = randomize(copy.deepcopy(model), [n for g in groups for n in g], seed=3)
+    assert not torch.equal(rand.attn.in_proj_weight, model.attn.in_proj_weight)
+    xr = x.clone().requires_grad_(True)
+    out = rand(xr)
+    out[[0, 1], [0, 1]].sum().backward()
+    assert torch.allclose(r, xr.grad, rtol=1e-9, atol=1e-12)
+
+
+def test_the_cascade_refuses_a_functional_layer_it_cannot_reinitialise():
+    class Functional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(3, 16))
+
+        def forward(self, x):
+            return nn.functional.linear(x.flatten(1), self.w)
+
+    with pytest.raises(liecheck.UnsupportedOperation, match="cannot re-initialise it"):
+        parametrised_layers(Functional())

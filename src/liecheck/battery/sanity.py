@@ -142,12 +142,14 @@ def _units(s, m, cfg, order: str) -> list[Unit]:
             x, t, ids = s.part(a, b)
             df = s.with_names(s.tag(sanity(s.model, x, m, target=t, seed=cfg.seed,
                                            image_ids=ids, mode=s.plan.mode,
-                                           similarity=s.plan.similarity)))
+                                           similarity=s.plan.similarity,
+                                           layers=s.plan.cascade)))
             if a > 0:
                 return df, {}
             maps, layers = [], []
             for step, names, r in cascade_maps(s.model, s.images.images[:1], m, s.target[:1],
-                                               seed=cfg.seed, mode=s.plan.mode):
+                                               layers=s.plan.cascade, seed=cfg.seed,
+                                               mode=s.plan.mode):
                 maps.append(normalize_signed(heatmap(r.cpu(), m))[0].numpy()
                             .astype(np.float32))
                 layers.append("trained" if step == 0 else "+".join(names))
@@ -157,7 +159,8 @@ def _units(s, m, cfg, order: str) -> list[Unit]:
                                                                    torch.nn.Linear))])
     return [Unit("sanity", unit_id(order, "sanity", s.plan.name, m.name, f"c{c:05d}"),
                  f"sanity {s.plan.name} {m.name} [{a}:{b}]", chunk_compute(a, b),
-                 cost=(n_layers + 2) * (b - a + (a == 0)) * s.scale,
+                 cost=((2 if s.plan.cascade == "ends" else n_layers) + 2)
+                 * (b - a + (a == 0)) * s.scale,
                  arrays=(maps_name,) if a == 0 else ())
             for c, (a, b) in enumerate(chunks(len(s.images), cfg.chunk_size))]
 

@@ -16,11 +16,30 @@ from collections.abc import Iterable
 
 import torch
 
+from ..engine.attention import MHA_PROJECTION
+from ..engine.fxutil import UnsupportedOperation
 from ..engine.graph import Graph
 from ..engine.ops import AffineOp, ConvOp, DenseOp, LinearOp
 from ..engine.walk import INDICES, forward
 from .protocol import Method
 from .run import MethodRun
+
+
+def module_of(node) -> str:
+    """The module whose parameters a parametrised node computes with: its own, or the
+    ``nn.MultiheadAttention`` whose ``in_proj_weight`` a decomposed attention's input
+    projection reads. A layer computed from a bare parameter that belongs to no module
+    the cascade can re-initialise (``F.linear(x, self.w)``) is refused: the cascade
+    would leave it trained."""
+    if node.module is not None:
+        return node.module
+    fxn = node.fx_node
+    if fxn is not None and MHA_PROJECTION in fxn.meta:
+        return fxn.meta[MHA_PROJECTION]
+    raise UnsupportedOperation(
+        f"node '{node.name}' ({node.op.describe()}) computes with a parameter that is not "
+        "a module's own (a functional layer); the cascade cannot re-initialise it and would "
+        "leave it trained. Make the layer an nn.Module (nn.Linear, nn.Conv2d).")
 
 
 def layer_ops(graph: Graph, modules: Iterable[str], root: torch.nn.Module | None = None
@@ -40,11 +59,16 @@ def layer_ops(graph: Graph, modules: Iterable[str], root: torch.nn.Module | None
     out: dict[str, LinearOp] = {}
     for node in graph.nodes:
         bns = folded.get(node.name, [])
-        if not node.is_parametrised or not ({node.module, *bns} & names):
+        if not node.is_parametrised or (node.module is None and node.layer == "affine"):
             continue
-        mod = root.get_submodule(node.module)
+        owner = module_of(node)
+        if not ({owner, *bns} & names):
+            continue
+        mod = root.get_submodule(owner)
         if node.layer == "conv":
             op = ConvOp.from_module(mod)
+        elif node.layer == "dense" and isinstance(mod, torch.nn.MultiheadAttention):
+            op = DenseOp(mod.in_proj_weight, mod.in_proj_bias)   # its input projection
         elif node.layer == "dense":
             op = DenseOp(mod.weight, mod.bias)
         else:

@@ -35,7 +35,7 @@ from ..engine.graph import trace
 from ..inputs import resolve_targets
 from ..methods import Method, get_method
 from ..methods.peers import PeerMethod
-from ..methods.reforward import Reforward, layer_ops
+from ..methods.reforward import Reforward, layer_ops, module_of
 from .similarity import prepare
 from .similarity import similarity as compare
 
@@ -62,8 +62,11 @@ def parametrised_layers(model: nn.Module) -> list[list[str]]:
             folded.setdefault(layer_node, []).append(targets[bn_fx])
     groups: list[list[str]] = []
     for node in graph.nodes:
-        if node.is_parametrised and node.module is not None:
-            names = [node.module] + folded.get(node.name, [])
+        # a module-less affine node is a constant scale or shift (attention's 1/sqrt(d), a
+        # layer scale): not a layer of the cascade, as before; a module-less conv or dense
+        # node is the input projection of an attention, or refused (module_of)
+        if node.is_parametrised and (node.module is not None or node.layer != "affine"):
+            names = [module_of(node)] + folded.get(node.name, [])
             groups = [g for g in groups if not set(g) & set(names)]
             groups.append(names)
     return groups
@@ -78,13 +81,17 @@ def randomize(model: nn.Module, names: list[str], seed: int = 0) -> nn.Module:
     """Re-initialise the modules ``names`` of ``model`` in place (pass a copy)."""
     for name in names:
         mod = model.get_submodule(name)
-        if not hasattr(mod, "reset_parameters"):
+        # nn.MultiheadAttention re-initialises its input projection in _reset_parameters
+        reset = getattr(mod, "reset_parameters", None) or (
+            mod._reset_parameters if isinstance(mod, nn.MultiheadAttention) else None)
+        if reset is None:
             raise ValueError(f"module '{name}' ({type(mod).__name__}) has no "
                              "reset_parameters(); cannot re-initialise it")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(layer_seed(seed, name))
             dev = next(mod.parameters(), torch.empty(0)).device
-            mod.to("cpu").reset_parameters()  # CPU generator: same values on every device
+            mod.to("cpu")
+            reset()             # CPU generator: same values on every device
             mod.to(dev)
     return model
 
@@ -95,6 +102,8 @@ def _steps(model, layers, mode):
         chosen = set(range(min(layers, len(groups))))
     elif layers == "all" or layers is None:
         chosen = set(range(len(groups)))
+    elif layers == "ends":      # the last layer, and every layer (the cascade's two ends)
+        chosen = {0, len(groups) - 1} if groups else set()
     else:
         canon = {n.replace(".", "_"): n for g in groups for n in g}   # either spelling
         want = {canon.get(str(n).replace(".", "_"), n) for n in layers}
@@ -231,8 +240,10 @@ def sanity(model: nn.Module, inputs, method: str | Method, target=None, layers="
     method : registry name or :class:`~liecheck.Method` (any method, walkable or not).
     target : class per image (``(N,)`` or int); ``None``: the trained model's
         prediction. The same class is explained at every step.
-    layers : ``"all"``, an int ``k`` (the ``k`` topmost steps) or module names whose
-        steps are reported (the cascade still randomises everything above them).
+    layers : ``"all"``, an int ``k`` (the ``k`` topmost steps), ``"ends"`` (the first
+        and the last step: the last layer, and every layer, randomised) or module names
+        whose steps are reported (the cascade still randomises everything above them;
+        maps are computed only at the reported steps).
     seed : base seed; each module's seed is :func:`layer_seed` (seed, name).
     mode : ``"cascading"`` (the paper) or ``"independent"`` (one layer at a time).
     similarity : ``"ssim"`` (max over the sign flip), ``"spearman"`` or ``"l1"``.

@@ -57,6 +57,7 @@ class ModelPlan:
     note: str = ""
     similarity: str = "ssim"        # random logit and sanity: ssim | spearman | l1
     mode: str = "cascading"         # sanity: cascading | independent
+    cascade: str = "all"            # sanity's reported steps: "all" | "ends" (last, all)
 
     def start_nodes(self, graph) -> list[str]:
         """CSC's start layers on ``graph``: the paper's, the logits, or the listed nodes

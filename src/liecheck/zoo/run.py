@@ -57,6 +57,7 @@ def zoo_config(models: str | Sequence[str] = "all", methods: str | Sequence[str]
         meths = ("gradient",) + meths       # the verdicts' reference
     plans = [ModelPlan(f, "zoo" if trained else "zoo:random", n=n, size=FAMILIES[f].size,
                        methods=meths, starts="logits+mid", experiments=ZOO_TESTS,
+                       cascade="ends",
                        note=(f"the zoo's {f} ({FAMILIES[f].blocks}), "
                              + ("trained on two digits" if trained else
                                 "seeded RANDOM initialisation")))
