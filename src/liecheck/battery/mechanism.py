@@ -80,7 +80,7 @@ def mechanisms(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Per ``(model, method)`` (the index): ``mechanism`` (the text: the failures shown,
     each with its test and numbers, or ``passes``) and one boolean column per
     mechanism's test (``flag_<test>``). ``tables``: the run's tables by test name."""
-    words: dict[tuple, list[str]] = {}
+    words: dict[tuple, dict[str, list[str]]] = {}
     passed: dict[tuple, list[str]] = {}
     judged: dict[tuple, bool] = {}
     flags: dict[str, dict[tuple, bool]] = {}
@@ -94,7 +94,7 @@ def mechanisms(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         col = flags.setdefault(f"flag_{test.name}", {})
         for (model, method), row in ev.iterrows():
             key = (model, method)
-            words.setdefault(key, [])
+            words.setdefault(key, {})
             ref = ev.loc[(model, REFERENCE)] if (model, REFERENCE) in ev.index else None
             if ref is None or not _finite(ref) or not _finite(row):
                 judged.setdefault(key, False)
@@ -105,8 +105,8 @@ def mechanisms(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
             hit = flagged(row, ref, test.factor)
             col[key] = hit
             if hit:
-                words[key].append(f"{test.mechanism} ({test.measure} {fmt(row['value'])} "
-                                  f"vs gradient {fmt(ref['value'])})")
+                words[key].setdefault(test.mechanism, []).append(
+                    f"{test.measure} {fmt(row['value'])} vs gradient {fmt(ref['value'])}")
             else:
                 passed.setdefault(key, []).append(test.short)
     out = []
@@ -116,8 +116,8 @@ def mechanisms(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         elif key[1] in REFERENCE_MAPS:
             text = f"reference ({REFERENCE_MAPS[key[1]]})"
         elif w:
-            text = "; ".join(w) + (f"; passes {', '.join(passed[key])}" if passed.get(key)
-                                   else "")
+            text = "; ".join(f"{mech} ({'; '.join(ev)})" for mech, ev in w.items()) + (
+                f"; passes {', '.join(passed[key])}" if passed.get(key) else "")
         else:
             text = PASSES if judged.get(key) else NO_REFERENCE
         row = {"model": key[0], "method": key[1], "mechanism": text}

@@ -73,8 +73,9 @@ def format_verdicts(df) -> str:
     """One line per (model, method): the model's accuracy and the verdict."""
     lines = []
     for model, g in df.groupby("model", sort=False):
-        acc = g["model_accuracy"].iloc[0] if "model_accuracy" in g else float("nan")
-        lines.append(f"{model} (test accuracy {acc:.3f})")
+        acc = g["model_accuracy"].iloc[0] if "model_accuracy" in g else None
+        acc = "-" if acc is None or acc != acc else f"{acc:.3f}"
+        lines.append(f"{model} (test accuracy {acc})")
         for _, r in g.iterrows():
             lines.append(f"  {r['method']:<22s} {r.get('mechanism', '-')}")
     return "\n".join(lines)

@@ -225,5 +225,5 @@ def battery(models: str | Sequence[str] = "all", methods: str | Sequence[str] = 
 def accuracies(store) -> dict[str, float]:
     """``{family: test accuracy}`` from a zoo run's manifest."""
     models = (store.manifest() or {}).get("models") or {}
-    return {m: (info.get("source") or {}).get("test_accuracy", np.nan)
-            for m, info in models.items()}
+    out = {m: (info.get("source") or {}).get("test_accuracy") for m, info in models.items()}
+    return {m: (np.nan if v is None else float(v)) for m, v in out.items()}
