@@ -329,3 +329,21 @@ def test_audit_cli_writes_table_and_figure(tmp_path):
     assert "LRP.attribute" in df.loc["captum:LRP", "note"]
     assert "| captum:Saliency |" in (out / "audit.md").read_text()
     assert (out / "audit.png").stat().st_size > 0
+
+
+def test_audit_names_the_mechanism_against_the_gradient_it_audits_too():
+    """Issue 24: the audit's verdict names the failures against the model's gradient on
+    the same images (audited even when not asked for, and not added as a row)."""
+    from liecheck.adapters.audit import audit, captum_method, markdown
+    from liecheck.models import cifar_net
+
+    model = cifar_net(seed=5).eval()
+    x = torch.randn(6, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    df = audit(model, x, ["lrp_a1b0", captum_method("Saliency")], n_vectors=3)
+    df = df.set_index("method")
+    assert list(df.index) == ["lrp_a1b0", "captum:Saliency"]
+    # z+ converges to rank 1 on any weights (Theorem 1): far more parallel than the gradient
+    assert df.loc["lrp_a1b0", "mechanism"].startswith("rank-1 convergence (CSC at the first")
+    # Captum's Saliency is the gradient: it cannot change less than itself
+    assert df.loc["captum:Saliency", "mechanism"] == "passes"
+    assert "verdict (mechanism shown, against the gradient)" in markdown(df.reset_index())
