@@ -3,9 +3,9 @@ built-in digits model (trained, cached), as the default run computes them."""
 
 import pytest
 
+from liecheck.report.summary import summary_table
 from liecheck.reproduce import run
 from liecheck.reproduce.config import ModelPlan, RunConfig, all_experiments, default_config
-from liecheck.report.summary import summary_table
 from liecheck.store import RunStore
 
 

@@ -24,7 +24,8 @@ own Jacobian chain converges (a deep trained net) raises the bar with it.
 A method can show several mechanisms; each is named with its test and numbers, followed by
 the tests it passes (LRP-CMP: rank-1 convergence by CSC, but it passes the random logit,
 since its dense layers keep the class). One that shows none, where a reference was
-measured, ``passes``; without the gradient in the run there is no verdict (``no reference: add the gradient to the methods``).
+measured, ``passes``; without the gradient in the run there is no verdict (``no reference:
+add the gradient to the methods``).
 """
 
 from __future__ import annotations

@@ -152,9 +152,10 @@ def _tv(name: str, **kw):
 
 
 FAMILIES: dict[str, Family] = {f.name: f for f in [
-    # at the CNNs' learning rate AlexNet (no normalisation, dropout) stays at chance (0.09)
+    # AlexNet (no normalisation, dropout) stays at chance at the CNNs' rate (test accuracy
+    # 0.09 after 4 epochs at 2e-3) and leaves chance late at 5e-4 (0.15 after 8 epochs)
     Family("alexnet", _alexnet, 64, blocks="AlexNet's features, dense head at width 128",
-           lr=5e-4, epochs=8),
+           lr=5e-4, epochs=20),
     Family("vgg", _vgg, blocks="VGG's conv stacks (16-64 channels), dense head at 128"),
     Family("resnet", lambda: _resnet("basic"), blocks="BasicBlock, one per stage"),
     Family("resnext", lambda: _resnet("bottleneck", groups=4, width_per_group=4),
