@@ -60,6 +60,9 @@ class TwoDigitsTest(FaithfulnessTest):
         return df.groupby(["model", "method"], sort=False)[["mass_accuracy",
                                                            "l1_class_diff"]].mean()
 
+    def figures(self, store):
+        return _figures(store)
+
     def evidence(self, df):
         rows = []
         for (model, method), g in df.groupby(["model", "method"], sort=False):
@@ -82,6 +85,42 @@ def _compute(s, data: TwoDigits, method, a: int, b: int, cfg):
         per.insert(0, "method", name)
         return s.tag(per[["method", "image", "side", *MEASURES]]), {}
     return compute
+
+
+def summarize(df: pd.DataFrame) -> pd.DataFrame:
+    """Per method of one model: each measure's mean over the explanations (L1: over the
+    images) with its 99 % bootstrap interval, as :func:`liecheck.groundtruth.two_digits`
+    gives them (for :func:`liecheck.groundtruth.plot_two_digits`)."""
+    rows = []
+    for method, g in df.groupby("method", sort=False):
+        row = {"method": method, "n_images": int(g["image"].nunique())}
+        for col in MEASURES:
+            v = g[col] if col != "l1_class_diff" else g.loc[g["side"] == 0, col]
+            mean, low, high = interval(v, "mean")
+            row.update({col: mean, f"{col}_low": low, f"{col}_high": high})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _figures(store) -> list:
+    from ..groundtruth.figures import plot_two_digits
+    from ..plots.figure import Figure, png
+
+    gt = store.read("two_digits")
+    models = (store.manifest() or {}).get("models") or {}
+    out = []
+    for model in dict.fromkeys(gt["model"]):
+        summary = summarize(gt[gt["model"] == model])
+        acc = ((models.get(model) or {}).get("source") or {}).get("test_accuracy")
+        summary.attrs["model_accuracy"] = acc
+        out.append(Figure("GT", f"Ground truth on two digits, {model}",
+                          "each image's two digits explained in turn: mass accuracy (share "
+                          "of the positive relevance on the explained digit), pointing, and "
+                          "the L1 distance between the two classes' normalised maps up to "
+                          "their sign, with 99% bootstrap intervals over images; occlusion "
+                          "(faithful by construction) and random maps (chance) are the "
+                          "references.", png(plot_two_digits(summary))))
+    return out
 
 
 register_test(TwoDigitsTest())
