@@ -43,6 +43,8 @@ SMALL = {
     "reproduce": "--n 1",
     "train": "--epochs 1",
     "groundtruth": "--n 4",
+    # the zoo's families untrained (training one is a minute), two images, two methods
+    "zoo": "--random --n 2 --methods gradient,lrp_a1b0 --no-report",
 }
 # (pattern, replacement): VGG-16 (138 M parameters, GBs per traced copy) becomes the
 # paper's small CIFAR network at 32 px, ImageNet classes become digits classes
@@ -53,10 +55,13 @@ REWRITES = [
     (r"torch\.randn\(16, 3, 32, 32", "torch.randn(2, 3, 32, 32"),
     (r'"classifier_1"\)', '"fc5", max_steps=4, tol=1e-2)'),
     (r'"occlusion", "random"\], n=200, seed=0\)', '"occlusion", "random"], n=4, seed=0)'),
+    (r'n=4, out="runs/zoo_py"\)', 'n=2, trained=False, out="runs/zoo_py")'),
     (r'simulate_chain\("non-negative"\)', 'simulate_chain("non-negative", repeats=1, '
                                           'shapes=[(40, 30), (30, 3)])'),
 ]
 SHELL_REWRITES = [("--model vgg16", "--model cifar_net"),
+                  # the whole zoo is an hour; its command runs on the cheapest family
+                  ("liecheck zoo --models all", "liecheck zoo --models regnet_y"),
                   # all 24 methods x every step is minutes on a busy 2-core machine
                   ("--methods all", "--methods gradient,lrp_a1b0,smoothgrad")]
 WEIGHTS = (r'weights="IMAGENET1K_V1"', "weights=None")
