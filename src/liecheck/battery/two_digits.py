@@ -106,6 +106,8 @@ def _figures(store) -> list:
     from ..groundtruth.figures import plot_two_digits
     from ..plots.figure import Figure, png
 
+    if "two_digits" not in store.tables():
+        return []
     gt = store.read("two_digits")
     models = (store.manifest() or {}).get("models") or {}
     out = []
