@@ -18,8 +18,8 @@ def register(sub) -> None:
     p.add_argument("--methods", default=",".join(ZOO_METHODS),
                    help="comma-separated methods (default: the zoo's ten; the gradient is "
                         "always added, as the verdicts' reference)")
-    p.add_argument("--n", "--num-images", dest="n", type=int, default=16,
-                   help="recognised test images per family (default 16)")
+    p.add_argument("--n", "--num-images", dest="n", type=int, default=12,
+                   help="recognised test images per family (default 12)")
     p.add_argument("--random", action="store_true",
                    help="the families' seeded random initialisation instead of trained ones")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice")

@@ -46,7 +46,7 @@ def resolve(names: str | Sequence[str], choices: Sequence[str]) -> list[str]:
 
 
 def zoo_config(models: str | Sequence[str] = "all", methods: str | Sequence[str] = ZOO_METHODS,
-               n: int = 16, trained: bool = True, seed: int = 0, device: str = "cpu"
+               n: int = 12, trained: bool = True, seed: int = 0, device: str = "cpu"
                ) -> RunConfig:
     """The run: every named family (default all 21) with ``n`` recognised test images
     each, the named methods, CSC (from the logits and a mid-level start), the random logit,
@@ -196,7 +196,7 @@ def _per_image(df: pd.DataFrame, prefix: str, stat: str, select) -> pd.DataFrame
 
 
 def battery(models: str | Sequence[str] = "all", methods: str | Sequence[str] = ZOO_METHODS,
-            n: int = 16, trained: bool = True, seed: int = 0, out: str | Path | None = None,
+            n: int = 12, trained: bool = True, seed: int = 0, out: str | Path | None = None,
             device: str = "cpu", progress: bool = True) -> pd.DataFrame:
     """Run the battery over the zoo and return :func:`table`'s DataFrame.
 
