@@ -127,3 +127,19 @@ def test_zoo_cli_resumes_after_ctrl_c(tmp_path):
     df = pd.read_csv(out / "zoo.csv")
     assert len(df[~df["method"].isin(["occlusion", "random"])]) == 6
     assert (out / "zoo.png").exists()
+
+
+def test_batchnorm_recalibration_is_the_average_over_the_training_batches():
+    """MNASNet's BatchNorm momentum (3e-4) leaves its statistics at their initial values
+    after a short training; the zoo re-estimates them: with equal batches the running
+    mean is the mean of the BatchNorm's input over all images and positions."""
+    torch.manual_seed(0)
+    conv, bn = torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4, momentum=3e-4)
+    model = torch.nn.Sequential(conv, bn)
+    x = torch.randn(128, 3, 8, 8)
+    zoo_train.recalibrate_batchnorm(model, x, batch_size=64)
+    with torch.no_grad():
+        expected = conv(x).mean(dim=(0, 2, 3))
+    assert torch.allclose(bn.running_mean, expected, atol=1e-5)
+    assert bn.momentum == 3e-4 and not model.training
+    assert zoo.FAMILIES["mnasnet"].recalibrate_bn and "bnrecal" in zoo.checkpoint("mnasnet").name

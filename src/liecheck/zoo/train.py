@@ -35,10 +35,29 @@ def settings(family: str) -> tuple[int, float]:
     return fam.epochs or EPOCHS[fam.kind], fam.lr or LR[fam.kind]
 
 
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, x: torch.Tensor, batch_size: int = 64) -> None:
+    """Re-estimate every BatchNorm's running mean and variance as the plain average over
+    the batches of ``x`` (momentum ``None``), the weights unchanged; eval mode after."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    for b in range(0, len(x), batch_size):
+        model(x[b:b + batch_size])
+    for m, mom in zip(bns, momenta):
+        m.momentum = mom
+    model.eval()
+
+
 def checkpoint(family: str, seed: int = 0) -> Path:
     """Cache path of a trained family (its settings are in the name)."""
     epochs, lr = settings(family)
-    return cache_dir() / "zoo" / f"{family}-e{epochs}-n{N_TRAIN}-lr{lr:g}-seed{seed}.pt"
+    bn = "-bnrecal" if check_family(family).recalibrate_bn else ""
+    return (cache_dir() / "zoo" /
+            f"{family}-e{epochs}-n{N_TRAIN}-lr{lr:g}{bn}-seed{seed}.pt")
 
 
 def train_family(family: str, seed: int = 0, progress: bool = True,
@@ -53,6 +72,8 @@ def train_family(family: str, seed: int = 0, progress: bool = True,
     epochs, lr = settings(family)
     fit(model, (train.x, train.targets()), epochs, seed, lr=lr, progress=progress,
         desc=f"train {family}", loss_fn=nn.BCEWithLogitsLoss())
+    if fam.recalibrate_bn:
+        recalibrate_batchnorm(model, train.x)
     info = {"model": family, "test_accuracy": pair_accuracy(model, test.x, test.labels),
             "accuracy_definition": "both digits' classes are the two largest logits",
             "train_seconds": round(time.perf_counter() - t0, 2),
@@ -61,7 +82,8 @@ def train_family(family: str, seed: int = 0, progress: bool = True,
             "settings": {"epochs": epochs, "seed": seed, "n_train": N_TRAIN, "n_test": N_TEST,
                          "input_size": fam.size, "optimizer": "Adam", "lr": lr,
                          "batch_size": 32, "loss": "BCEWithLogits (multi-hot)",
-                         "blocks": fam.blocks, "torch": torch.__version__}}
+                         "blocks": fam.blocks, "recalibrate_bn": fam.recalibrate_bn,
+                         "torch": torch.__version__}}
     if out is not None:
         save(model, info, out)
     return model, info
