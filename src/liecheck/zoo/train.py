@@ -3,8 +3,9 @@
 Each family (:data:`liecheck.zoo.families.FAMILIES`) is trained as the ground-truth
 benchmark's model is (:mod:`liecheck.groundtruth.model`): ten logits, a sigmoid
 cross-entropy against the multi-hot targets of the two digits, Adam, batch 32, seeded,
-on :data:`N_TRAIN` training pairs padded to the family's square. The test accuracy
-(both digits' classes are the two largest logits, :data:`N_TEST` test pairs) is stored
+on :data:`N_TRAIN` training pairs padded to the family's square (a family may set its own
+learning rate, epochs, loss and a BatchNorm re-estimation: :class:`~.families.Family`).
+The test accuracy (both digits' classes are the two largest logits, :data:`N_TEST` test pairs) is stored
 beside the weights in ``$LIECHECK_CACHE/zoo/``. Same seed, same machine: same weights.
 """
 
@@ -55,9 +56,11 @@ def recalibrate_batchnorm(model: nn.Module, x: torch.Tensor, batch_size: int = 6
 def checkpoint(family: str, seed: int = 0) -> Path:
     """Cache path of a trained family (its settings are in the name)."""
     epochs, lr = settings(family)
-    bn = "-bnrecal" if check_family(family).recalibrate_bn else ""
+    fam = check_family(family)
+    extra = ("-bnrecal" if fam.recalibrate_bn else "") + (
+        "-softmax" if fam.loss == "softmax" else "")
     return (cache_dir() / "zoo" /
-            f"{family}-e{epochs}-n{N_TRAIN}-lr{lr:g}{bn}-seed{seed}.pt")
+            f"{family}-e{epochs}-n{N_TRAIN}-lr{lr:g}{extra}-seed{seed}.pt")
 
 
 def train_family(family: str, seed: int = 0, progress: bool = True,
@@ -70,8 +73,10 @@ def train_family(family: str, seed: int = 0, progress: bool = True,
     test = zoo_images(N_TEST, fam.size, "test", seed)
     model = build(family, seed)
     epochs, lr = settings(family)
-    fit(model, (train.x, train.targets()), epochs, seed, lr=lr, progress=progress,
-        desc=f"train {family}", loss_fn=nn.BCEWithLogitsLoss())
+    loss = nn.BCEWithLogitsLoss() if fam.loss == "sigmoid" else nn.CrossEntropyLoss()
+    target = train.targets() if fam.loss == "sigmoid" else train.targets() / 2
+    fit(model, (train.x, target), epochs, seed, lr=lr, progress=progress,
+        desc=f"train {family}", loss_fn=loss)
     if fam.recalibrate_bn:
         recalibrate_batchnorm(model, train.x)
     info = {"model": family, "test_accuracy": pair_accuracy(model, test.x, test.labels),
@@ -81,7 +86,9 @@ def train_family(family: str, seed: int = 0, progress: bool = True,
             "parameters": sum(p.numel() for p in model.parameters()),
             "settings": {"epochs": epochs, "seed": seed, "n_train": N_TRAIN, "n_test": N_TEST,
                          "input_size": fam.size, "optimizer": "Adam", "lr": lr,
-                         "batch_size": 32, "loss": "BCEWithLogits (multi-hot)",
+                         "batch_size": 32,
+                         "loss": ("BCEWithLogits (multi-hot)" if fam.loss == "sigmoid" else
+                                  "softmax cross-entropy (1/2 on each digit's class)"),
                          "blocks": fam.blocks, "recalibrate_bn": fam.recalibrate_bn,
                          "torch": torch.__version__}}
     if out is not None:
