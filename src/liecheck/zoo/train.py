@@ -5,8 +5,9 @@ benchmark's model is (:mod:`liecheck.groundtruth.model`): ten logits, a sigmoid
 cross-entropy against the multi-hot targets of the two digits, Adam, batch 32, seeded,
 on :data:`N_TRAIN` training pairs padded to the family's square (a family may set its own
 learning rate, epochs, loss and a BatchNorm re-estimation: :class:`~.families.Family`).
-The test accuracy (both digits' classes are the two largest logits, :data:`N_TEST` test pairs) is stored
-beside the weights in ``$LIECHECK_CACHE/zoo/``. Same seed, same machine: same weights.
+The test accuracy (both digits' classes are the two largest logits, :data:`N_TEST` test
+pairs) is stored beside the weights in ``$LIECHECK_CACHE/zoo/``. Same seed, same machine:
+same weights.
 """
 
 from __future__ import annotations
