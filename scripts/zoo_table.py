@@ -11,10 +11,11 @@ bootstrap intervals.
 from __future__ import annotations
 
 import argparse
+import json
 from collections import Counter
 
 from liecheck.store import RunStore
-from liecheck.zoo import build, plot_zoo, table
+from liecheck.zoo import build, checkpoint, plot_zoo, table
 from liecheck.zoo.run import accuracies
 
 MECHANISMS = ("rank-1 convergence", "ignores later layers", "class-insensitive")
@@ -43,15 +44,20 @@ def main() -> None:
     if a.figure:
         plot_zoo(df, a.figure)
     skipped = m.get("skipped", [])
-    print("| family | blocks | parameters | test accuracy | images | refused |")
-    print("|---|---|---|---|---|---|")
+    print("| family | blocks | parameters | training | test accuracy | images | refused |")
+    print("|---|---|---|---|---|---|---|")
     for name, info in m["models"].items():
         src = info.get("source", {})
         refused = [s.split(": ")[1].split(" refused")[0] for s in skipped
                    if s.startswith(f"{name}: ") and " refused:" in s]
         acc = src.get("test_accuracy")
         params = sum(p.numel() for p in build(name).parameters()) / 1e6
-        print(f"| {name} | {src.get('blocks', '-')} | {params:.2f} M | "
+        meta = checkpoint(name).with_suffix(".json")
+        st = json.loads(meta.read_text())["settings"] if meta.exists() else {}
+        how = (f"{st.get('epochs')} ep. at {st.get('lr'):g}"
+               + (", softmax" if "softmax" in str(st.get("loss")) else "")
+               + (", BN re-estimated" if st.get("recalibrate_bn") else "")) if st else "-"
+        print(f"| {name} | {src.get('blocks', '-')} | {params:.2f} M | {how} | "
               f"{'-' if acc is None else f'{acc:.3f}'} | {info.get('n_images')} of "
               f"{src.get('drawn', '-')} | {', '.join(refused) or '-'} |")
     print()
