@@ -404,3 +404,27 @@ class _SDPAMasked(SDPANet):
 def test_sdpa_with_is_causal_refused():
     with pytest.raises(liecheck.UnsupportedOperation, match="is_causal"):
         liecheck.trace(_SDPAMasked(False).double().eval())
+
+
+def test_csc_through_swins_window_attention():
+    """CSC walks several random vectors at once (a fan): through Swin's window attention
+    the weights must not be repeated with the relevance (they were: a shape error). At the
+    input, CSC of the gradient equals |cos| over the channels of autograd's input
+    gradients of ``<v, logits>``, pixel by pixel."""
+    m, x = _model("swin")
+    df, values = liecheck.csc(m, x, "gradient", n_vectors=3, raw=True)
+    start = df["start_node"].iloc[0]
+    want = []
+    for i in range(2):
+        v = random_vectors(0, start, i, 3, (5,)).double()
+        grads = []
+        for vk in v:
+            xi = x[i:i + 1].clone().requires_grad_(True)
+            (g,) = torch.autograd.grad((m(xi)[0] * vk).sum(), xi)
+            grads.append(g[0])
+        for a, b in pair_indices(3):
+            want.append(F.cosine_similarity(grads[a], grads[b], dim=0).abs().flatten())
+    want = torch.cat(want).numpy()
+    got = values[("output", "x")]
+    np.testing.assert_allclose(np.sort(got), np.sort(want), atol=1e-6)
+    liecheck.csc(m, x, "lrp_z", n_vectors=3)        # AttnLRP's window-attention rule too

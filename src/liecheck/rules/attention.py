@@ -34,6 +34,12 @@ from .base import Rule, cached, divide, stabilize, times, zero_free
 from .gradient import vjp
 
 
+def _batched(t: torch.Tensor, x: torch.Tensor) -> bool:
+    """Whether the constant ``t`` carries the activation ``x``'s batch: same rank, same
+    first dimension."""
+    return t.dim() == x.dim() and t.shape[0] == x.shape[0]
+
+
 def _rep(t: torch.Tensor, fan: int) -> torch.Tensor:
     """``t`` repeated over the relevance's fan (sample ``i`` -> ``i * fan + j``)."""
     return t if fan == 1 else t.repeat_interleave(fan, 0)
@@ -149,10 +155,15 @@ class AttentionGradientForm(Rule):
         act = [k for k in range(len(ins)) if not node.constant_inputs[k]]
         g = _g(ctx, node, r)
 
-        fan = g.shape[0] // ins[act[0]].shape[0]
+        batch = ins[act[0]]
+        fan = g.shape[0] // batch.shape[0]
 
         def fn(*ts):
-            full = [_rep(t.detach(), fan) if node.constant_inputs[k] else None
+            # a constant is repeated over the fan only if it is batch-shaped like the
+            # activation (weights, biases and bias tables are not: repeating them along
+            # their first dimension broke Swin's window attention under CSC's fan)
+            full = [_rep(t.detach(), fan) if node.constant_inputs[k] and _batched(t, batch)
+                    else t.detach() if node.constant_inputs[k] else None
                     for k, t in enumerate(ins)]
             for k, t in zip(act, ts):
                 full[k] = t

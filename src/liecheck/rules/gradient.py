@@ -131,10 +131,14 @@ class GradientPointwise(Rule):
 
 def vjp(fn, inputs: list[torch.Tensor], r: torch.Tensor) -> list[torch.Tensor]:
     """The exact vector-Jacobian product ``r^T d fn(inputs) / d inputs`` by autograd; the
-    inputs (batch ``N``) are repeated over the relevance's fan (batch ``N * fan``)."""
+    inputs that carry the batch (``N``: the first input's rank and first dimension) are
+    repeated over the relevance's fan (batch ``N * fan``); weights among the inputs (a
+    library function's constants) are not."""
     fan = fan_of(inputs[0], r)
     if fan > 1:
-        inputs = [t.repeat_interleave(fan, 0) for t in inputs]
+        x = inputs[0]
+        inputs = [t.repeat_interleave(fan, 0) if t.dim() == x.dim() and
+                  t.shape[0] == x.shape[0] else t for t in inputs]
     graph = torch.is_grad_enabled() and r.requires_grad
     with torch.enable_grad():
         ins = [t.detach().requires_grad_(True) for t in inputs]
