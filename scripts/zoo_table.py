@@ -19,7 +19,7 @@ from liecheck.zoo import build, checkpoint, plot_zoo, table
 from liecheck.zoo.run import accuracies
 
 MECHANISMS = ("rank-1 convergence", "ignores later layers", "class-insensitive")
-COLUMNS = (("csc_logits", "CSC first conv (logits)"), ("csc_mid", "CSC first conv (mid)"),
+COLUMNS = (("csc_logits", "CSC first layer (logits)"), ("csc_mid", "CSC first layer (mid)"),
            ("ssim_random_logit", "random-logit SSIM"),
            ("ssim_cascade_last", "cascade SSIM last"), ("ssim_cascade_all", "cascade SSIM all"),
            ("mass_accuracy", "mass accuracy"), ("l1_class_diff", "L1 two digits"))

@@ -25,7 +25,7 @@ def test_guided_bp_and_lrp_cmp_get_the_mechanisms_their_tests_show(tmp_path):
     # LRP-CMP a1b0: z+ below the dense layers converges (Figure 6c), epsilon on the dense
     # layers keeps the class: rank-1 convergence by CSC, yet it passes the random logit
     cmp_ = s.loc["lrp_cmp_a1b0", "mechanism"]
-    assert cmp_.startswith("rank-1 convergence (CSC at the first conv")
+    assert cmp_.startswith("rank-1 convergence (CSC at the first layer")
     assert "class-insensitive" not in cmp_ and "passes random logit" in cmp_
     assert s.loc["gradient", "mechanism"].startswith("reference")
 

@@ -105,7 +105,7 @@ class FaithfulnessTest:
 
     # ------------------------------------------------------- the mechanism it can show
     mechanism: str = ""     # the failure this test shows ("rank-1 convergence", ...)
-    measure: str = ""       # the number it rests on, in words ("CSC at the first conv")
+    measure: str = ""       # the number it rests on, in words ("CSC at the first layer")
     short: str = ""         # the test in a word or two ("CSC", "the cascade")
     factor: float = 2.0     # how many times nearer to "no change" than the reference a
     #                         method must be (:mod:`liecheck.battery.mechanism`)

@@ -52,15 +52,25 @@ def first_conv_csc(csc: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def first_layer_rows(g: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the first conv layer's record (a CNN), or else of the shallowest record
+    above the input (a transformer's first block output on its residual stream)."""
+    conv = g[g["kind"] == "conv"].sort_values("depth")
+    if conv.empty:
+        conv = g[(g["kind"] != "input") & (g["depth"] > 0)].sort_values("depth")
+    return conv
+
+
 def first_conv_evidence(csc: pd.DataFrame, start: str | None = None) -> pd.DataFrame:
-    """Per (model, method): CSC at the first conv from ``start`` (default the logits)
+    """Per (model, method): CSC at the first conv (a transformer: its first block,
+    :func:`first_layer_rows`) from ``start`` (default the logits)
     over images (``median_images`` and its interval, :func:`liecheck.metrics.csc.csc_rows`)
     in :meth:`~liecheck.battery.FaithfulnessTest.evidence`'s columns. A table of an
     older run, without those columns, gives NaN (no verdict)."""
     rows = []
     for (model, method), g in csc.groupby(["model", "method"], sort=False):
         g = g[g["start"] == (start if start is not None else logits_start(g))]
-        conv = g[g["kind"] == "conv"].sort_values("depth")
+        conv = first_layer_rows(g)
         if conv.empty:
             continue
         r = conv.iloc[0]
@@ -101,7 +111,7 @@ class CSC(FaithfulnessTest):
     hidden_audit_columns = ("csc_baseline",)
     verdict_column, failing = "csc_verdict", "converges"
     short = "CSC"
-    mechanism, measure, factor = "rank-1 convergence", "CSC at the first conv", 10.0
+    mechanism, measure, factor = "rank-1 convergence", "CSC at the first layer", 10.0
 
     def units(self, s, m, cfg, order):
         return _units(s, m, cfg, order)

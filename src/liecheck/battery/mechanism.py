@@ -6,7 +6,8 @@ Each test that can show a failure (:attr:`~liecheck.battery.FaithfulnessTest.mec
 gives, per (model, method), one number with its 99 % bootstrap interval over images, on
 a scale where 0 means "the map did not change" (:meth:`~FaithfulnessTest.evidence`):
 
-* CSC, "rank-1 convergence": ``1 - |cos|`` of random relevance vectors at the first conv;
+* CSC, "rank-1 convergence": ``1 - |cos|`` of random relevance vectors at the first conv
+  (a transformer: its first block);
 * the cascade, "ignores later layers": ``1 - SSIM`` of the map and the map with the last
   layer randomised;
 * the random logit and the ground truth, "class-insensitive": ``1 - SSIM`` of the maps of

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 PANELS = (  # column, flag column, title
-    ("csc_logits", "flag_csc", "CSC at the first conv\n(from the logits; 1 = parallel)"),
+    ("csc_logits", "flag_csc", "CSC at the first layer\n(from the logits; 1 = parallel)"),
     ("ssim_random_logit", "flag_random_logit", "random-logit SSIM\n(1 = ignores the class)"),
     ("ssim_cascade_last", "flag_sanity", "cascade SSIM, last layer random\n"
                                          "(1 = ignores it)"),
