@@ -134,9 +134,9 @@ def _evidence_columns(ev: pd.DataFrame, prefix: str) -> pd.DataFrame:
 def table(tables: dict[str, pd.DataFrame], accuracy: dict[str, float] | None = None
           ) -> pd.DataFrame:
     """One row per (model, method) from a zoo run's tables: CSC at the first layer (the
-    first conv; a transformer's first block) from the logits and from the mid-level start, the random-logit SSIM, the cascade's SSIM with
-    the last and with all layers randomised, the ground truth's mass accuracy and L1
-    between the two classes' maps, each with its 99 % bootstrap interval (``_low``,
+    first conv; a transformer's first block) from the logits and from the mid-level
+    start, the random-logit SSIM, the cascade's SSIM with the last and with all layers
+    randomised, the ground truth's mass accuracy and L1 between the two classes' maps, each with its 99 % bootstrap interval (``_low``,
     ``_high``), and ``mechanism``."""
     parts = []
     csc = tables.get("csc", pd.DataFrame())
