@@ -136,8 +136,8 @@ def table(tables: dict[str, pd.DataFrame], accuracy: dict[str, float] | None = N
     """One row per (model, method) from a zoo run's tables: CSC at the first layer (the
     first conv; a transformer's first block) from the logits and from the mid-level
     start, the random-logit SSIM, the cascade's SSIM with the last and with all layers
-    randomised, the ground truth's mass accuracy and L1 between the two classes' maps, each with its 99 % bootstrap interval (``_low``,
-    ``_high``), and ``mechanism``."""
+    randomised, the ground truth's mass accuracy and L1 between the two classes' maps,
+    each with its 99 % bootstrap interval (``_low``, ``_high``), and ``mechanism``."""
     parts = []
     csc = tables.get("csc", pd.DataFrame())
     if not csc.empty:
