@@ -25,14 +25,18 @@ from .protocol import Method
 from .run import MethodRun
 
 
-def module_of(node) -> str:
-    """The module whose parameters a parametrised node computes with: its own, or the
-    ``nn.MultiheadAttention`` whose ``in_proj_weight`` a decomposed attention's input
-    projection reads. A layer computed from a bare parameter that belongs to no module
-    the cascade can re-initialise (``F.linear(x, self.w)``) is refused: the cascade
-    would leave it trained."""
+def module_of(node) -> str | None:
+    """The module whose parameters a parametrised node computes with (the layer the
+    cascade re-initialises): its own, or the ``nn.MultiheadAttention`` whose
+    ``in_proj_weight`` a decomposed attention's input projection reads; ``None`` for a
+    module-less affine node (a constant scale or shift: attention's ``1/sqrt(d)``, a
+    layer scale), which is no layer of the cascade. A conv or dense layer computed from a
+    bare parameter that belongs to no module the cascade can re-initialise
+    (``F.linear(x, self.w)``) is refused: the cascade would leave it trained."""
     if node.module is not None:
         return node.module
+    if node.layer == "affine":
+        return None
     fxn = node.fx_node
     if fxn is not None and MHA_PROJECTION in fxn.meta:
         return fxn.meta[MHA_PROJECTION]
@@ -59,10 +63,8 @@ def layer_ops(graph: Graph, modules: Iterable[str], root: torch.nn.Module | None
     out: dict[str, LinearOp] = {}
     for node in graph.nodes:
         bns = folded.get(node.name, [])
-        if not node.is_parametrised or (node.module is None and node.layer == "affine"):
-            continue
-        owner = module_of(node)
-        if not ({owner, *bns} & names):
+        owner = module_of(node) if node.is_parametrised else None
+        if owner is None or not ({owner, *bns} & names):
             continue
         mod = root.get_submodule(owner)
         if node.layer == "conv":

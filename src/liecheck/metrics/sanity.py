@@ -62,11 +62,9 @@ def parametrised_layers(model: nn.Module) -> list[list[str]]:
             folded.setdefault(layer_node, []).append(targets[bn_fx])
     groups: list[list[str]] = []
     for node in graph.nodes:
-        # a module-less affine node is a constant scale or shift (attention's 1/sqrt(d), a
-        # layer scale): not a layer of the cascade, as before; a module-less conv or dense
-        # node is the input projection of an attention, or refused (module_of)
-        if node.is_parametrised and (node.module is not None or node.layer != "affine"):
-            names = [module_of(node)] + folded.get(node.name, [])
+        owner = module_of(node) if node.is_parametrised else None   # None: no layer
+        if owner is not None:
+            names = [owner] + folded.get(node.name, [])
             groups = [g for g in groups if not set(g) & set(names)]
             groups.append(names)
     return groups

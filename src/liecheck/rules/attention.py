@@ -31,13 +31,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from .base import Rule, cached, divide, stabilize, times, zero_free
-from .gradient import vjp
-
-
-def _batched(t: torch.Tensor, x: torch.Tensor) -> bool:
-    """Whether the constant ``t`` carries the activation ``x``'s batch: same rank, same
-    first dimension."""
-    return t.dim() == x.dim() and t.shape[0] == x.shape[0]
+from .gradient import over_fan, vjp
 
 
 def _rep(t: torch.Tensor, fan: int) -> torch.Tensor:
@@ -159,11 +153,8 @@ class AttentionGradientForm(Rule):
         fan = g.shape[0] // batch.shape[0]
 
         def fn(*ts):
-            # a constant is repeated over the fan only if it is batch-shaped like the
-            # activation (weights, biases and bias tables are not: repeating them along
-            # their first dimension broke Swin's window attention under CSC's fan)
-            full = [_rep(t.detach(), fan) if node.constant_inputs[k] and _batched(t, batch)
-                    else t.detach() if node.constant_inputs[k] else None
+            # weights and bias tables are not repeated over the fan (over_fan)
+            full = [over_fan(t.detach(), batch, fan) if node.constant_inputs[k] else None
                     for k, t in enumerate(ins)]
             for k, t in zip(act, ts):
                 full[k] = t

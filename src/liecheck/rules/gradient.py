@@ -129,6 +129,15 @@ class GradientPointwise(Rule):
         return [times(d, r)]
 
 
+def over_fan(t: torch.Tensor, x: torch.Tensor, fan: int) -> torch.Tensor:
+    """``t`` repeated over the relevance's fan (sample ``i`` -> ``i * fan + j``) if it
+    carries the activation ``x``'s batch (same rank, same first dimension); a weight, a
+    bias or a bias table is returned as it is."""
+    if fan == 1 or t.dim() != x.dim() or t.shape[0] != x.shape[0]:
+        return t
+    return t.repeat_interleave(fan, 0)
+
+
 def vjp(fn, inputs: list[torch.Tensor], r: torch.Tensor) -> list[torch.Tensor]:
     """The exact vector-Jacobian product ``r^T d fn(inputs) / d inputs`` by autograd; the
     inputs that carry the batch (``N``: the first input's rank and first dimension) are
@@ -136,9 +145,7 @@ def vjp(fn, inputs: list[torch.Tensor], r: torch.Tensor) -> list[torch.Tensor]:
     library function's constants) are not."""
     fan = fan_of(inputs[0], r)
     if fan > 1:
-        x = inputs[0]
-        inputs = [t.repeat_interleave(fan, 0) if t.dim() == x.dim() and
-                  t.shape[0] == x.shape[0] else t for t in inputs]
+        inputs = [over_fan(t, inputs[0], fan) for t in inputs]
     graph = torch.is_grad_enabled() and r.requires_grad
     with torch.enable_grad():
         ins = [t.detach().requires_grad_(True) for t in inputs]
