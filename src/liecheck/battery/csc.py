@@ -27,6 +27,7 @@ from ..plots.run_figures import models_of, paper_label
 from ..store import RunStore, unit_id
 from ..units import Unit, chunks
 from .base import TABLE, FaithfulnessTest, register_test
+from .mechanism import evidence_frame, evidence_row
 
 CONVERGED = 0.99
 
@@ -74,13 +75,9 @@ def first_conv_evidence(csc: pd.DataFrame, start: str | None = None) -> pd.DataF
         if conv.empty:
             continue
         r = conv.iloc[0]
-        v, lo, hi = (float(r.get(c, np.nan)) for c in ("median_images", "median_low",
-                                                       "median_high"))
-        rows.append({"model": model, "method": method, "value": v, "low": lo, "high": hi,
-                     "distance": 1 - v, "distance_low": 1 - hi, "distance_high": 1 - lo})
-    cols = ["model", "method", "value", "low", "high", "distance", "distance_low",
-            "distance_high"]
-    return pd.DataFrame(rows, columns=cols).set_index(["model", "method"])
+        rows.append(evidence_row(model, method, *(float(r.get(c, np.nan)) for c in (
+            "median_images", "median_low", "median_high"))))
+    return evidence_frame(rows)
 
 
 def first_conv_record(graph) -> str:

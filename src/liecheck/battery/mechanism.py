@@ -55,15 +55,48 @@ def interval(values, statistic: str = "median", n_resamples: int = 2000
     return fn(np.asarray(values, dtype=np.float64), 0.99, n_resamples, 0)
 
 
+EVIDENCE_COLUMNS = ["model", "method", "value", "low", "high", "distance", "distance_low",
+                    "distance_high"]
+
+
+def evidence_row(model, method, value: float, low: float, high: float,
+                 similarity: bool = True) -> dict:
+    """One row of :meth:`~liecheck.battery.FaithfulnessTest.evidence`: the value with its
+    interval and the distance from "unchanged" (``1 -`` a similarity, whose interval
+    turns over; a distance as it is)."""
+    if similarity:
+        dist = (1 - value, 1 - high, 1 - low)
+    else:
+        dist = (value, low, high)
+    return dict(zip(EVIDENCE_COLUMNS, (model, method, value, low, high, *dist)))
+
+
+def evidence_frame(rows: list[dict]) -> pd.DataFrame:
+    """:func:`evidence_row` rows indexed by ``(model, method)``."""
+    return pd.DataFrame(rows, columns=EVIDENCE_COLUMNS).set_index(["model", "method"])
+
+
 def similarity_evidence(df: pd.DataFrame, value: str = "score") -> pd.DataFrame:
     """:meth:`~liecheck.battery.FaithfulnessTest.evidence` of a similarity per image
     (SSIM; 1 = unchanged): the median over images and its interval, and ``1 -`` them."""
-    rows = []
-    for (model, method), g in df.groupby(["model", "method"], sort=False):
-        v, lo, hi = interval(g[value])
-        rows.append({"model": model, "method": method, "value": v, "low": lo, "high": hi,
-                     "distance": 1 - v, "distance_low": 1 - hi, "distance_high": 1 - lo})
-    return pd.DataFrame(rows).set_index(["model", "method"])
+    return evidence_frame([evidence_row(model, method, *interval(g[value]))
+                           for (model, method), g in df.groupby(["model", "method"],
+                                                                sort=False)])
+
+
+def evidence_of(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """``{test name: its evidence}`` for every registered test that shows a mechanism and
+    whose table is in ``tables`` (computed once; :func:`mechanisms` and the zoo's table
+    read it)."""
+    out = {}
+    for test in tests():
+        df = tables.get(test.name)
+        if not test.mechanism or df is None or df.empty:
+            continue
+        ev = test.evidence(df)
+        if ev is not None and not ev.empty:
+            out[test.name] = ev
+    return out
 
 
 def _finite(row) -> bool:
@@ -78,20 +111,20 @@ def flagged(row, ref, factor: float) -> bool:
         row["distance"] <= ref["distance"] / factor
 
 
-def mechanisms(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def mechanisms(tables: dict[str, pd.DataFrame],
+               evidence: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Per ``(model, method)`` (the index): ``mechanism`` (the text: the failures shown,
     each with its test and numbers, or ``passes``) and one boolean column per
-    mechanism's test (``flag_<test>``). ``tables``: the run's tables by test name."""
+    mechanism's test (``flag_<test>``). ``tables``: the run's tables by test name;
+    ``evidence``: :func:`evidence_of` of them, if already computed."""
     words: dict[tuple, dict[str, list[str]]] = {}
     passed: dict[tuple, list[str]] = {}
     judged: dict[tuple, bool] = {}
     flags: dict[str, dict[tuple, bool]] = {}
+    evidence = evidence_of(tables) if evidence is None else evidence
     for test in tests():
-        df = tables.get(test.name)
-        if not test.mechanism or df is None or df.empty:
-            continue
-        ev = test.evidence(df)
-        if ev is None or ev.empty:
+        ev = evidence.get(test.name)
+        if ev is None:
             continue
         col = flags.setdefault(f"flag_{test.name}", {})
         for (model, method), row in ev.iterrows():

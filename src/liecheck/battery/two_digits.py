@@ -21,7 +21,7 @@ from ..groundtruth.data import TwoDigits
 from ..store import unit_id
 from ..units import Unit, chunks
 from .base import FaithfulnessTest, register_test
-from .mechanism import interval
+from .mechanism import evidence_frame, evidence_row, interval
 
 REFERENCE_MAPS = ("occlusion", "random")
 
@@ -64,12 +64,10 @@ class TwoDigitsTest(FaithfulnessTest):
         return _figures(store)
 
     def evidence(self, df):
-        rows = []
-        for (model, method), g in df.groupby(["model", "method"], sort=False):
-            v, lo, hi = interval(g.loc[g["side"] == 0, "l1_class_diff"], "mean")
-            rows.append({"model": model, "method": method, "value": v, "low": lo, "high": hi,
-                         "distance": v, "distance_low": lo, "distance_high": hi})
-        return pd.DataFrame(rows).set_index(["model", "method"])
+        return evidence_frame([
+            evidence_row(model, method, *interval(g.loc[g["side"] == 0, "l1_class_diff"],
+                                                  "mean"), similarity=False)
+            for (model, method), g in df.groupby(["model", "method"], sort=False)])
 
 
 def _compute(s, data: TwoDigits, method, a: int, b: int, cfg):

@@ -19,7 +19,13 @@ import pandas as pd
 import torch
 
 from ..battery.csc import first_conv_evidence, logits_start
-from ..battery.mechanism import interval, mechanisms
+from ..battery.mechanism import (
+    evidence_frame,
+    evidence_of,
+    evidence_row,
+    interval,
+    mechanisms,
+)
 from ..data.images import ImageSet
 from ..groundtruth.data import TwoDigits
 from ..reproduce.config import ModelPlan, RunConfig
@@ -138,26 +144,27 @@ def table(tables: dict[str, pd.DataFrame], accuracy: dict[str, float] | None = N
     start, the random-logit SSIM, the cascade's SSIM with the last and with all layers
     randomised, the ground truth's mass accuracy and L1 between the two classes' maps,
     each with its 99 % bootstrap interval (``_low``, ``_high``), and ``mechanism``."""
-    parts = []
+    evidence = evidence_of(tables)          # each test's evidence, computed once
     csc = tables.get("csc", pd.DataFrame())
-    if not csc.empty:
-        parts.append(_evidence_columns(first_conv_evidence(csc), "csc_logits"))
-        mid = _mid_evidence(csc)
-        if not mid.empty:
-            parts.append(_evidence_columns(mid, "csc_mid"))
-    for name, prefix, stat, select in (
-            ("random_logit", "ssim_random_logit", "median", None),
-            ("sanity", "ssim_cascade_last", "median", "first"),
-            ("sanity", "ssim_cascade_all", "median", "last"),
-            ("two_digits", "mass_accuracy", "mean", "mass_accuracy"),
-            ("two_digits", "l1_class_diff", "mean", "l1_class_diff")):
-        df = tables.get(name, pd.DataFrame())
-        if not df.empty:
-            parts.append(_per_image(df, prefix, stat, select))
+    sanity = tables.get("sanity", pd.DataFrame())
+    truth = tables.get("two_digits", pd.DataFrame())
+    parts = {
+        "csc_logits": evidence.get("csc"),
+        "csc_mid": _mid_evidence(csc) if not csc.empty else None,
+        "ssim_random_logit": evidence.get("random_logit"),
+        "ssim_cascade_last": evidence.get("sanity"),
+        "ssim_cascade_all": None if sanity.empty else _intervals(
+            sanity, lambda g: g.loc[g["step"] == g["step"].max(), "score"], "median"),
+        "mass_accuracy": None if truth.empty else _intervals(
+            truth, lambda g: g["mass_accuracy"], "mean"),
+        "l1_class_diff": evidence.get("two_digits"),
+    }
+    parts = [_evidence_columns(ev, prefix) for prefix, ev in parts.items()
+             if ev is not None and not ev.empty]
     if not parts:
         return pd.DataFrame()
     out = pd.concat(parts, axis=1)
-    mech = mechanisms(tables)
+    mech = mechanisms(tables, evidence)
     if not mech.empty:
         out = out.join(mech, how="left")
     out = out.reset_index()
@@ -177,23 +184,12 @@ def _mid_evidence(csc: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames) if frames else pd.DataFrame()
 
 
-def _per_image(df: pd.DataFrame, prefix: str, stat: str, select) -> pd.DataFrame:
-    rows = []
-    for (model, method), g in df.groupby(["model", "method"], sort=False):
-        if select == "first":
-            v = g.loc[g["step"] == 1, "score"]
-        elif select == "last":
-            v = g.loc[g["step"] == g["step"].max(), "score"]
-        elif select == "l1_class_diff":
-            v = g.loc[g["side"] == 0, "l1_class_diff"]
-        elif select == "mass_accuracy":
-            v = g["mass_accuracy"]
-        else:
-            v = g["score"]
-        mid, lo, hi = interval(v, stat)
-        rows.append({"model": model, "method": method, prefix: mid, f"{prefix}_low": lo,
-                     f"{prefix}_high": hi})
-    return pd.DataFrame(rows).set_index(["model", "method"])
+def _intervals(df: pd.DataFrame, values, stat: str) -> pd.DataFrame:
+    """Per (model, method): the median (or mean) of ``values(group)`` with its interval,
+    in :func:`~liecheck.battery.mechanism.evidence_row`'s columns."""
+    return evidence_frame([evidence_row(model, method, *interval(values(g), stat))
+                           for (model, method), g in df.groupby(["model", "method"],
+                                                                sort=False)])
 
 
 def battery(models: str | Sequence[str] = "all", methods: str | Sequence[str] = ZOO_METHODS,
