@@ -49,8 +49,9 @@ class Insensitivity(FaithfulnessTest):
             b = [int(c) for c in logits.argsort(descending=True) if int(c) != a][0]
             r = ex.attribute(x.repeat(2, 1, 1, 1), m, target=torch.tensor([a, b]))
             h = prepare(r.cpu(), m)
-            l1 = float(l1_distance(h[:1], h[1:], flip=True)[0])
-            flipped = not torch.equal(align_sign(h[:1], h[1:]), h[1:].double())
+            hb = align_sign(h[:1], h[1:])           # the runner-up's map, turned to (c)
+            l1 = float(l1_distance(h[:1], hb)[0])    # = l1_distance(..., flip=True)
+            flipped = not torch.equal(hb, h[1:].double())
             ss = float(ssim_score(h[:1], h[1:])[0])
             df = pd.DataFrame([{"model": s.plan.name, "method": m.name,
                                 "image": s.images.names[0], "class_a": a, "class_b": b,

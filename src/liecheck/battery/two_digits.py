@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..groundtruth.benchmark import MEASURES, _maps, measure_maps
+from ..groundtruth.benchmark import MEASURES, _maps, measure_maps, summarize_measures
 from ..groundtruth.data import TwoDigits
 from ..store import unit_id
 from ..units import Unit, chunks
@@ -89,15 +89,9 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     """Per method of one model: each measure's mean over the explanations (L1: over the
     images) with its 99 % bootstrap interval, as :func:`liecheck.groundtruth.two_digits`
     gives them (for :func:`liecheck.groundtruth.plot_two_digits`)."""
-    rows = []
-    for method, g in df.groupby("method", sort=False):
-        row = {"method": method, "n_images": int(g["image"].nunique())}
-        for col in MEASURES:
-            v = g[col] if col != "l1_class_diff" else g.loc[g["side"] == 0, col]
-            mean, low, high = interval(v, "mean")
-            row.update({col: mean, f"{col}_low": low, f"{col}_high": high})
-        rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"method": method, "n_images": int(g["image"].nunique()),
+                          **summarize_measures(g, n_resamples=2000)}
+                         for method, g in df.groupby("method", sort=False)])
 
 
 def _figures(store) -> list:

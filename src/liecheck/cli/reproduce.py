@@ -139,12 +139,7 @@ def _reproduce(args) -> int:
     print()
     print(format_summary(summary_table(tables, images_by_model(m))))
     print(layers_note(tables))
-    for s in m.get("skipped", []):
-        print(f"skipped: {s}")
-    status = m.get("status", {})
-    if status.get("state") != "complete":
-        print(f"run {status.get('state')}: {status.get('missing')} planned units are missing "
-              "(see the report); rerun the same command to compute them")
+    print_skipped_and_state(m, " (see the report)")
     for name, info in m.get("models", {}).items():
         if "RANDOM" in (info.get("note") or ""):
             print(f"note: {name}: {info['note']}")
@@ -152,6 +147,17 @@ def _reproduce(args) -> int:
     if not args.no_report:
         print(f"report: {Path(m['report']).resolve()}")
     return 0
+
+
+def print_skipped_and_state(manifest: dict, where: str = "") -> None:
+    """What a run skipped, and, unless it is complete, how many units are missing and
+    that the same command computes them (``where``: where they are listed)."""
+    for s in manifest.get("skipped", []):
+        print(f"skipped: {s}")
+    status = manifest.get("status", {})
+    if status.get("state") != "complete":
+        print(f"run {status.get('state')}: {status.get('missing')} planned units are missing"
+              f"{where}; rerun the same command to compute them")
 
 
 def _report(args) -> int:

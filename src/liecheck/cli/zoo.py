@@ -36,6 +36,7 @@ def _zoo(args) -> int:
     from ..zoo.figures import plot_zoo
     from ..zoo.run import accuracies, table, zoo_config
     from .faithfulness import method_list
+    from .reproduce import print_skipped_and_state
 
     t0 = time.perf_counter()
     if args.n < 1:
@@ -56,12 +57,7 @@ def _zoo(args) -> int:
         print()
         print(format_verdicts(df))
     m = store.manifest()
-    for s in m.get("skipped", []):
-        print(f"skipped: {s}")
-    status = m.get("status", {})
-    if status.get("state") != "complete":
-        print(f"run {status.get('state')}: {status.get('missing')} planned units are missing; "
-              "rerun the same command to compute them")
+    print_skipped_and_state(m)
     print(f"\nwall time {time.perf_counter() - t0:.0f} s; table {out / 'zoo.csv'}, figure "
           f"{out / 'zoo.png'}")
     if not args.no_report and m.get("report"):

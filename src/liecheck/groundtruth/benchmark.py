@@ -130,6 +130,19 @@ def measure_maps(maps: torch.Tensor, n: int, method: str | None = None,
     return pd.DataFrame(cols)
 
 
+def summarize_measures(per: pd.DataFrame, confidence: float = 0.99,
+                       n_resamples: int = 10_000, seed: int = 0) -> dict:
+    """Each measure of :func:`measure_maps`' rows of one method: its mean over the
+    explanations (L1: over the images, one value each) and ``<measure>_low``,
+    ``<measure>_high``, its percentile bootstrap interval."""
+    out = {}
+    for col in MEASURES:
+        v = per[col] if col != "l1_class_diff" else per.loc[per["side"] == 0, col]
+        mean, low, high = bootstrap_mean(v.to_numpy(), confidence, n_resamples, seed)
+        out.update({col: mean, f"{col}_low": low, f"{col}_high": high})
+    return out
+
+
 def two_digits(methods: str | Sequence[str] = "all", n: int = 100, seed: int = 0,
                model: nn.Module | None = None, data: TwoDigits | None = None,
                correct_only: bool = True, raw: bool = False, confidence: float = 0.99,
@@ -193,10 +206,7 @@ def two_digits(methods: str | Sequence[str] = "all", n: int = 100, seed: int = 0
         items.append(per)
         row = {"method": name, "n_images": len(data),
                "n_no_positive": int(per["mass_accuracy"].isna().sum())}
-        for col in MEASURES:
-            v = per[col] if col != "l1_class_diff" else per.loc[per.side == 0, col]
-            mean, low, high = bootstrap_mean(v.to_numpy(), confidence, n_resamples, seed)
-            row.update({col: mean, f"{col}_low": low, f"{col}_high": high})
+        row.update(summarize_measures(per, confidence, n_resamples, seed))
         rows.append(row)
     summary = pd.DataFrame(rows)
     summary.attrs.update(model_accuracy=info.get("test_accuracy"), n_drawn=n_drawn,
