@@ -304,10 +304,8 @@ def pool_values(pooled: dict[tuple[str, str], list[np.ndarray]], start: str,
         if r not in out:
             continue
         rr = _as_channels(out[r], n_vectors, (channels or {}).get(r, 1))
-        per = [(1.0 - abs_cos(rr[i])).flatten().float().cpu().numpy()
-               for i in range(rr.shape[0])]
-        d = np.concatenate(per)
-        vals.append(d[~np.isnan(d)])
-        meds = pooled.setdefault((start, r, "median"), [])
-        meds.append(np.array([np.median(v[~np.isnan(v)]) if (~np.isnan(v)).any() else np.nan
-                              for v in per], dtype=np.float64))
+        per = [v[~np.isnan(v)] for v in ((1.0 - abs_cos(rr[i])).flatten().float().cpu().numpy()
+                                          for i in range(rr.shape[0]))]
+        vals.append(np.concatenate(per))
+        pooled.setdefault((start, r, "median"), []).append(
+            np.array([np.median(v) if v.size else np.nan for v in per], dtype=np.float64))
