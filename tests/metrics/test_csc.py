@@ -232,3 +232,22 @@ def test_inputs_that_require_grad_give_the_same_numbers():
                                   liecheck.sanity(net, xg, "gradient_x_input"))
     pd.testing.assert_frame_equal(liecheck.random_logit(net, x, "gradient_x_input"),
                                   liecheck.random_logit(net, xg, "gradient_x_input"))
+
+
+def test_the_interval_over_images_rests_on_each_images_median():
+    """Issue 24: ``median_images`` is the median over images of each image's median |cos|
+    (the raw values are pooled image by image, the same number per image), and its
+    bootstrap interval (``median_low``, ``median_high``) is that of those medians."""
+    from liecheck.metrics.stats import bootstrap_median
+
+    model = cifar_net()
+    x = torch.randn(5, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    df, raw = liecheck.csc(model, x, "lrp_z", start="relu3", n_vectors=3, raw=True)
+    for _, row in df.iterrows():
+        per_image = raw[(row["start"], row["layer"])].reshape(5, -1)   # no NaN here
+        meds = np.median(1.0 - per_image, axis=1)
+        mid, low, high = bootstrap_median(meds, 0.99, 2000, 0)
+        assert abs(row["median_images"] - (1.0 - mid)) < 1e-6
+        assert abs(row["median_low"] - (1.0 - high)) < 1e-6
+        assert abs(row["median_high"] - (1.0 - low)) < 1e-6
+        assert row["median_low"] <= row["median_images"] <= row["median_high"]

@@ -143,3 +143,17 @@ def test_batchnorm_recalibration_is_the_average_over_the_training_batches():
     assert torch.allclose(bn.running_mean, expected, atol=1e-5)
     assert bn.momentum == 3e-4 and not model.training
     assert zoo.FAMILIES["mnasnet"].recalibrate_bn and "bnrecal" in zoo.checkpoint("mnasnet").name
+
+
+def test_a_model_that_recognises_nothing_is_measured_on_the_first_images_and_says_so():
+    from liecheck.zoo.run import recognised
+
+    class Fixed(torch.nn.Module):          # always ranks classes 9 and 8 first
+        def forward(self, x):
+            return torch.arange(10.0).expand(len(x), 10)
+
+    drawn = zoo.zoo_images(8, 64, "test", seed=0)
+    assert not any(set(map(int, p)) == {8, 9} for p in drawn.labels)   # the seed's draw
+    data, n_drawn, found = recognised(Fixed(), 64, 2, seed=0, trained=True)
+    assert (n_drawn, found, len(data)) == (8, 0, 2)
+    assert torch.equal(data.x, drawn.x[:2])

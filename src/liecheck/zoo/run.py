@@ -73,23 +73,25 @@ def zoo_config(models: str | Sequence[str] = "all", methods: str | Sequence[str]
 
 
 def recognised(model: torch.nn.Module, size: int, n: int, seed: int, trained: bool
-               ) -> tuple[TwoDigits, int]:
+               ) -> tuple[TwoDigits, int, int]:
     """``n`` test images whose two largest logits are the two digits' classes (all drawn
-    images for an untrained model), and how many were drawn for them. A model that
-    recognises none of ``4 n`` drawn images is measured on the first ``n`` (the run's
-    notes give its accuracy; its ground truth then says little)."""
+    images for an untrained model), how many were drawn for them and how many of those
+    the model recognises. A model that recognises none of ``4 n`` drawn images is
+    measured on the first ``n`` (:func:`zoo_subject` notes it: its ground truth then
+    says little)."""
     draw = n if not trained else 4 * n
     data = zoo_images(draw, size, "test", seed)
     if not trained:
-        return data, draw
+        return data, draw, draw
     with torch.no_grad():
         top2 = model(data.x).topk(2, dim=1).indices.sort(1).values
     keep = torch.nonzero((top2 == data.labels.sort(1).values).all(1))[:, 0][:n]
-    if len(keep) == 0:          # an untrainable family: measured, and said so by the notes
+    found = len(keep)
+    if found == 0:              # an untrainable family: measured all the same, and noted
         keep = torch.arange(n)
     idx = keep.numpy()
     return TwoDigits(data.x[keep], data.labels[keep], data.source[idx], data.mean,
-                     data.std), draw
+                     data.std), draw, found
 
 
 def _usable(model, x, methods) -> tuple[list, list[str]]:
@@ -115,9 +117,13 @@ def zoo_subject(plan: ModelPlan, seed: int, device: str) -> Subject:
     trained = plan.weights == "zoo"
     model, info = load_family(plan.name, seed, trained=trained)
     fam = check_family(plan.name)
-    data, drawn = recognised(model, fam.size, plan.n, seed, trained)
-    notes = ([f"{plan.name}: {len(data)} of {drawn} drawn test images recognised, fewer "
-              f"than n={plan.n}"] if len(data) < plan.n else [])
+    data, drawn, found = recognised(model, fam.size, plan.n, seed, trained)
+    notes = ([f"{plan.name}: {found} of {drawn} drawn test images recognised, fewer "
+              f"than n={plan.n}"] if found < min(plan.n, drawn) else [])
+    if found == 0:
+        notes.append(f"{plan.name}: the model recognises none of {drawn} drawn test images "
+                     f"(test accuracy {info.get('test_accuracy')}); measured on the first "
+                     f"{len(data)} anyway, so its ground truth says little")
     images = ImageSet(data.x, [f"pair{i:03d}" for i in range(len(data))],
                       [int(c) for c in data.labels[:, 0]], list(data.raw()))
     methods, more = applicable_methods(plan, model, images)
